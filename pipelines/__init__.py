@@ -1,0 +1,1 @@
+"""Prefect flows that run the DVC pipeline (dvc.yaml stays the one description of the DAG)."""

@@ -1,0 +1,178 @@
+"""Prefect flow that rebuilds the DVC pipeline, one Prefect task per DVC stage instance.
+
+Design (DVC cannot run two stages at once in one workspace: "Unable to acquire lock"):
+- DVC owns caching. Each task first asks `dvc status <stage>`; an up-to-date stage is skipped.
+- Stage commands run concurrently as plain subprocesses (their outputs are written atomically);
+  only DVC's own bookkeeping (`dvc status`, `dvc commit`) is serialised under a one-slot Prefect
+  global concurrency limit, so after the flow `dvc repro` is a no-op.
+- Stages marked `meta: {gpu: true}` in dvc.yaml also hold a slot of the `gpu` limit (one slot per GPU);
+  inside, motion.device.exclusive_gpu gives each process its own GPU.
+- Prefect result caching is off for these tasks: DVC decides what reruns.
+
+Run:  python -m pipelines.flow [--target STAGE ...] [--gpu-slots N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+
+from pipelines.dag import StageNode, load_dag
+
+DVC_LIMIT = "dvc-bookkeeping"
+GPU_LIMIT = "gpu"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run a DVC command in the workspace (same Python environment as the flow)."""
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def ensure_limits(gpu_slots: int) -> None:
+    """Create (or resize) the global concurrency limits the flow relies on."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name=DVC_LIMIT, limit=1)
+        client.upsert_global_concurrency_limit_by_name(name=GPU_LIMIT, limit=max(1, gpu_slots))
+
+
+def count_gpus() -> int:
+    """GPUs torch can see on this machine (0 without CUDA)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - a broken CUDA install means no GPU for scheduling
+        return 0
+
+
+def stage_is_up_to_date(name: str, cwd: Path) -> bool:
+    """Ask DVC whether a stage's deps, params and outs all match dvc.lock."""
+    result = _dvc("status", "--json", name, cwd=cwd)
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc status {name} failed: {result.stderr.strip().splitlines()[-1:]}")
+    import json
+
+    return json.loads(result.stdout or "{}") == {}
+
+
+def _stream(cmd: str, cwd: Path, env: dict[str, str], logger) -> tuple[int, str]:
+    """Run a shell command, sending each output line (tqdm's carriage returns too) to the Prefect log.
+
+    Returns the exit code and the last line printed (a failing stage's one-line error)."""
+    proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    last = ""
+    buffer = b""
+    while chunk := proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096):
+        buffer += chunk
+        *lines, buffer = re.split(rb"[\r\n]", buffer)
+        for raw in lines:
+            line = raw.decode(errors="replace").rstrip()
+            if line and line != last:
+                logger.info(line)
+                last = line
+    if buffer.strip():
+        last = buffer.decode(errors="replace").rstrip()
+        logger.info(last)
+    return proc.wait(), last
+
+
+def publish_artifacts(node: StageNode, cwd: Path) -> None:
+    """Markdown reports become Prefect markdown artifacts; videos and plots become links."""
+    for out in node.outs:
+        root = cwd / out
+        if not root.is_dir():
+            continue
+        for report in sorted(root.rglob("*.md")):
+            key = re.sub(r"[^a-z0-9-]", "-", f"{node.name}-{report.stem}".lower())[:100]
+            create_markdown_artifact(report.read_text(encoding="utf-8"), key=key, description=str(report.relative_to(cwd)))
+        for media in sorted([*root.rglob("*.mp4"), *root.rglob("*.png")])[:50]:
+            key = re.sub(r"[^a-z0-9-]", "-", f"{node.name}-{media.stem}".lower())[:100]
+            create_link_artifact(media.resolve().as_uri(), link_text=str(media.relative_to(cwd)), key=key)
+
+
+@task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, log_prints=True)
+def run_stage(node: StageNode, workspace: str) -> str:
+    """Run one DVC stage instance unless DVC says it is up to date; then record it in dvc.lock."""
+    logger = get_run_logger()
+    cwd = Path(workspace)
+    with concurrency(DVC_LIMIT, occupy=1):
+        if stage_is_up_to_date(node.name, cwd):
+            logger.info("%s is up to date in DVC; skipped", node.name)
+            return "skipped"
+    logger.info("running %s: %s", node.name, node.cmd)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if node.gpu:
+        with concurrency(GPU_LIMIT, occupy=1):
+            code, last_line = _stream(node.cmd, cwd, env, logger)
+    else:
+        code, last_line = _stream(node.cmd, cwd, env, logger)
+    if code != 0:
+        raise RuntimeError(f"stage {node.name} failed (exit {code}): {last_line} (outputs and dvc.lock unchanged)")
+    with concurrency(DVC_LIMIT, occupy=1):
+        result = _dvc("commit", "--force", node.name, cwd=cwd)
+        if result.returncode != 0:
+            raise RuntimeError(f"dvc commit {node.name} failed: {result.stderr.strip()}")
+    publish_artifacts(node, cwd)
+    return "ran"
+
+
+@flow(name="lgtm-pipeline", log_prints=True)
+def rebuild(workspace: str = str(REPO_ROOT), targets: list[str] | None = None, gpu_slots: int | None = None) -> dict[str, str]:
+    """Rebuild the DVC pipeline: stages in dependency order, independent ones concurrently."""
+    logger = get_run_logger()
+    ensure_limits(count_gpus() if gpu_slots is None else gpu_slots)
+    nodes = load_dag(workspace)
+    if targets:
+        wanted = _with_upstream(nodes, targets)
+        nodes = [n for n in nodes if n.name in wanted]
+    futures = {}
+    for node in nodes:
+        waits = [futures[u] for u in node.upstream if u in futures]
+        futures[node.name] = run_stage.with_options(
+            task_run_name=f"{node.name}", tags=["gpu"] if node.gpu else []
+        ).submit(node, workspace, wait_for=waits)
+    results = {name: fut.result() for name, fut in futures.items()}
+    logger.info("stages: %s", results)
+    return results
+
+
+def _with_upstream(nodes: list[StageNode], targets: list[str]) -> set[str]:
+    """The target stages (a foreach name selects all its items) and everything upstream of them."""
+    by_name = {n.name: n for n in nodes}
+    todo = [n.name for n in nodes if n.name in targets or n.name.split("@")[0] in targets]
+    if not todo:
+        raise SystemExit(f"no stage named {targets} in dvc.yaml; stages: {sorted(by_name)}")
+    keep: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(by_name[name].upstream)
+    return keep
+
+
+def main() -> None:
+    """Command line: run the flow against the configured Prefect API (or an ephemeral one)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", action="append", help="stage to build with its upstream (repeatable)")
+    parser.add_argument("--gpu-slots", type=int, default=None, help="GPU slots (default: GPUs torch sees)")
+    parser.add_argument("--workspace", default=str(REPO_ROOT))
+    args = parser.parse_args()
+    rebuild(workspace=args.workspace, targets=args.target, gpu_slots=args.gpu_slots)
+
+
+if __name__ == "__main__":
+    main()
