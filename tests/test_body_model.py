@@ -1,0 +1,142 @@
+"""Body models: the built-in skeleton and SMPL+H through the real smplx forward pass.
+
+SMPL+H files are licence-gated, so the tests write a random but well-formed SMPL+H model file
+(the layout of AMASS's extended SMPL+H ``model.npz``) and check smplx's joints against our own FK.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motion.body_model import (BuiltinSkeleton, SmplhBodyModel, body_scale, load_smplh_data, make_body_model,
+                               smplh_model_path)
+from motion.errors import DataError
+from motion.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.skeleton import PARENTS, TARGET_OFFSETS
+
+NUM_VERTICES = 6890  # smplx picks extra joints at fixed SMPL-H vertex ids, so the mesh needs this size
+NUM_SMPLH_JOINTS = 52
+
+
+def smplh_parents() -> np.ndarray:
+    """Parents of SMPL+H's 52 joints: the 22 body joints, then 15 per hand (5 fingers x 3)."""
+    parents = list(PARENTS)
+    for wrist in (20, 21):
+        for _ in range(5):
+            parents += [wrist, len(parents), len(parents) + 1]
+    return np.array(parents)
+
+
+def write_smplh_model(path: Path, seed: int = 0, with_hands: bool = False) -> Path:
+    """Write a random, valid SMPL+H model .npz (rest joints on the built-in skeleton, y-up)."""
+    rng = np.random.default_rng(seed)
+    parents = smplh_parents()
+    offsets = np.concatenate([TARGET_OFFSETS, np.tile([[0.03, 0.0, 0.0]], (30, 1))]).astype(np.float64)
+    offsets[37:] *= -1  # right-hand fingers point to -x
+    rest = np.zeros((NUM_SMPLH_JOINTS, 3))
+    for j in range(1, NUM_SMPLH_JOINTS):
+        rest[j] = rest[parents[j]] + offsets[j]
+    owner = np.minimum(np.arange(NUM_VERTICES) // (NUM_VERTICES // NUM_SMPLH_JOINTS), NUM_SMPLH_JOINTS - 1)
+    v_template = rest[owner] + rng.normal(scale=0.03, size=(NUM_VERTICES, 3))
+    one_hot = np.eye(NUM_SMPLH_JOINTS)[owner]  # (V, 52)
+    data = {
+        "v_template": v_template,
+        "f": rng.integers(0, NUM_VERTICES, size=(13776, 3)).astype(np.uint32),
+        "J_regressor": (one_hot / one_hot.sum(0)).T,  # each joint = mean of its vertices
+        "weights": one_hot,
+        "kintree_table": np.stack([np.where(parents < 0, 2**32 - 1, parents), np.arange(NUM_SMPLH_JOINTS)]).astype(np.int64),
+        "shapedirs": rng.normal(scale=0.01, size=(NUM_VERTICES, 3, 16)),
+        "posedirs": rng.normal(scale=1e-3, size=(NUM_VERTICES, 3, (NUM_SMPLH_JOINTS - 1) * 9)).astype(np.float32),
+    }
+    if with_hands:
+        for side in ("l", "r"):
+            data[f"hands_components{side}"] = np.linalg.qr(rng.normal(size=(45, 45)))[0]
+            data[f"hands_mean{side}"] = rng.normal(scale=0.1, size=45)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **data)
+    return path
+
+
+def expected_joints(model_file: Path, poses: np.ndarray, trans: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """SMPL+H body joints by our own FK on the model's shaped rest joints (what smplx must match)."""
+    with np.load(model_file) as m:
+        shaped = m["v_template"] + m["shapedirs"][:, :, :10] @ betas[:10]
+        rest = m["J_regressor"] @ shaped
+    offsets = rest[:22].copy()
+    offsets[1:] -= rest[list(PARENTS[1:])]
+    rotations = axis_angle_to_matrix(poses[:, :66].reshape(-1, 22, 3))
+    return forward_kinematics(rotations, trans, offsets)
+
+
+@pytest.fixture(scope="module")
+def smplh_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """AMASS layout (male/model.npz, no hand PCA keys) plus smplx naming (SMPLH_FEMALE.npz, with them)."""
+    root = tmp_path_factory.mktemp("smplh")
+    write_smplh_model(root / "male" / "model.npz", seed=1)
+    write_smplh_model(root / "SMPLH_FEMALE.npz", seed=2, with_hands=True)
+    return root
+
+
+def random_motion(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AMASS-like poses (T, 156), trans (T, 3), betas (16,)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=0.4, size=(frames, 156)), rng.normal(size=(frames, 3)), rng.normal(size=16)
+
+
+@pytest.mark.parametrize("gender", ["male", "female"])
+def test_smplh_joints_match_forward_kinematics(smplh_dir: Path, gender: str) -> None:
+    poses, trans, betas = random_motion(37, seed=3)
+    model = SmplhBodyModel(smplh_dir, device="cpu", batch_frames=16)  # 3 batches
+    joints = model.joints(poses, trans, betas, gender)
+    assert joints.shape == (37, 22, 3)
+    expected = expected_joints(smplh_model_path(smplh_dir, gender), poses, trans, betas)
+    np.testing.assert_allclose(joints, expected, atol=2e-5)
+
+
+def test_smplh_uses_first_ten_betas_and_ignores_hands(smplh_dir: Path) -> None:
+    poses, trans, betas = random_motion(5, seed=4)
+    model = SmplhBodyModel(smplh_dir, device="cpu")
+    base = model.joints(poses, trans, betas, "male")
+    other = betas.copy()
+    other[10:] += 5.0
+    hands = poses.copy()
+    hands[:, 66:] += 1.0
+    np.testing.assert_allclose(model.joints(poses, trans, other, "male"), base, atol=1e-6)
+    np.testing.assert_allclose(model.joints(hands, trans, betas, "male"), base, atol=1e-6)
+    other[0] += 5.0
+    assert np.abs(model.joints(poses, trans, other, "male") - base).max() > 1e-3
+
+
+def test_missing_smplh_file_names_path_and_site(smplh_dir: Path, tmp_path: Path) -> None:
+    model = SmplhBodyModel(smplh_dir)
+    model.check(["male", "female"])
+    with pytest.raises(DataError, match=r"neutral/model\.npz.*mano\.is\.tue\.mpg\.de"):
+        model.check(["neutral"])
+    with pytest.raises(DataError, match="smplh_dir"):
+        make_body_model("smplh", "").check(["male"])
+    with pytest.raises(DataError, match="body_model"):
+        make_body_model("smpl")
+
+
+def test_bad_smplh_file(tmp_path: Path) -> None:
+    path = tmp_path / "male" / "model.npz"
+    path.parent.mkdir()
+    np.savez(path, v_template=np.zeros((10, 3)))
+    with pytest.raises(DataError, match="not an SMPL\\+H model file"):
+        load_smplh_data(path)
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_smplh_data(path)
+
+
+def test_builtin_skeleton_rest_pose_and_batches() -> None:
+    model = BuiltinSkeleton(batch_frames=4)
+    poses, trans, betas = random_motion(10, seed=5)
+    joints = model.joints(poses, trans, betas, "female")
+    offsets = TARGET_OFFSETS * body_scale(betas)
+    np.testing.assert_allclose(joints, forward_kinematics(axis_angle_to_matrix(poses[:, :66].reshape(-1, 22, 3)),
+                                                          trans, offsets), atol=1e-12)
+    rest = model.joints(np.zeros((1, 156)), np.zeros((1, 3)), betas, "male")[0]
+    assert rest[15, 1] > rest[0, 1] > rest[7, 1]  # head above pelvis above ankle (y-up rest pose)
