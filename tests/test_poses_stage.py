@@ -1,0 +1,197 @@
+"""The poses stage end to end on a tiny generated AMASS tree, index.csv and captions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from motion.amass import load_amass
+from motion.body_model import BuiltinSkeleton
+from motion.captions import mirror_part_annotation
+from motion.conventions import amass_to_pose_data
+from motion.parts import PART_NAMES
+from motion.skeleton import mirror_joints
+from stages import poses as stage
+from tests.test_amass import write_amass_npz
+from tests.test_body_model import write_smplh_model
+
+REPO = Path(__file__).resolve().parents[1]
+INDEX_HEADER = "source_path,start_frame,end_frame,new_name\n"
+ROWS = [
+    "./pose_data/CMU/01/01_01_poses.npy,0,60,000000.npy",
+    "./pose_data/CMU/01/01_01_poses.npy,10,-1,000001.npy",
+    "./pose_data/CMU/01/01_01_poses.npy,0,20,000002.npy",  # 20 frames < min_frames: skipped
+    "./pose_data/BioMotionLab_NTroje/rub001/0000_walk_poses.npy,5,85,000003.npy",  # stored as BMLrub
+    "./pose_data/MPI_HDM05/bk/HDM_bk_01_poses.npy,0,100,000004.npy",  # stored as HDM05; 60 frames trimmed
+    "./pose_data/humanact12/humanact12/P01.npy,0,-1,000005.npy",  # HumanAct12 pose_data, used whole
+]
+
+
+def part(action: str, text: str) -> dict[str, str]:
+    return {"action": action, "text": text}
+
+
+def make_dataset(root: Path, rows: list[str] = ROWS) -> dict[str, Path]:
+    """AMASS tree, annotations (index.csv, texts, part_texts.json) and a params file under ``root``."""
+    amass, annotations = root / "amass", root / "annotations"
+    write_amass_npz(amass / "CMU" / "01" / "01_01_poses.npz", frames=600, fps=120.0, gender="male", seed=1)
+    write_amass_npz(amass / "BMLrub" / "rub001" / "0000_walk_poses.npz", frames=300, fps=60.0, gender="female", seed=2)
+    write_amass_npz(amass / "HDM05" / "bk" / "HDM_bk_01_poses.npz", frames=1200, fps=120.0, seed=3)
+    (amass / "CMU" / "01" / "shape.npz").write_bytes(b"not referenced, ignored")
+    (amass / "humanact12" / "humanact12").mkdir(parents=True)
+    np.save(amass / "humanact12" / "humanact12" / "P01.npy", np.random.default_rng(4).normal(size=(50, 24, 3)))
+    (annotations / "texts").mkdir(parents=True)
+    (annotations / "index.csv").write_text(INDEX_HEADER + "\n".join(rows) + "\n")
+    for i in range(6):
+        (annotations / "texts" / f"00000{i}.txt").write_text(
+            f"a person raises the left arm {i}#a/DET person/NOUN#0.0#0.0\nsomeone turns right#someone/PRON#0.5#2.0\n")
+    (annotations / "texts" / "M000001.txt").write_text("a caption written for the mirror#a/DET#0.0#0.0\n")
+    annotation = {"left_arm": part("raise", "raises the left arm"), "torso": part("turn", "turns right")}
+    part_texts = {"000000_0": annotation, "000003_1": annotation,
+                  "M000003_1": {p: part("given", "given mirror") for p in PART_NAMES}, "999999_0": annotation}
+    (annotations / "part_texts.json").write_text(json.dumps(part_texts))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"].update(amass=str(amass), annotations=str(annotations), poses=str(root / "poses"))
+    params["poses"].update(body_model="builtin", min_frames=40, on_missing="error", on_invalid="error")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return {"amass": amass, "annotations": annotations, "poses": root / "poses", "params": root / "params.yaml"}
+
+
+def run_stage(monkeypatch: pytest.MonkeyPatch, params: Path, **poses: object) -> None:
+    """Run ``python -m stages.poses`` in-process with a private params file."""
+    if poses:
+        data = yaml.safe_load(params.read_text())
+        data["poses"].update(poses)
+        params.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("LGTM_PARAMS", str(params))
+    stage.main()
+
+
+def builtin_pose_data(path: Path) -> np.ndarray:
+    sequence = load_amass(path)
+    step = int(sequence.fps / 20)
+    return amass_to_pose_data(BuiltinSkeleton().joints(sequence.poses[::step], sequence.trans[::step],
+                                                       sequence.betas, sequence.gender))
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> dict[str, Path]:
+    return make_dataset(tmp_path)
+
+
+def test_stage_outputs(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    run_stage(monkeypatch, dataset["params"])
+    out = dataset["poses"]
+    ids = ["000000", "000001", "000003", "000004", "000005"]
+    assert sorted(p.stem for p in (out / "joints").glob("*.npy")) == sorted(ids + ["M" + i for i in ids])
+
+    cmu = builtin_pose_data(dataset["amass"] / "CMU" / "01" / "01_01_poses.npz")  # 600 @ 120 fps -> 100 frames
+    assert cmu.shape == (100, 22, 3)
+    clip = np.load(out / "joints" / "000001.npy")
+    assert clip.dtype == np.float32 and clip.shape == (90, 22, 3)
+    expected = cmu[10:].copy()
+    expected[..., 0] *= -1
+    np.testing.assert_allclose(clip, expected, atol=1e-5)
+    np.testing.assert_array_equal(np.load(out / "joints" / "M000001.npy"), mirror_joints(clip))
+    assert np.load(out / "joints" / "000000.npy").shape == (60, 22, 3)
+    assert np.load(out / "joints" / "000003.npy").shape == (80, 22, 3)  # BMLrub alias, 60 fps -> every 3rd frame
+    hdm = builtin_pose_data(dataset["amass"] / "HDM05" / "bk" / "HDM_bk_01_poses.npz")
+    np.testing.assert_allclose(np.load(out / "joints" / "000004.npy")[:, :, 1], hdm[60:160, :, 1], atol=1e-5)
+    act = np.load(dataset["amass"] / "humanact12" / "humanact12" / "P01.npy")[:, :22]
+    np.testing.assert_allclose(np.load(out / "joints" / "000005.npy"), act, atol=1e-6)  # whole, x kept
+
+    assert (out / "texts" / "M000000.txt").read_text().splitlines() == [
+        "a person raises the right arm 0#a/DET person/NOUN#0.0#0.0", "someone turns left#someone/PRON#0.5#2.0"]
+    assert (out / "texts" / "M000001.txt").read_text() == "a caption written for the mirror#a/DET#0.0#0.0\n"
+    assert not (out / "texts" / "000002.txt").exists()
+
+    part_texts = json.loads((out / "part_texts.json").read_text())
+    assert sorted(part_texts) == ["000000_0", "000003_1", "M000000_0", "M000003_1"]
+    assert part_texts["M000000_0"] == mirror_part_annotation(part_texts["000000_0"])
+    assert part_texts["M000000_0"]["right_arm"] == part("raise", "raises the right arm")
+    assert part_texts["M000003_1"]["head"] == part("given", "given mirror")
+
+    clips = pd.read_parquet(out / "clips.parquet")
+    assert list(clips.columns) == ["id", "source_path", "start_frame", "end_frame", "frames", "mirrored", "num_captions"]
+    assert list(clips["id"]) == sorted(ids + ["M" + i for i in ids])
+    row = clips.set_index("id").loc["M000001"]
+    assert bool(row["mirrored"]) and row["frames"] == 90 and row["num_captions"] == 1 and row["end_frame"] == -1
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["clips_written"] == 5 and report["mirrored_written"] == 5 and report["source_files"] == 4
+    assert report["skipped"] == {"missing_file": 0, "invalid_file": 0, "missing_text": 0, "too_short": 1}
+    assert report["skipped_ids"]["too_short"] == ["000002"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_rerun_is_byte_identical(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    run_stage(monkeypatch, dataset["params"])
+    first = {p.relative_to(dataset["poses"]): p.read_bytes() for p in dataset["poses"].rglob("*") if p.is_file()}
+    run_stage(monkeypatch, dataset["params"])
+    second = {p.relative_to(dataset["poses"]): p.read_bytes() for p in dataset["poses"].rglob("*") if p.is_file()}
+    assert first == second
+
+
+def test_missing_file_errors_or_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    paths = make_dataset(tmp_path, ROWS + ["./pose_data/SSM_synced/20160330/punch_poses.npy,0,50,000006.npy"])
+    (paths["annotations"] / "texts" / "000006.txt").write_text("a person punches#a/DET#0.0#0.0\n")
+    with pytest.raises(SystemExit) as info:
+        run_stage(monkeypatch, paths["params"])
+    message = str(info.value)
+    assert "SSM_synced/20160330/punch_poses.npz" in message and "SSM/20160330/punch_poses.npz" in message
+    assert "SMPL+H G" in message and "on_missing: skip" in message and "\n" not in message
+    assert not paths["poses"].exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+    run_stage(monkeypatch, paths["params"], on_missing="skip")
+    report = json.loads((paths["poses"] / "report.json").read_text())
+    assert report["skipped"]["missing_file"] == 1 and report["skipped_ids"]["missing_file"] == ["000006"]
+    assert report["clips_written"] == 5
+
+
+def test_invalid_file_leaves_old_output_untouched(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    run_stage(monkeypatch, dataset["params"])
+    before = (dataset["poses"] / "report.json").read_bytes()
+    poses = np.zeros((300, 156))
+    poses[100, 10] = np.inf  # only found when the poses are read, after the preflight
+    write_amass_npz(dataset["amass"] / "BMLrub" / "rub001" / "0000_walk_poses.npz", frames=300, fps=60.0, poses=poses)
+    with pytest.raises(SystemExit, match="0000_walk_poses.npz: poses holds NaN or inf"):
+        run_stage(monkeypatch, dataset["params"])
+    assert (dataset["poses"] / "report.json").read_bytes() == before
+    assert not [p for p in dataset["poses"].parent.iterdir() if p.name.startswith(".")]
+
+    run_stage(monkeypatch, dataset["params"], on_invalid="skip")
+    report = json.loads((dataset["poses"] / "report.json").read_text())
+    assert report["skipped_ids"]["invalid_file"] == ["000003"] and report["clips_written"] == 4
+
+
+def test_smplx_archive_and_missing_caption(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    source = dataset["amass"] / "BMLrub" / "rub001" / "0000_walk_poses.npz"
+    source.rename(source.with_name("0000_walk_stageii.npz"))
+    with pytest.raises(SystemExit, match="SMPL-X .*'SMPL\\+H G' archive of BioMotionLab_NTroje"):
+        run_stage(monkeypatch, dataset["params"])
+    source.with_name("0000_walk_stageii.npz").rename(source)
+    (dataset["annotations"] / "texts" / "000004.txt").unlink()
+    with pytest.raises(SystemExit, match="000004.txt: caption file is missing"):
+        run_stage(monkeypatch, dataset["params"])
+    run_stage(monkeypatch, dataset["params"], on_missing="skip")
+    report = json.loads((dataset["poses"] / "report.json").read_text())
+    assert report["skipped_ids"]["missing_text"] == ["000004"]
+
+
+def test_stage_with_smplh_body_model(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    smplh = tmp_path / "smplh"
+    with pytest.raises(SystemExit, match=r"male/model\.npz: SMPL\+H body model file \(female\) is missing|"
+                                         r"female/model\.npz: SMPL\+H body model file \(female\) is missing"):
+        run_stage(monkeypatch, dataset["params"], body_model="smplh", smplh_dir=str(smplh), device="cpu")
+    assert not dataset["poses"].exists()
+    write_smplh_model(smplh / "male" / "model.npz", seed=1)
+    write_smplh_model(smplh / "female" / "model.npz", seed=2)
+    run_stage(monkeypatch, dataset["params"])
+    report = json.loads((dataset["poses"] / "report.json").read_text())
+    assert report["body_model"] == "smplh" and report["clips_written"] == 5
+    assert np.load(dataset["poses"] / "joints" / "000003.npy").shape == (80, 22, 3)
