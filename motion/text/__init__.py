@@ -1,0 +1,1 @@
+"""Part-level text: splitting captions into six body-part texts and embedding texts."""
