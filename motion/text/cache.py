@@ -1,0 +1,113 @@
+"""Persistent caches that let text stages rerun for free and resume after an interruption.
+
+``JsonCache``: an append-only JSON-lines file of ``{"key": ..., "value": ...}`` records, flushed
+after every record, so a run killed half-way keeps everything it finished (a torn last line is
+ignored). ``ArrayCache``: a folder of ``.npz`` shards mapping texts to a token matrix and a sentence
+vector; every run that computes something new adds one shard, written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from motion.io import atomic_path
+
+
+def cache_key(*parts: Any) -> str:
+    """A stable hex digest of the JSON form of ``parts`` (e.g. backend, model, prompt version, caption)."""
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+class JsonCache:
+    """Key -> JSON value store backed by an append-only JSON-lines file; safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._data: dict[str, Any] = {}
+        if self.path.is_file():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                        self._data[record["key"]] = record["value"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        continue  # a torn line from an interrupted run
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The cached value for ``key`` or ``default``."""
+        return self._data.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` and append it to the file at once (flushed and synced)."""
+        line = json.dumps({"key": key, "value": value}, ensure_ascii=False, sort_keys=True) + "\n"
+        with self._lock:
+            self._data[key] = value
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                if f.tell() > 0 and not self._ends_with_newline():
+                    f.write("\n")  # isolate a torn line left by a killed run
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+
+class ArrayCache:
+    """Text -> (tokens (L, D) float16, sentence (D_s,) float32) store kept as ``.npz`` shards in a folder."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._tokens: dict[str, np.ndarray] = {}
+        self._sentences: dict[str, np.ndarray] = {}
+        for shard in sorted(self.folder.glob("shard-*.npz")):
+            with np.load(shard, allow_pickle=False) as z:
+                texts = [str(t) for t in z["texts"]]
+                offsets, tokens, sentences = z["offsets"], z["tokens"], z["sentences"]
+            for i, text in enumerate(texts):
+                self._tokens[text] = tokens[offsets[i]:offsets[i + 1]]
+                self._sentences[text] = sentences[i]
+
+    def __contains__(self, text: str) -> bool:
+        return text in self._tokens
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def get(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The cached (tokens, sentence) of ``text``; KeyError when absent."""
+        return self._tokens[text], self._sentences[text]
+
+    def add(self, texts: list[str], tokens: list[np.ndarray], sentences: np.ndarray) -> None:
+        """Store new texts and write them as one more shard (atomically)."""
+        if not texts:
+            return
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(t) for t in tokens])
+        flat = np.concatenate(tokens).astype(np.float16)
+        sentences = np.asarray(sentences, dtype=np.float32)
+        index = len(list(self.folder.glob("shard-*.npz")))
+        name = f"shard-{index:05d}-{cache_key(texts)[:12]}.npz"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.folder / name) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, texts=np.array(texts, dtype=np.str_), offsets=offsets, tokens=flat, sentences=sentences)
+        for i, text in enumerate(texts):
+            self._tokens[text] = flat[offsets[i]:offsets[i + 1]]
+            self._sentences[text] = sentences[i]

@@ -1,0 +1,156 @@
+"""The LLM backend against a scripted chat-completions server on 127.0.0.1 (no internet)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from motion.captions import IDLE
+from motion.parts import PART_NAMES
+from motion.text.cache import JsonCache
+from motion.text.llm import (EndpointError, LLMConfig, build_messages, llm_cache_key, split_captions_llm)
+from motion.text.schema import SchemaError, parse_reply
+
+GOOD = {"left_arm": {"action": "wave", "text": "waves"}}
+
+
+class FakeServer:
+    """A chat-completions endpoint whose reply to each caption follows a script of behaviours."""
+
+    def __init__(self, script: dict[str, list[str]]) -> None:
+        self.script = {k: list(v) for k, v in script.items()}
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                caption = body["messages"][-1]["content"].removeprefix("Description: ")
+                with server.lock:
+                    server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                            "caption": caption, "body": body})
+                    steps = server.script.get(caption, [])
+                    step = steps.pop(0) if len(steps) > 1 else (steps[0] if steps else "ok")
+                if step == "sleep":
+                    time.sleep(1.0)
+                    step = "ok"
+                if step.startswith("http"):
+                    code = int(step[4:])
+                    self.send_response(code)
+                    if code == 429:
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "scripted"}')
+                    return
+                content = {"ok": json.dumps(GOOD),
+                           "fenced": "Output: ```json\n" + json.dumps(GOOD) + "\n```",
+                           "garbage": "Sure! The left arm waves.",
+                           "unknown_key": json.dumps({"tail": {"action": "wag", "text": "wags"}}),
+                           "missing_field": json.dumps({"left_arm": {"action": "wave"}})}[step]
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(payload.encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+
+def config(url: str, **kw) -> LLMConfig:
+    return LLMConfig(**{"base_url": url, "model": "test-model", "api_key_env": "LGTM_TEST_KEY",
+                        "timeout_s": 0.5, "max_retries": 3, "backoff_s": 0.01, "concurrency": 3, **kw})
+
+
+def test_parse_reply_handles_fences_synonyms_and_rejects_bad_replies():
+    out = parse_reply('Output: ```json\n{"left_hand": {"action": "Wave", "text": " waves  twice"}}\n```')
+    assert out["left_arm"] == {"action": "wave", "text": "waves twice"}
+    assert tuple(out) == PART_NAMES and out["head"] == IDLE
+    for bad in ("no json here", '{"tail": {"action": "a", "text": "b"}}', '{"head": {"action": "nod"}}',
+                '{"head": {"action": "nod", "text": "nods", "speed": 2}}', "[1, 2]", '{"head": {"action": 3'):
+        with pytest.raises(SchemaError):
+            parse_reply(bad)
+
+
+def test_messages_end_with_the_caption():
+    messages = build_messages("a person jumps")
+    assert messages[0]["role"] == "system" and messages[-1] == {"role": "user", "content": "Description: a person jumps"}
+
+
+def test_retries_recover_from_429_500_timeouts_and_malformed_replies(tmp_path, monkeypatch):
+    monkeypatch.setenv("LGTM_TEST_KEY", "secret-123")
+    script = {"a": ["http429", "ok"], "b": ["http503", "http500", "ok"], "c": ["sleep", "ok"],
+              "d": ["garbage", "fenced"], "e": ["unknown_key", "missing_field", "ok"], "f": ["ok"]}
+    with FakeServer(script) as server:
+        results, failures, counts = split_captions_llm(list("abcdeff"), config(server.url),
+                                                       JsonCache(tmp_path / "c.jsonl"), progress=False)
+    assert failures == {}
+    assert sorted(results) == list("abcdef")
+    assert all(r["left_arm"]["action"] == "wave" and r["head"] == IDLE for r in results.values())
+    assert counts == {"unique": 6, "cached": 0, "requested": 6, "failed": 0}
+    assert {r["auth"] for r in server.requests} == {"Bearer secret-123"}
+    assert {r["path"] for r in server.requests} == {"/v1/chat/completions"}
+    assert server.requests[0]["body"]["model"] == "test-model"
+
+
+def test_cache_makes_reruns_free_and_resumes_interrupted_runs(tmp_path):
+    cache_path = tmp_path / "c.jsonl"
+    with FakeServer({}) as server:
+        split_captions_llm(["a", "b"], config(server.url), JsonCache(cache_path), progress=False)
+        assert len(server.requests) == 2
+        # a run killed while writing leaves a torn last line: it is ignored, not fatal
+        with open(cache_path, "a") as f:
+            f.write('{"key": "torn", "val')
+        results, failures, counts = split_captions_llm(["a", "b", "c"], config(server.url), JsonCache(cache_path),
+                                                       progress=False)
+        assert [r["caption"] for r in server.requests[2:]] == ["c"]
+        assert counts["cached"] == 2 and counts["requested"] == 1 and sorted(results) == ["a", "b", "c"]
+        # another model or prompt is another key
+        assert llm_cache_key(config(server.url), "a") != llm_cache_key(config(server.url, model="other"), "a")
+    assert len(JsonCache(cache_path)) == 3
+
+
+def test_failures_are_reported_not_dropped_nor_cached(tmp_path):
+    with FakeServer({"bad": ["garbage"], "down": ["http500"]}) as server:
+        cache = JsonCache(tmp_path / "c.jsonl")
+        results, failures, counts = split_captions_llm(["ok", "bad", "down"], config(server.url, max_retries=2),
+                                                       cache, progress=False)
+    assert sorted(results) == ["ok"] and sorted(failures) == ["bad", "down"]
+    assert "invalid reply" in failures["bad"] and "HTTP 500" in failures["down"]
+    assert counts["failed"] == 2 and len(cache) == 1
+    assert sum(r["caption"] == "bad" for r in server.requests) == 3  # first try + 2 retries
+
+
+def test_rejected_key_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("LGTM_TEST_KEY", raising=False)
+    with FakeServer({"a": ["http401"]}) as server:
+        with pytest.raises(EndpointError, match="LGTM_TEST_KEY"):
+            split_captions_llm(["a"], config(server.url), JsonCache(tmp_path / "c.jsonl"), progress=False)
+    assert server.requests[0]["auth"] is None  # no key in the environment: no header
+
+
+def test_unreachable_endpoint_is_a_recorded_failure(tmp_path):
+    with FakeServer({}) as server:
+        url = server.url
+    _, failures, _ = split_captions_llm(["a"], config(url, max_retries=1), JsonCache(tmp_path / "c.jsonl"),
+                                        progress=False)
+    assert "connection failed" in failures["a"]
