@@ -23,6 +23,8 @@ from motion.skeleton import NUM_JOINTS, TARGET_OFFSETS
 SMPLH_SITE = "mano.is.tue.mpg.de"
 NUM_BETAS = 10
 NUM_HAND_POSE = 45  # 15 hand joints x 3 (axis-angle), per hand
+# HumanML3D picks the male model for male files and the female model for every other file.
+MODEL_GENDER: dict[str, str] = {"male": "male", "female": "female", "neutral": "female"}
 SMPLH_KEYS: tuple[str, ...] = ("v_template", "f", "J_regressor", "weights", "kintree_table", "shapedirs", "posedirs")
 
 
@@ -122,24 +124,31 @@ def load_smplh_data(path: str | Path) -> dict[str, np.ndarray]:
 
 
 class SmplhBodyModel:
-    """SMPL+H through ``smplx`` (one model per gender, built on first use), batched over frames."""
+    """SMPL+H through ``smplx`` (one model per gender, built on first use), batched over frames.
+
+    By default only the skeleton is posed, with smplx's own functions (shaped rest joints from the
+    joint regressor, Rodrigues, the rigid-transform chain): the same joints as smplx's full forward
+    pass, without skinning the 6,890 vertices of every frame. ``full_forward=True`` runs the full pass.
+    """
 
     name = "smplh"
 
-    def __init__(self, smplh_dir: str | Path, device: str = "cpu", batch_frames: int = 1024) -> None:
-        self.smplh_dir = Path(smplh_dir) if str(smplh_dir) else Path("")
+    def __init__(self, smplh_dir: str | Path, device: str = "cpu", batch_frames: int = 1024,
+                 full_forward: bool = False) -> None:
         self._dir_param = str(smplh_dir)
         self.device = device
         self.batch_frames = batch_frames
+        self.full_forward = full_forward
         self._models: dict[str, object] = {}
 
     def check(self, genders: Iterable[str]) -> None:
         """Every gender used by the data has a model file."""
-        for gender in sorted(set(genders)):
+        for gender in sorted({MODEL_GENDER[g] for g in genders}):
             smplh_model_path(self._dir_param, gender)
 
     def model(self, gender: str) -> "torch.nn.Module":  # noqa: F821
-        """The smplx SMPL+H model of one gender, on this model's device."""
+        """The smplx SMPL+H model used for files of one gender (``MODEL_GENDER``), on this model's device."""
+        gender = MODEL_GENDER[gender]
         if gender not in self._models:
             import smplx
             from smplx.utils import Struct
@@ -153,21 +162,30 @@ class SmplhBodyModel:
         return self._models[gender]
 
     def joints(self, poses: np.ndarray, trans: np.ndarray, betas: np.ndarray, gender: str) -> np.ndarray:
-        """Joints (T, 22, 3): the first 22 of smplx's SMPL+H joints, plus ``trans``."""
+        """Joints (T, 22, 3): the first 22 SMPL+H joints of ``betas[:10]`` posed by ``poses``, plus ``trans``."""
         import torch
+        from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
 
         model = self.model(gender)
         dtype = torch.float32
         out = np.empty((poses.shape[0], NUM_JOINTS, 3), dtype=np.float64)
         beta = torch.as_tensor(np.asarray(betas)[:NUM_BETAS], dtype=dtype, device=self.device)[None]
         with torch.no_grad():
+            shaped = model.v_template[None] + blend_shapes(beta, model.shapedirs)
+            rest = vertices2joints(model.J_regressor, shaped)[:, :NUM_JOINTS]  # (1, 22, 3)
+            parents = model.parents[:NUM_JOINTS]
             for part in _chunks(poses.shape[0], self.batch_frames):
                 p = torch.as_tensor(poses[part], dtype=dtype, device=self.device)
                 t = torch.as_tensor(trans[part], dtype=dtype, device=self.device)
-                output = model(betas=beta.expand(p.shape[0], -1), global_orient=p[:, :3], body_pose=p[:, 3:66],
-                               left_hand_pose=p[:, 66:111], right_hand_pose=p[:, 111:156], transl=t,
-                               return_verts=False)
-                out[part] = output.joints[:, :NUM_JOINTS].double().cpu().numpy()
+                if self.full_forward:
+                    joints = model(betas=beta.expand(p.shape[0], -1), global_orient=p[:, :3], body_pose=p[:, 3:66],
+                                   left_hand_pose=p[:, 66:111], right_hand_pose=p[:, 111:156], transl=t,
+                                   return_verts=False).joints[:, :NUM_JOINTS]
+                else:
+                    rotations = batch_rodrigues(p[:, : 3 * NUM_JOINTS].reshape(-1, 3)).view(-1, NUM_JOINTS, 3, 3)
+                    posed, _ = batch_rigid_transform(rotations, rest.expand(p.shape[0], -1, -1), parents, dtype=dtype)
+                    joints = posed + t[:, None]
+                out[part] = joints.double().cpu().numpy()
         return out
 
 

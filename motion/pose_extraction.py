@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from motion.amass import (AMASS_SITE, HUMANACT12, ClipSpec, MotionHeader, candidate_paths, check_motion_file,
+from motion.amass import (AMASS_SITE, DATASET_ALIASES, HUMANACT12, ClipSpec, MotionHeader, candidate_paths, check_motion_file,
                           dataset_of, downsample, load_amass, load_pose_data, read_index, resolve_source,
                           smplx_variant_of)
 from motion.body_model import BodyModel
@@ -74,11 +74,16 @@ class Plan:
 
 
 def _missing_fix(amass_root: Path, datasets: Counter) -> str:
-    names = ", ".join(f"{d} ({n} clips)" for d, n in sorted(datasets.items()))
-    if set(datasets) == {HUMANACT12}:
-        return f"copy HumanML3D's pose_data/humanact12 folder to {amass_root / HUMANACT12}, or set poses.on_missing: skip"
-    return (f"download the 'SMPL+H G' archives of {names} from {AMASS_SITE} and extract them under {amass_root}, "
-            "or set poses.on_missing: skip")
+    """What to download for the missing sources of each HumanML3D dataset folder."""
+    fixes = []
+    archives = [f"{DATASET_ALIASES[d][0]} (HumanML3D's {d})" if d in DATASET_ALIASES else d
+                for d in sorted(datasets) if d != HUMANACT12]
+    if archives:
+        fixes.append(f"download the 'SMPL+H G' archives of {', '.join(archives)} from {AMASS_SITE} "
+                     f"and extract them under {amass_root}")
+    if HUMANACT12 in datasets:
+        fixes.append(f"copy HumanML3D's pose_data/humanact12 folder to {amass_root / HUMANACT12}")
+    return "; ".join(fixes + ["or set poses.on_missing: skip"])
 
 
 def _skip(plan: Plan, reason: str, clips: list[ClipSpec]) -> None:
@@ -123,7 +128,8 @@ def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Pat
         error = DataError(expected[0] if expected else first_source,
                           f"motion file of clip {first_clips[0].clip_id} is missing"
                           + (f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else "")
-                          + f"; {len(missing)} of {len(by_source)} source files are missing",
+                          + f"; {len(missing)} of {len(by_source)} source files "
+                          f"({sum(datasets.values())} clips) are missing",
                           _missing_fix(amass_root, datasets))
         if settings.on_missing == "error":
             raise error

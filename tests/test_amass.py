@@ -163,3 +163,17 @@ def test_smplx_archive_is_recognised(tmp_path: Path) -> None:
     assert smplx_variant_of(root, source) == stageii
     with pytest.raises(DataError, match="SMPL-X.*SMPL\\+H G' archive of BioMotionLab_NTroje"):
         check_motion_file(stageii, source)
+
+
+def test_real_index_maps_onto_amass_names(reference: Path, tmp_path: Path) -> None:
+    rows = read_index(reference / "humanml3d" / "index.csv")
+    assert len(rows) == 14616 and rows[0].clip_id == "000000"
+    datasets = {source_parts(r.source_path)[0] for r in rows}
+    assert {"KIT", "CMU", "humanact12", "BioMotionLab_NTroje", "MPI_HDM05"} <= datasets
+    assert set(DATASET_ALIASES) - datasets == {"TCD_handMocap"}  # every other alias is used by HumanML3D
+    for row in rows:
+        paths = candidate_paths(tmp_path, row.source_path)
+        if "humanact12" in row.source_path:
+            assert paths[0].suffix == ".npy"
+        else:
+            assert paths and all(p.name.endswith("_poses.npz") for p in paths)

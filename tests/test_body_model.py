@@ -85,14 +85,22 @@ def random_motion(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, n
     return rng.normal(scale=0.4, size=(frames, 156)), rng.normal(size=(frames, 3)), rng.normal(size=16)
 
 
+@pytest.mark.parametrize("full_forward", [True, False])
 @pytest.mark.parametrize("gender", ["male", "female"])
-def test_smplh_joints_match_forward_kinematics(smplh_dir: Path, gender: str) -> None:
+def test_smplh_joints_match_forward_kinematics(smplh_dir: Path, gender: str, full_forward: bool) -> None:
     poses, trans, betas = random_motion(37, seed=3)
-    model = SmplhBodyModel(smplh_dir, device="cpu", batch_frames=16)  # 3 batches
+    model = SmplhBodyModel(smplh_dir, device="cpu", batch_frames=16, full_forward=full_forward)  # 3 batches
     joints = model.joints(poses, trans, betas, gender)
     assert joints.shape == (37, 22, 3)
     expected = expected_joints(smplh_model_path(smplh_dir, gender), poses, trans, betas)
     np.testing.assert_allclose(joints, expected, atol=2e-5)
+
+
+def test_skeleton_only_pass_equals_smplx_full_forward(smplh_dir: Path) -> None:
+    poses, trans, betas = random_motion(20, seed=7)
+    full = SmplhBodyModel(smplh_dir, full_forward=True).joints(poses, trans, betas, "male")
+    fast = SmplhBodyModel(smplh_dir).joints(poses, trans, betas, "male")
+    np.testing.assert_allclose(fast, full, atol=1e-6)
 
 
 def test_smplh_uses_first_ten_betas_and_ignores_hands(smplh_dir: Path) -> None:
@@ -109,11 +117,21 @@ def test_smplh_uses_first_ten_betas_and_ignores_hands(smplh_dir: Path) -> None:
     assert np.abs(model.joints(poses, trans, other, "male") - base).max() > 1e-3
 
 
-def test_missing_smplh_file_names_path_and_site(smplh_dir: Path, tmp_path: Path) -> None:
+def test_neutral_files_use_the_female_model(smplh_dir: Path) -> None:
+    poses, trans, betas = random_motion(4, seed=6)
     model = SmplhBodyModel(smplh_dir)
-    model.check(["male", "female"])
-    with pytest.raises(DataError, match=r"neutral/model\.npz.*mano\.is\.tue\.mpg\.de"):
-        model.check(["neutral"])
+    np.testing.assert_array_equal(model.joints(poses, trans, betas, "neutral"), model.joints(poses, trans, betas, "female"))
+
+
+def test_missing_smplh_file_names_path_and_site(smplh_dir: Path, tmp_path: Path) -> None:
+    SmplhBodyModel(smplh_dir).check(["male", "female", "neutral"])
+    (tmp_path / "male").mkdir()
+    write_smplh_model(tmp_path / "male" / "model.npz")
+    model = SmplhBodyModel(tmp_path)
+    model.check(["male"])
+    for gender in ("female", "neutral"):
+        with pytest.raises(DataError, match=r"female/model\.npz: SMPL\+H body model file \(female\) is missing.*mano\.is\.tue\.mpg\.de"):
+            model.check([gender])
     with pytest.raises(DataError, match="smplh_dir"):
         make_body_model("smplh", "").check(["male"])
     with pytest.raises(DataError, match="body_model"):
