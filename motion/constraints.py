@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.ndimage
 
 from motion.skeleton import FACE_JOINTS, FOOT_JOINTS, JOINT_INDEX, LEFT_FOOT, NUM_JOINTS, PARENTS, RIGHT_FOOT
 
@@ -19,6 +20,8 @@ FPS = 20.0
 CONTACT_HEIGHT = 0.05  # m: a foot joint lower than this is in contact with the floor
 LIFT_HEIGHT = 0.10  # m: a foot higher than this is lifted
 SKATE_SPEED = 0.5  # m/s: horizontal speed of a foot in contact that counts as skating (2.5 cm per frame at 20 fps)
+SKATE_WINDOW = 5  # steps over which the skating speed is also averaged
+TOE_JOINTS: tuple[int, int] = (LEFT_FOOT[1], RIGHT_FOOT[1])
 TOUCH_DISTANCE = 0.20  # m: a wrist this close to the head joint is on the head
 
 PELVIS, NECK, HEAD = JOINT_INDEX["pelvis"], JOINT_INDEX["neck"], JOINT_INDEX["head"]
@@ -146,15 +149,22 @@ def foot_sliding(
 
 def foot_skating_ratio(
     joints: np.ndarray,
-    foot_joints: tuple[int, ...] = FOOT_JOINTS,
+    foot_joints: tuple[int, ...] = TOE_JOINTS,
     height_threshold: float = CONTACT_HEIGHT,
     skate_speed: float = SKATE_SPEED,
+    window: int = SKATE_WINDOW,
     ground: float = 0.0,
     fps: float = FPS,
 ) -> float:
-    """Share of frame steps in which some foot joint in contact moves faster than ``skate_speed`` horizontally."""
+    """Share of frame steps in which a foot in contact skates (GMD's foot skating ratio).
+
+    A step skates when the toe joint is below ``height_threshold`` at both ends, and both its
+    horizontal speed and that speed averaged over a centred ``window`` of steps (zero-padded at the
+    ends) exceed ``skate_speed``; a one-frame jitter does not count.
+    """
     speed, contact = _contact_horizontal_speed(joints, foot_joints, height_threshold, ground, fps)
-    return float(((speed > skate_speed) & contact).any(axis=1).mean())
+    averaged = scipy.ndimage.uniform_filter1d(speed, size=window, axis=0, mode="constant", origin=0)
+    return float((contact & (speed > skate_speed) & (averaged > skate_speed)).any(axis=1).mean())
 
 
 # ---------------------------------------------------------------------- upper body

@@ -176,6 +176,13 @@ def test_foot_sliding_and_skating_on_a_translated_pose():
         assert foot_skating_ratio(gliding) == pytest.approx(skating)
     still = clip((rest, 20))
     assert foot_sliding(still) == 0.0 and foot_skating_ratio(still) == 0.0
+    # A one-step jerk of 10 cm (2 m/s) is averaged away over 5 steps; two consecutive ones skate.
+    jerk = clip((rest, 20))
+    jerk[10:] += np.array([0.1, 0.0, 0.0])
+    assert foot_skating_ratio(jerk) == 0.0
+    assert foot_sliding(jerk) == pytest.approx(2.0 / 19)
+    jerk[11:] += np.array([0.1, 0.0, 0.0])
+    assert foot_skating_ratio(jerk) == pytest.approx(2 / 19)
     # The same glide 0.3 m above the floor is not contact: no sliding counted.
     flying = rest[None] + t * np.array([0.05, 0.0, 0.0]) + np.array([0.0, 0.3, 0.0])
     assert foot_sliding(flying) == 0.0

@@ -269,3 +269,24 @@ def test_bootstrap_difference():
     assert res == bootstrap_difference(a[::-1], b[::-1], np.random.default_rng(0), n_resamples=2000)
     null = bootstrap_difference(a, a, np.random.default_rng(0), n_resamples=2000)
     assert not null.significant and null.ci_low < 0 < null.ci_high
+
+
+def test_fid_falls_back_when_sqrtm_fails(monkeypatch):
+    """A NaN square root triggers the diagonal-offset retry, then the eigenvalue fallback: never NaN."""
+    import motion.metrics as m
+
+    mu1, mu2 = np.zeros(4), np.ones(4)
+    s1, s2 = random_spd(4, 20), random_spd(4, 21)
+    expected = frechet_distance(mu1, s1, mu2, s2)
+    calls = []
+    real_sqrtm = m.scipy.linalg.sqrtm
+
+    def nan_once(a):
+        calls.append(a)
+        return np.full_like(a, np.nan) if len(calls) == 1 else real_sqrtm(a)
+
+    monkeypatch.setattr(m.scipy.linalg, "sqrtm", nan_once)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-5)  # retried with eps
+    assert len(calls) == 2
+    monkeypatch.setattr(m.scipy.linalg, "sqrtm", lambda a: np.full_like(a, np.nan))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)  # eigenvalue fallback
