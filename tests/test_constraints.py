@@ -1,6 +1,8 @@
 """Constraint and plausibility metrics on hand-built poses (forward kinematics of the target skeleton)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ from motion.constraints import (
     wrist_to_shoulder_distance,
 )
 from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSETS
+from motion.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSETS, mirror_joints
 
 J = JOINT_INDEX
 DOWN = np.array([0.0, -1.0, 0.0])
@@ -295,3 +297,27 @@ def test_constraint_registry_measures_each_prompt():
         assert constraint.primary in values
         assert all(v is None or np.isfinite(v) for v in values.values())
     assert measure_constraint("raise_then_touch", motion)["order_holds"] == 1.0
+
+
+# ---------------------------------------------------------------- real HumanML3D motions
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "humanml3d" / "joints"
+
+
+def test_real_motions_are_plausible_and_mirror_symmetric():
+    files = sorted(REFERENCE.glob("*.npy")) if REFERENCE.is_dir() else []
+    if not files:
+        pytest.skip(f"reference joints not found at {REFERENCE}")
+    for path in files:
+        joints = np.load(path).astype(np.float64)
+        p = plausibility(joints)
+        assert p["ground_penetration"] == 0.0  # HumanML3D puts the lowest joint on the floor
+        assert p["bone_length_drift"] < 1e-4  # retargeted to one rigid skeleton
+        assert 0.0 <= p["foot_skating_ratio"] <= 1.0 and p["foot_sliding"] < 1.0
+        mirrored = mirror_joints(joints)
+        for key, value in plausibility(mirrored).items():
+            assert value == pytest.approx(p[key], abs=1e-9), (path.name, key)
+        np.testing.assert_allclose(torso_pitch(mirrored), torso_pitch(joints), atol=1e-6)
+        assert wrist_forward_reach(mirrored) == pytest.approx(wrist_forward_reach(joints), abs=1e-9)
+        assert foot_lift(mirrored, "right") == foot_lift(joints, "left")
+        assert wrist_to_shoulder_distance(mirrored, "left", "right") == pytest.approx(wrist_to_shoulder_distance(joints))
