@@ -1,0 +1,123 @@
+"""The features stage end to end on a tiny ${paths.poses} built here (FK of smooth random rotations)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from benchmarks.bench_features import synthetic_clip
+from motion.features import extract_features, recover_from_ric
+from motion.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
+from motion.skeleton import mirror_joints
+from stages import features as stage
+
+ORIGINALS = ["000000", "000001", "000002", "000003", "000004", "000005"]
+SPLITS = {"train": ["000000", "000001", "000002"], "val": ["000003"], "test": ["000004", "000005", "000006", "000007"]}
+
+
+def make_poses(root, rng) -> dict[str, np.ndarray]:
+    """A poses folder: six clips + mirrors, one too short (000006), one with NaN (000007)."""
+    (root / "poses" / "joints").mkdir(parents=True)
+    clips: dict[str, np.ndarray] = {}
+    for clip_id in ORIGINALS:
+        joints = synthetic_clip(rng, int(rng.integers(40, 90)))
+        clips[clip_id], clips["M" + clip_id] = joints, mirror_joints(joints)
+    clips["000006"] = synthetic_clip(rng, 12)
+    nan_clip = synthetic_clip(rng, 50)
+    nan_clip[10, 3] = np.nan
+    clips["000007"] = nan_clip
+    records = []
+    for clip_id, joints in clips.items():
+        np.save(root / "poses" / "joints" / f"{clip_id}.npy", joints.astype(np.float32))
+        records.append({"id": clip_id, "source_path": f"./pose_data/Synthetic/{clip_id.lstrip('M')}_poses.npy",
+                        "start_frame": 0, "end_frame": len(joints), "frames": len(joints),
+                        "mirrored": clip_id.startswith("M"), "num_captions": 3})
+    pd.DataFrame.from_records(records).to_parquet(root / "poses" / "clips.parquet", index=False)
+    (root / "annotations" / "splits").mkdir(parents=True)
+    for name, ids in SPLITS.items():
+        (root / "annotations" / "splits" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return clips
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A working folder with tiny inputs and a private params file; returns (folder, clips)."""
+    clips = make_poses(tmp_path, np.random.default_rng(0))
+    params = {
+        "paths": {"poses": "poses", "annotations": "annotations", "features": "features"},
+        "features": {"feet_threshold": 0.002, "min_frames": 40, "fix_root_wrap": False, "batch_frames": 150},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, clips
+
+
+def test_stage_writes_features_stats_splits_and_manifest(project):
+    root, clips = project
+    stage.main()
+    out = root / "features"
+    written = sorted(p.stem for p in (out / "new_joint_vecs").glob("*.npy"))
+    assert written == sorted(ORIGINALS + ["M" + i for i in ORIGINALS])
+    for clip_id in written:
+        vecs = np.load(out / "new_joint_vecs" / f"{clip_id}.npy")
+        joints = np.load(out / "new_joints" / f"{clip_id}.npy")
+        assert vecs.dtype == np.float32 and vecs.shape == (len(clips[clip_id]) - 1, 263)
+        np.testing.assert_allclose(vecs, extract_features(clips[clip_id]), atol=1e-6)
+        assert joints.shape == (len(vecs), 22, 3)
+        np.testing.assert_allclose(joints, recover_from_ric(vecs), atol=1e-5)
+
+    train = ["000000", "000001", "000002", "M000000", "M000001", "M000002"]
+    frames = np.concatenate([np.load(out / "new_joint_vecs" / f"{i}.npy").astype(np.float64) for i in train])
+    mean, std = np.load(out / "Mean.npy"), np.load(out / "Std.npy")
+    assert mean.shape == std.shape == (263,) and mean.dtype == np.float32
+    np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-5, atol=1e-6)
+    for group in FEATURE_GROUPS:
+        np.testing.assert_allclose(std[group], frames[:, group].std(axis=0).mean(), rtol=1e-5)
+    stats = np.load(out / "part_stats.npz")
+    assert sorted(stats.files) == sorted(f"{n}_{s}" for n in ("whole_body", *PART_NAMES) for s in ("mean", "std"))
+    np.testing.assert_allclose(stats["whole_body_std"], frames.std(axis=0, ddof=1), rtol=1e-5, atol=1e-7)
+    left_leg = frames[:, PART_INDICES["left_leg"]].mean(axis=0)
+    np.testing.assert_allclose(stats["left_leg_mean"], left_leg, rtol=1e-5, atol=1e-6)
+
+    read = lambda name: (out / "splits" / f"{name}.txt").read_text().split()  # noqa: E731
+    assert read("train") == train
+    assert read("val") == ["000003", "M000003"]
+    assert read("test") == ["000004", "000005", "M000004", "M000005"]
+    assert read("all") == ORIGINALS + ["M" + i for i in ORIGINALS]
+
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert list(manifest.columns) == ["id", "source_path", "frames", "split", "num_captions", "mirrored"]
+    assert list(manifest["id"]) == read("all")
+    row = manifest.set_index("id").loc["M000003"]
+    assert row["split"] == "val" and bool(row["mirrored"]) and row["frames"] == len(clips["M000003"]) - 1
+    report = (out / "report.json").read_text()
+    assert '"too_short": 1' in report and '"nan_joints": 1' in report
+
+
+def test_stage_rerun_is_byte_identical(project):
+    root, _ = project
+    stage.main()
+    first = {p.relative_to(root): p.read_bytes() for p in (root / "features").rglob("*") if p.is_file()}
+    stage.main()
+    second = {p.relative_to(root): p.read_bytes() for p in (root / "features").rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert all(first[k] == second[k] for k in first)
+    assert [p.name for p in root.iterdir() if p.name.startswith(".features")] == []
+
+
+def test_stage_missing_input_fails_cleanly(project):
+    root, _ = project
+    (root / "poses" / "clips.parquet").unlink()
+    with pytest.raises(SystemExit, match="clips.parquet.*poses stage"):
+        stage.main()
+    assert not (root / "features").exists()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".features")] == []
+
+
+def test_stage_rejects_bad_joint_shapes(project):
+    root, _ = project
+    np.save(root / "poses" / "joints" / "000001.npy", np.zeros((50, 22), dtype=np.float32))
+    with pytest.raises(SystemExit, match="000001.npy.*shape"):
+        stage.main()
