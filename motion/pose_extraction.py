@@ -91,54 +91,48 @@ def _skip(plan: Plan, reason: str, clips: list[ClipSpec]) -> None:
         plan.skipped[reason][clip.clip_id] = clip.source_path
 
 
-def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Path, body_model: BodyModel,
-              settings: PoseSettings) -> Plan:
-    """Check every source, caption file and body-model file before any heavy work."""
-    amass_root, texts_dir = Path(amass_root), Path(texts_dir)
-    by_source: dict[str, list[ClipSpec]] = defaultdict(list)
-    for row in rows:
-        by_source[row.source_path].append(row)
-    plan = Plan(sources=[], captions={})
-
+def _locate_sources(by_source: dict[str, list[ClipSpec]], amass_root: Path, settings: PoseSettings,
+                    plan: Plan) -> None:
+    """Find and check the file behind every source; missing/invalid ones raise or are skipped."""
     missing: list[tuple[str, list[ClipSpec]]] = []
+    invalid: list[DataError] = []
     for source in tqdm(sorted(by_source), desc="poses preflight", unit="file", leave=False):
         clips = by_source[source]
-        path = resolve_source(amass_root, source)
+        path = resolve_source(amass_root, source) or smplx_variant_of(amass_root, source)
         if path is None:
-            variant = smplx_variant_of(amass_root, source)
-            if variant is None:
-                missing.append((source, clips))
-                continue
-            path = variant  # check_motion_file explains that this is the SMPL-X archive
+            missing.append((source, clips))
+            continue
         try:
-            header = check_motion_file(path, source)
-        except DataError as e:
-            if settings.on_invalid == "error":
-                raise
-            log.warning("skipping %d clips: %s", len(clips), e)
+            plan.sources.append(SourcePlan(source, check_motion_file(path, source), clips))
+        except DataError as e:  # includes SMPL-X files found where the SMPL+H one was expected
+            invalid.append(e)
             plan.problems[str(path)] = str(e)
             _skip(plan, "invalid_file", clips)
-            continue
-        plan.sources.append(SourcePlan(source, header, clips))
-
+    if invalid:
+        if settings.on_invalid == "error":
+            first = invalid[0]
+            more = f" ({len(invalid) - 1} more files are invalid too)" if len(invalid) > 1 else ""
+            raise DataError(first.path, first.problem + more, first.fix)
+        log.warning("skipping the clips of %d invalid files, e.g. %s", len(invalid), invalid[0])
     if missing:
         datasets = Counter(dataset_of(s) for s, clips in missing for _ in clips)
         first_source, first_clips = missing[0]
         expected = candidate_paths(amass_root, first_source)
+        also = f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else ""
         error = DataError(expected[0] if expected else first_source,
-                          f"motion file of clip {first_clips[0].clip_id} is missing"
-                          + (f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else "")
-                          + f"; {len(missing)} of {len(by_source)} source files "
-                          f"({sum(datasets.values())} clips) are missing",
+                          f"motion file of clip {first_clips[0].clip_id} is missing{also}; {len(missing)} of "
+                          f"{len(by_source)} source files ({sum(datasets.values())} clips) are missing",
                           _missing_fix(amass_root, datasets))
         if settings.on_missing == "error":
             raise error
-        log.warning("skipping %d clips of %d missing source files: %s",
-                    sum(len(c) for _, c in missing), len(missing), error)
+        log.warning("skipping %d clips: %s", sum(datasets.values()), error)
         for source, clips in missing:
             plan.problems[str(candidate_paths(amass_root, source)[0])] = "missing"
             _skip(plan, "missing_file", clips)
 
+
+def _attach_captions(plan: Plan, texts_dir: Path, settings: PoseSettings) -> None:
+    """Read every clip's captions; mirrored ones come from ``M<id>.txt`` or by swapping left/right."""
     kept: list[SourcePlan] = []
     for source in plan.sources:
         clips = []
@@ -154,7 +148,20 @@ def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Pat
             clips.append(clip)
         if clips:
             kept.append(SourcePlan(source.source_path, source.header, clips))
+    if plan.skipped["missing_text"]:
+        log.warning("skipping %d clips without a caption file in %s", len(plan.skipped["missing_text"]), texts_dir)
     plan.sources = kept
+
+
+def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Path, body_model: BodyModel,
+              settings: PoseSettings) -> Plan:
+    """Check every source, caption file and body-model file before any heavy work."""
+    by_source: dict[str, list[ClipSpec]] = defaultdict(list)
+    for row in rows:
+        by_source[row.source_path].append(row)
+    plan = Plan(sources=[], captions={})
+    _locate_sources(by_source, Path(amass_root), settings, plan)
+    _attach_captions(plan, Path(texts_dir), settings)
     body_model.check(s.header.gender for s in plan.sources if s.header.kind == "amass")
     return plan
 
@@ -235,7 +242,8 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
                                 "num_captions": len(plan.captions[clip_id])})
 
     if not records:
-        raise DataError(index_csv, f"no clip was written ({ {r: len(v) for r, v in plan.skipped.items()} } skipped)",
+        counts = ", ".join(f"{reason} {len(ids)}" for reason, ids in plan.skipped.items() if ids)
+        raise DataError(index_csv, f"no clip was written (skipped: {counts or 'none'})",
                         "check the AMASS files, captions and poses.min_frames")
     records.sort(key=lambda r: r["id"])
     clips = pd.DataFrame.from_records(records)

@@ -195,3 +195,14 @@ def test_stage_with_smplh_body_model(dataset: dict[str, Path], monkeypatch: pyte
     report = json.loads((dataset["poses"] / "report.json").read_text())
     assert report["body_model"] == "smplh" and report["clips_written"] == 5
     assert np.load(dataset["poses"] / "joints" / "000003.npy").shape == (80, 22, 3)
+
+
+def test_preflight_reports_every_invalid_file(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in (dataset["amass"] / "CMU" / "01" / "01_01_poses.npz", dataset["amass"] / "HDM05" / "bk" / "HDM_bk_01_poses.npz"):
+        path.write_bytes(path.read_bytes()[:1000])  # truncated downloads
+    with pytest.raises(SystemExit, match=r"01_01_poses\.npz: cannot be read .*truncated.* \(1 more files are invalid too\)"):
+        run_stage(monkeypatch, dataset["params"])
+    run_stage(monkeypatch, dataset["params"], on_invalid="skip")
+    report = json.loads((dataset["poses"] / "report.json").read_text())
+    assert report["skipped_ids"]["invalid_file"] == ["000000", "000001", "000002", "000004"]
+    assert sorted(Path(p).name for p in report["problem_files"]) == ["01_01_poses.npz", "HDM_bk_01_poses.npz"]
