@@ -206,3 +206,19 @@ def test_preflight_reports_every_invalid_file(dataset: dict[str, Path], monkeypa
     report = json.loads((dataset["poses"] / "report.json").read_text())
     assert report["skipped_ids"]["invalid_file"] == ["000000", "000001", "000002", "000004"]
     assert sorted(Path(p).name for p in report["problem_files"]) == ["01_01_poses.npz", "HDM_bk_01_poses.npz"]
+
+
+def test_stage_on_a_real_amass_file(reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = make_dataset(tmp_path, ["./pose_data/KIT/3/sample_poses.npy,0,-1,000000.npy",
+                                    "./pose_data/KIT/3/sample_poses.npy,20,80,000001.npy"])
+    (paths["amass"] / "KIT" / "3").mkdir(parents=True)
+    (paths["amass"] / "KIT" / "3" / "sample_poses.npz").symlink_to(reference / "amass" / "amass_sample.npz")
+    run_stage(monkeypatch, paths["params"])
+    whole = np.load(paths["poses"] / "joints" / "000000.npy")
+    assert whole.shape == (101, 22, 3)  # 601 frames at 120 fps -> every 6th frame
+    np.testing.assert_array_equal(np.load(paths["poses"] / "joints" / "000001.npy"), whole[20:80])
+    for clip in (whole, np.load(paths["poses"] / "joints" / "M000000.npy")):
+        y = clip[..., 1]
+        assert np.all(y[:, 15] > y[:, 0]) and np.all(y[:, 0] > y[:, [7, 8, 10, 11]].min(axis=1))  # upright
+    report = json.loads((paths["poses"] / "report.json").read_text())
+    assert report["clips_written"] == 2 and report["source_files"] == 1
