@@ -101,6 +101,7 @@ class FileServer:
         self.statuses: dict[str, list[int]] = {}   # path -> HTTP statuses to answer first (one per request)
         self.ignore_range: set[str] = set()
         self.content_type: dict[str, str] = {}
+        self.chunked: set[str] = set()              # paths sent with Transfer-Encoding: chunked (no length)
         self.auth: tuple[str, str, str] = ("none", "", "")  # mode, user/token, password
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         server = self
@@ -170,6 +171,14 @@ class FileServer:
         body = data[start:]
         handler.send_response(206 if start else 200)
         handler.send_header("Content-Type", self.content_type.get(path, "application/octet-stream"))
+        if path in self.chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            for i in range(0, len(body), 7000):
+                piece = body[i:i + 7000]
+                handler.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            handler.wfile.write(b"0\r\n\r\n")
+            return
         handler.send_header("Content-Length", str(len(body)))
         handler.send_header("Accept-Ranges", "bytes")
         if start:
@@ -245,6 +254,15 @@ def test_server_ignoring_range_restarts_cleanly(server: FileServer, tmp_path: Pa
     server.ignore_range.add("/a.bin")
     (tmp_path / "a.bin.part").write_bytes(b"stale bytes from somewhere else")
     assert download_file(f"{server.url}/a.bin", tmp_path / "a.bin", progress=False).read_bytes() == data
+
+
+def test_chunked_transfer_without_length(server: FileServer, tmp_path: Path) -> None:
+    data = payload(50_000)
+    server.files["/a.bin"] = data
+    server.chunked.add("/a.bin")
+    out = download_file(f"{server.url}/a.bin", tmp_path / "a.bin", sha256=hashlib.sha256(data).hexdigest(),
+                        progress=False)
+    assert out.read_bytes() == data
 
 
 def test_transient_http_errors_are_retried(server: FileServer, tmp_path: Path) -> None:
