@@ -8,7 +8,7 @@ from benchmarks.bench_features import synthetic_clip
 from motion import features as F
 from motion.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_parts
-from motion.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, quaternion_to_cont6d, quaternion_to_matrix
+from motion.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quaternion_to_cont6d, quaternion_to_matrix
 from motion.skeleton import KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
 from motion.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
 
@@ -171,7 +171,9 @@ def test_6d_rotations_match_quaternion_ik_and_fk_rebuilds_the_pose():
         for parent, joint in zip(chain[:-1], chain[1:]):
             bone = positions[:, joint] - positions[:, parent]
             direction = bone / np.linalg.norm(bone, axis=-1, keepdims=True)
-            arc = qbetween(np.broadcast_to(RAW_OFFSETS[joint], bone.shape), direction)
+            rest = np.broadcast_to(RAW_OFFSETS[joint], bone.shape)
+            arc = qbetween(rest, direction)
+            np.testing.assert_allclose(qrot(arc, rest), direction, atol=1e-12)
             local = qmul(qinv(world), arc)
             expected[:, joint - 1] = quaternion_to_cont6d(local)
             world = qmul(world, local)
