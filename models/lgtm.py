@@ -1,0 +1,139 @@
+"""LGTM denoiser: six Part Motion Encoders and a Full-Body Optimizer that predict clean part motions x0.
+
+Inputs per sample: noisy part features x_t (one tensor per part, HumanML3D-normalised), the
+diffusion timestep, seven frozen TMR text latents (whole caption first, then the six part texts in
+``motion.parts.PART_NAMES`` order) and the valid-frame mask. Conditioning is additive: each part's
+text latent (through its own trainable Linear(256, d) adapter) plus the timestep embedding is added
+to every frame of that part's stream; the whole-caption latent is added to every part slot before
+the full-body attention.
+
+Deviations from the official code (see also models/conformer.py):
+- one canonical part order (PART_NAMES) everywhere, so every part is decoded by the head of the
+  encoder that encoded it (the official code stacked streams in sorted order but picked heads in
+  declaration order, cross-wiring four of the six parts);
+- padded frames never change valid outputs: key-padding masks in both attentions, zeroed padding
+  before every frame-mixing layer (conv, channel attention, SmoothNet).
+The channel attention over the frame axis is kept (``channel_attention=True``): with zeroed
+padding it is exact for every length up to the window; like SmoothNet it ties the model to one
+window length (196 frames in the paper config), which the official model has as well.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from torch import Tensor, nn
+
+from models.conformer import ConformerBlock, zero_padding
+from models.smoothnet import SmoothNet
+from motion.parts import PART_DIMS, PART_NAMES
+
+TEXT_SLOTS: tuple[str, ...] = ("whole_body",) + PART_NAMES  # order of the 7 text latents per caption
+
+
+@dataclass(frozen=True)
+class LGTMConfig:
+    """Hyper-parameters of the LGTM denoiser (paper values as defaults)."""
+
+    dim: int = 128                  # Z: width of each part stream
+    conformer_blocks: int = 4       # per Part Motion Encoder
+    attention_layers: int = 4       # Full-Body Optimizer transformer layers (width 6 * dim)
+    heads: int = 4
+    ff_expansion: int = 2           # conformer feed-forward hidden = ff_expansion * dim
+    kernel_size: int = 3            # depthwise convolution
+    optimizer_ff: int = 1024        # feed-forward width of the full-body transformer
+    smoothnet_hidden: int = 512
+    smoothnet_res_hidden: int = 256
+    smoothnet_blocks: int = 3
+    dropout: float = 0.1
+    window: int = 196               # frames per sample (padded); SmoothNet and channel attention depend on it
+    text_dim: int = 256             # TMR latent size
+    channel_attention: bool = True
+    conv_norm: str = "layer"        # "layer" (mask-safe) or "batch" (official BatchNorm1d)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "LGTMConfig":
+        """Build from a dict, ignoring keys that are not model hyper-parameters."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the hyper-parameters (for config.json)."""
+        return asdict(self)
+
+
+class PartMotionEncoder(nn.Module):
+    """Linear input projection, additive (text + timestep) condition, then conformer blocks."""
+
+    def __init__(self, part_dim: int, cfg: LGTMConfig) -> None:
+        super().__init__()
+        self.input_projection = nn.Linear(part_dim, cfg.dim)
+        self.text_adapter = nn.Linear(cfg.text_dim, cfg.dim)
+        self.blocks = nn.ModuleList([
+            ConformerBlock(cfg.dim, cfg.heads, cfg.ff_expansion, cfg.kernel_size, cfg.dropout,
+                           cfg.window if cfg.channel_attention else None, cfg.conv_norm)
+            for _ in range(cfg.conformer_blocks)
+        ])
+
+    def forward(self, x: Tensor, text_latent: Tensor, time_embedding: Tensor, mask: Tensor) -> Tensor:
+        """Encode x (B, T, part_dim) with its text latent (B, 256) and timestep embedding (B, d) -> (B, T, d)."""
+        h = self.input_projection(x) + (self.text_adapter(text_latent) + time_embedding)[:, None, :]
+        for block in self.blocks:
+            h = block(h, mask)
+        return h
+
+
+class FullBodyOptimizer(nn.Module):
+    """Attention over time on the concatenated part streams + whole text, residual, SmoothNet, part heads."""
+
+    def __init__(self, cfg: LGTMConfig) -> None:
+        super().__init__()
+        self.text_adapter = nn.Linear(cfg.text_dim, cfg.dim)
+        width = cfg.dim * len(PART_NAMES)
+        layer = nn.TransformerEncoderLayer(width, cfg.heads, cfg.optimizer_ff, cfg.dropout,
+                                           activation=nn.functional.silu, batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, cfg.attention_layers, enable_nested_tensor=False)
+        self.smoothnet = SmoothNet(cfg.window, cfg.smoothnet_hidden, cfg.smoothnet_res_hidden,
+                                   cfg.smoothnet_blocks, cfg.dropout)
+        self.heads = nn.ModuleDict({p: nn.Linear(cfg.dim, PART_DIMS[p]) for p in PART_NAMES})
+
+    def forward(self, streams: Tensor, whole_latent: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """Map stacked part streams (B, T, 6, d) and the whole-caption latent (B, 256) to x0 per part."""
+        b, t, n, d = streams.shape
+        h = streams + self.text_adapter(whole_latent)[:, None, None, :]
+        h = self.transformer(zero_padding(h.reshape(b, t, n * d), mask), src_key_padding_mask=~mask)
+        h = h.reshape(b, t, n, d) + streams
+        h = self.smoothnet(h, mask)
+        return {p: self.heads[p](h[:, :, i]) for i, p in enumerate(PART_NAMES)}
+
+
+class LGTM(nn.Module):
+    """The denoiser: predicts x0 for each part from x_t, the timestep, 7 text latents and a frame mask."""
+
+    def __init__(self, cfg: LGTMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.time_projection = Timesteps(cfg.dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(cfg.dim, cfg.dim, act_fn="silu")
+        self.part_encoders = nn.ModuleDict({p: PartMotionEncoder(PART_DIMS[p], cfg) for p in PART_NAMES})
+        self.full_body_optimizer = FullBodyOptimizer(cfg)
+
+    def forward(self, x_t: dict[str, Tensor], timesteps: Tensor, text_latents: Tensor,
+                mask: Tensor) -> dict[str, Tensor]:
+        """x_t: part -> (B, T, d_part); timesteps (B,); text_latents (B, 7, 256) in TEXT_SLOTS order; mask (B, T)."""
+        if text_latents.shape[1] != len(TEXT_SLOTS):
+            raise ValueError(f"text_latents must hold {len(TEXT_SLOTS)} latents per sample {TEXT_SLOTS}, "
+                             f"got shape {tuple(text_latents.shape)}")
+        mask = mask.bool()
+        time = self.time_embedding(self.time_projection(timesteps).to(text_latents.dtype))
+        streams = torch.stack([
+            self.part_encoders[p](x_t[p], text_latents[:, i + 1], time, mask) for i, p in enumerate(PART_NAMES)
+        ], dim=2)
+        return self.full_body_optimizer(streams, text_latents[:, 0], mask)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

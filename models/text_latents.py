@@ -1,0 +1,152 @@
+"""The seven frozen TMR text latents per caption (whole caption + six part texts), computed once and cached.
+
+LGTM conditions on TMR text latents that never change during training, so they are encoded once
+per unique text and stored in one ``.npz``: ``seg_ids`` (N,), ``index`` (N, 7) int32 rows into the
+per-slot tables ``latents_<slot>`` (U_slot, 256) float32 whose texts are ``texts_<slot>`` (U_slot,).
+Slots follow ``models.lgtm.TEXT_SLOTS`` (whole_body, then PART_NAMES). Who computes latents is an
+injectable ``TextLatentProvider``: the real one runs the trained TMR text encoders (in eval mode)
+on the cached token features of ``embed_texts``; ``RandomTextLatents`` serves tests and smoke runs.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from models.lgtm import TEXT_SLOTS
+from motion.errors import DataError
+from motion.io import atomic_path
+
+
+class TextLatentProvider(Protocol):
+    """Anything that maps texts to TMR-like latents for one slot (whole_body or a part)."""
+
+    dim: int
+
+    def encode(self, slot: str, texts: Sequence[str]) -> np.ndarray:
+        """Latents (len(texts), dim) float32 of ``texts`` under the slot's text encoder."""
+        ...
+
+
+class RandomTextLatents:
+    """Deterministic pseudo-latents: a unit-variance Gaussian vector seeded by (seed, slot, text)."""
+
+    def __init__(self, dim: int = 256, seed: int = 0) -> None:
+        self.dim = dim
+        self.seed = seed
+
+    def encode(self, slot: str, texts: Sequence[str]) -> np.ndarray:
+        """One fixed random vector per distinct (slot, text)."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            digest = hashlib.sha256(f"{self.seed}\x00{slot}\x00{text}".encode()).digest()
+            out[i] = np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal(self.dim)
+        return out
+
+
+class TMRTextLatents:
+    """Latent means of the trained TMR text encoders (``<tmr_root>/<slot>/``) on ``embed_texts`` tokens."""
+
+    def __init__(self, tmr_root: str | Path, embeddings_dir: str | Path, device: str = "cpu",
+                 batch_size: int = 256) -> None:
+        from motion.text.embeddings import TextEmbeddings
+
+        self.tmr_root = Path(tmr_root)
+        self.embeddings = TextEmbeddings.load(embeddings_dir)
+        self.device = device
+        self.batch_size = batch_size
+        self._models: dict[str, object] = {}
+        self.dim = int(self._model(TEXT_SLOTS[0]).cfg.latent_dim)
+
+    def _model(self, slot: str):  # noqa: ANN202 - models.tmr.TMR
+        if slot not in self._models:
+            from models.tmr import load_tmr
+
+            self._models[slot] = load_tmr(self.tmr_root / slot, self.device)
+        return self._models[slot]
+
+    def encode(self, slot: str, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts in batches of padded token features with the slot's frozen TMR text encoder."""
+        import torch
+
+        model = self._model(slot)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                tokens = [self.embeddings.tokens(t) for t in texts[start:start + self.batch_size]]
+                longest = max(len(t) for t in tokens)
+                batch = np.zeros((len(tokens), longest, tokens[0].shape[1]), dtype=np.float32)
+                mask = np.zeros((len(tokens), longest), dtype=bool)
+                for i, t in enumerate(tokens):
+                    batch[i, :len(t)] = t
+                    mask[i, :len(t)] = True
+                mu = model.encode_text(torch.from_numpy(batch).to(self.device), torch.from_numpy(mask).to(self.device))
+                out.append(mu.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+
+class TextLatentCache:
+    """seg_id -> (7, dim) latents, backed by per-slot tables of unique texts."""
+
+    def __init__(self, seg_ids: np.ndarray, index: np.ndarray, tables: dict[str, np.ndarray],
+                 texts: dict[str, np.ndarray]) -> None:
+        self.seg_ids = seg_ids
+        self.index = index
+        self.tables = tables
+        self.texts = texts
+        self.row = {str(s): i for i, s in enumerate(seg_ids)}
+        self.dim = int(tables[TEXT_SLOTS[0]].shape[1])
+
+    def __contains__(self, seg_id: str) -> bool:
+        return seg_id in self.row
+
+    def __len__(self) -> int:
+        return len(self.seg_ids)
+
+    def get(self, seg_id: str) -> np.ndarray:
+        """The 7 latents (7, dim) of one caption in TEXT_SLOTS order."""
+        row = self.index[self.row[seg_id]]
+        return np.stack([self.tables[s][row[k]] for k, s in enumerate(TEXT_SLOTS)])
+
+    def save(self, path: str | Path) -> None:
+        """Write the cache as one .npz, atomically."""
+        arrays: dict[str, np.ndarray] = {"seg_ids": self.seg_ids.astype(str), "index": self.index.astype(np.int32)}
+        for s in TEXT_SLOTS:
+            arrays[f"latents_{s}"] = self.tables[s].astype(np.float32)
+            arrays[f"texts_{s}"] = self.texts[s].astype(str)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TextLatentCache":
+        """Read a cache written by ``save``."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "text-latent cache is missing", "run `python -m stages.train_lgtm` (it builds the cache first)")
+        with np.load(path) as data:
+            missing = [k for k in ["seg_ids", "index"] + [f"latents_{s}" for s in TEXT_SLOTS] if k not in data]
+            if missing:
+                raise DataError(path, f"text-latent cache lacks {missing}", "delete it and rerun train_lgtm")
+            return cls(data["seg_ids"], data["index"], {s: data[f"latents_{s}"] for s in TEXT_SLOTS},
+                       {s: data[f"texts_{s}"] for s in TEXT_SLOTS})
+
+
+def build_text_latent_cache(seg_ids: Sequence[str], texts: Sequence[Sequence[str]],
+                            provider: TextLatentProvider) -> TextLatentCache:
+    """Encode each distinct text once per slot; ``texts[i]`` holds seg i's 7 texts in TEXT_SLOTS order."""
+    if any(len(t) != len(TEXT_SLOTS) for t in texts):
+        raise ValueError(f"every caption needs {len(TEXT_SLOTS)} texts in the order {TEXT_SLOTS}")
+    index = np.zeros((len(seg_ids), len(TEXT_SLOTS)), dtype=np.int32)
+    tables: dict[str, np.ndarray] = {}
+    uniques: dict[str, np.ndarray] = {}
+    for k, slot in enumerate(TEXT_SLOTS):
+        column = [t[k] for t in texts]
+        unique = sorted(set(column))
+        position = {t: i for i, t in enumerate(unique)}
+        index[:, k] = [position[t] for t in column]
+        tables[slot] = provider.encode(slot, unique).astype(np.float32)
+        uniques[slot] = np.array(unique, dtype=str)
+    return TextLatentCache(np.array(list(seg_ids), dtype=str), index, tables, uniques)
