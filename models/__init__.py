@@ -1,0 +1,1 @@
+"""Neural networks of the pipeline: TMR retrieval encoders (models.tmr) and the LGTM diffusion model."""
