@@ -280,8 +280,19 @@ def fit_tmr(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionD
     return model.eval(), history
 
 
-def finish_work_dir(work_dir: str | Path, out_dir: Path) -> None:
-    """Copy the DVCLive folder of a finished training into ``out_dir`` and delete the work folder."""
-    work_dir = Path(work_dir)
-    shutil.copytree(work_dir / "dvclive", out_dir / "dvclive")
-    shutil.rmtree(work_dir)
+def copy_live(work_dir: str | Path, out_dir: Path) -> None:
+    """Copy the DVCLive folder (metrics, PNG plots) of a finished training into ``out_dir``."""
+    shutil.copytree(Path(work_dir) / "dvclive", out_dir / "dvclive")
+
+
+def select_config(section: dict[str, Any]) -> tuple[dict[str, Any], TrainConfig]:
+    """Model hyper-parameters (selected config + loss) and training settings from params' ``tmr`` section."""
+    name = section.get("config", "cpu")
+    configs = section.get("configs", {})
+    if name not in configs:
+        raise ValueError(f"tmr.config is {name!r} but tmr.configs has only {sorted(configs)}; fix params.yaml")
+    chosen = configs[name]
+    model = {**chosen.get("model", {}), **section.get("loss", {})}
+    train = {**chosen.get("train", {}), "seed": int(section.get("seed", 1234)),
+             "one_per_motion": bool(section.get("data", {}).get("one_per_motion", True))}
+    return model, TrainConfig.from_dict(train)

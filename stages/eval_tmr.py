@@ -1,0 +1,78 @@
+"""Stage eval_tmr: retrieval metrics of the seven trained TMR encoders on the test split.
+
+Reads ``paths`` and ``tmr`` from params.yaml and ${tmr.out_dir}/<name>/ for every name in
+``tmr.encoders``. Each encoder is evaluated on the first caption of every test motion (part
+encoders on their part texts) with TMR's protocols: all pairs, the sentence-similarity threshold,
+and shuffled batches of 32; R@1, 2, 3, 5, 10 and median rank, text->motion and motion->text.
+Writes ${tmr.eval_dir}/metrics.json (DVC metrics, with chance levels) and part_study.json: the
+2-way accuracy of each encoder on motion pairs that differ in exactly one part's action (ground-truth
+actions from ${paths.poses}/part_texts.json when present, else from part_texts.parquet).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from models.tmr import load_tmr
+from models.tmr_eval import pair_study, single_part_differences, test_pairs
+from motion.config import load_params
+from motion.datasets import load_text_motion
+from motion.device import resolve_device
+from motion.errors import DataError
+from motion.io import atomic_dir, write_json
+from motion.parts import PART_NAMES
+from motion.retrieval import all_protocols, chance_metrics
+
+
+def part_actions(poses_dir: Path, texts_dir: Path, seg_ids: list[str]) -> tuple[dict[str, dict[str, str]], str]:
+    """Six part actions per seg_id: the ground truth when the poses stage has it, else split_texts'."""
+    truth = poses_dir / "part_texts.json"
+    if truth.is_file():
+        table = json.loads(truth.read_text(encoding="utf-8"))
+        return {s: {p: table[s][p]["action"] for p in PART_NAMES} for s in seg_ids if s in table}, str(truth)
+    frame = pd.read_parquet(texts_dir / "part_texts.parquet").set_index("seg_id")
+    frame = frame.loc[[s for s in seg_ids if s in frame.index]]
+    return {s: {p: str(r[f"{p}_action"]) for p in PART_NAMES} for s, r in frame.iterrows()}, str(texts_dir)
+
+
+def main() -> None:
+    """Evaluate every configured encoder and write the metrics."""
+    params = load_params()
+    paths, section = params["paths"], params["tmr"]
+    data, cfg = section.get("data", {}), section.get("eval", {})
+    batch_size = int(cfg.get("batch_size", 32))
+    device = resolve_device(cfg.get("device", "auto"))
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    metrics: dict[str, object] = {"chance": {f"batches_{batch_size}": chance_metrics(batch_size)}}
+    study: dict[str, object] = {}
+    try:
+        from motion.text.embeddings import TextEmbeddings
+
+        embeddings = TextEmbeddings.load(paths["embeddings"])
+        for name in section.get("encoders", []):
+            model = load_tmr(Path(section.get("out_dir", "data/tmr")) / name, device)
+            test_set = load_text_motion(paths["features"], paths["texts"], embeddings, name, "test",
+                                        max_frames=int(data.get("max_frames", 200)), embeddings_dir=paths["embeddings"])
+            seg_ids, text, motion, sentences = test_pairs(model, test_set, device)
+            result = dict(all_protocols(text, motion, sentences, float(cfg.get("threshold", 0.95)), batch_size,
+                                        int(cfg.get("seed", 0)), int(cfg.get("repeats", 1))))
+            result["num_pairs"] = len(seg_ids)
+            metrics[name] = result
+            actions, source = part_actions(Path(paths["poses"]), Path(paths["texts"]), seg_ids)
+            study[name] = pair_study(seg_ids, text, motion, single_part_differences(actions))
+            line = result.get(f"batches_{batch_size}", result["all"])["t2m"]
+            print(f"eval_tmr {name}: {len(seg_ids)} test pairs, t2m R@1 {line['R1']:.1f}% R@3 {line['R3']:.1f}% "
+                  f"(chance {100 / batch_size:.1f}% / {300 / batch_size:.1f}%)")
+    except DataError as e:
+        sys.exit(f"eval_tmr: {e}")
+    with atomic_dir(section.get("eval_dir", "data/tmr_eval")) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "part_study.json", {"actions_from": source if study else "", "encoders": study})
+
+
+if __name__ == "__main__":
+    main()

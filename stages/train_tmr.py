@@ -1,0 +1,77 @@
+"""Stage train_tmr@<name>: train one TMR retrieval encoder (whole_body or one of the six parts).
+
+``python -m stages.train_tmr <name>`` reads ``paths`` and ``tmr`` from params.yaml, the features
+(new_joint_vecs, part_stats.npz, splits), ${paths.texts}/part_texts.parquet and ${paths.embeddings};
+trains on the train split (validating on val each epoch) and writes ${tmr.out_dir}/<name>/
+(model.safetensors, config.json, metrics.json, dvclive/) whole or not at all. The checkpoint and
+the live DVCLive log sit in ${paths.cache}/tmr/<name>/ meanwhile, so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from models.tmr import TMRConfig, save_tmr
+from models.tmr_train import copy_live, fit_tmr, select_config
+from motion.config import load_params
+from motion.datasets import ENCODER_NAMES, feature_dims, load_text_motion, text_column
+from motion.device import exclusive_gpu, resolve_device
+from motion.errors import DataError
+from motion.io import atomic_dir, write_json
+
+
+def main() -> None:
+    """Train the encoder named on the command line."""
+    if len(sys.argv) != 2 or sys.argv[1] not in ENCODER_NAMES:
+        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(ENCODER_NAMES)}>")
+    name = sys.argv[1]
+    params = load_params()
+    paths, section = params["paths"], params["tmr"]
+    model_kwargs, train_cfg = select_config(section)
+    threads = int(section["configs"][section["config"]].get("train", {}).get("threads", 0))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    data = section.get("data", {})
+    try:
+        from motion.text.embeddings import TextEmbeddings
+
+        embeddings = TextEmbeddings.load(paths["embeddings"])
+        common = dict(features_dir=paths["features"], texts_dir=paths["texts"], embeddings=embeddings, name=name,
+                      min_frames=int(data.get("min_frames", 40)), max_frames=int(data.get("max_frames", 200)),
+                      seed=train_cfg.seed, embeddings_dir=paths["embeddings"])
+        train_set = load_text_motion(split="train", filter_lengths=True, random_crop=True, **common)
+        val_set = load_text_motion(split="val", filter_lengths=True, **common)
+        model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim, **model_kwargs)
+        work_dir = Path(paths.get("cache", "data/cache")) / "tmr" / name
+        with exclusive_gpu(resolve_device(train_cfg.device)) as device:
+            train_cfg = dataclasses.replace(train_cfg, device=device)
+            model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir)
+    except DataError as e:
+        sys.exit(f"train_tmr {name}: {e}")
+    out = Path(section.get("out_dir", "data/tmr")) / name
+    dims = feature_dims(name)
+    extra = {
+        "name": name,
+        "text": text_column(name),
+        "feature_dims": None if dims is None else dims.tolist(),
+        "stats": str(Path(paths["features"]) / "part_stats.npz"),
+        "text_encoder": embeddings.meta,
+        "train": {**dataclasses.asdict(train_cfg), "device": str(train_cfg.device)},
+        "data": {"train_samples": len(train_set), "val_samples": len(val_set), **data},
+    }
+    with atomic_dir(out) as tmp:
+        save_tmr(model.cpu(), tmp, extra=extra)
+        write_json(tmp / "metrics.json", {k: v for k, v in history[-1].items()})
+        copy_live(work_dir, tmp)
+    shutil.rmtree(work_dir)  # the checkpoint is no longer needed once the outputs are in place
+    last = history[-1]
+    print(f"train_tmr {name}: {last['epoch']} epochs, train loss {last['train/loss']:.4f}, val loss "
+          f"{last['val/loss']:.4f}, val t2m R@1 {last.get('val/all/t2m_R1', float('nan')):.1f}% -> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""train_tmr and eval_tmr end to end on a tiny fake dataset (two encoders, three epochs)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from models.tmr import load_tmr, read_tmr_config
+from tests.tmr_fakes import FakeEmbeddings, make_fake_data
+
+
+def write_fake_embeddings(folder, texts_dir) -> None:
+    """An embed_texts-format folder holding FakeEmbeddings' features of every text of the table."""
+    table = pd.read_parquet(texts_dir / "part_texts.parquet")
+    texts = sorted(set(table["caption"]) | {t for c in table.columns if c.endswith("_text") for t in table[c]})
+    emb = FakeEmbeddings()
+    tokens = [emb.tokens(t) for t in texts]
+    folder.mkdir()
+    pd.DataFrame({"text": texts}).to_parquet(folder / "texts.parquet", index=False)
+    np.save(folder / "tokens.npy", np.concatenate(tokens).astype(np.float16))
+    np.save(folder / "token_offsets.npy", np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64))
+    np.save(folder / "sentences.npy", emb.sentences(texts))
+    (folder / "meta.json").write_text(json.dumps({"encoder": "fake", "token_dim": 16, "sentence_dim": 16,
+                                                  "num_texts": len(texts)}))
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    features, texts = make_fake_data(tmp_path, num_motions=20)
+    write_fake_embeddings(tmp_path / "embeddings", texts)
+    params = {
+        "paths": {"features": str(features), "texts": str(texts), "embeddings": str(tmp_path / "embeddings"),
+                  "poses": str(tmp_path / "poses"), "cache": str(tmp_path / "cache")},
+        "tmr": {"config": "cpu", "encoders": ["whole_body", "right_arm"], "out_dir": str(tmp_path / "tmr"),
+                "eval_dir": str(tmp_path / "tmr_eval"), "seed": 3,
+                "data": {"min_frames": 20, "max_frames": 40, "one_per_motion": True},
+                "loss": {"temperature": 0.1, "threshold_selfsim": 0.8},
+                "configs": {"cpu": {"model": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2},
+                                    "train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "device": "cpu",
+                                              "threads": 1}}},
+                "eval": {"batch_size": 4, "repeats": 2, "device": "cpu", "threads": 1}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
+    return tmp_path
+
+
+def test_train_then_eval_stages(project, monkeypatch):
+    from stages import eval_tmr, train_tmr
+
+    for name in ("whole_body", "right_arm"):
+        monkeypatch.setattr(sys, "argv", ["train_tmr", name])
+        train_tmr.main()
+        out = project / "tmr" / name
+        assert sorted(p.name for p in out.iterdir()) == ["config.json", "dvclive", "metrics.json", "model.safetensors"]
+        assert (out / "dvclive" / "plots" / "images" / "losses.png").is_file()
+        assert not (project / "cache" / "tmr" / name).exists()  # the checkpoint is gone once outputs exist
+    config = read_tmr_config(project / "tmr" / "right_arm")
+    assert config["name"] == "right_arm" and config["model"]["motion_dim"] == 48 and len(config["feature_dims"]) == 48
+    assert json.loads((project / "tmr" / "whole_body" / "metrics.json").read_text())["epoch"] == 3
+    model = load_tmr(project / "tmr" / "whole_body")
+    assert model.encode_motion(torch.zeros(1, 10, 263), torch.ones(1, 10, dtype=torch.bool)).shape == (1, 16)
+
+    eval_tmr.main()
+    metrics = json.loads((project / "tmr_eval" / "metrics.json").read_text())
+    assert set(metrics) == {"chance", "whole_body", "right_arm"}
+    assert metrics["right_arm"]["num_pairs"] == 5
+    assert set(metrics["right_arm"]) >= {"all", "threshold", "batches_4"}
+    assert set(metrics["whole_body"]["all"]["m2t"]) == {"R1", "R2", "R3", "R5", "R10", "MedR"}
+    study = json.loads((project / "tmr_eval" / "part_study.json").read_text())["encoders"]
+    assert list(study["right_arm"]) == ["right_arm"]  # fake motions differ only in their right-arm action
+
+
+def test_unknown_encoder_name_exits(project, monkeypatch):
+    from stages import train_tmr
+
+    monkeypatch.setattr(sys, "argv", ["train_tmr", "tail"])
+    with pytest.raises(SystemExit, match="usage"):
+        train_tmr.main()
+
+
+def test_missing_embeddings_exit_with_one_line(project, monkeypatch):
+    import shutil
+
+    from stages import train_tmr
+
+    shutil.rmtree(project / "embeddings")
+    monkeypatch.setattr(sys, "argv", ["train_tmr", "head"])
+    with pytest.raises(SystemExit, match="embed_texts"):
+        train_tmr.main()
