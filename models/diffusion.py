@@ -22,6 +22,24 @@ NUM_TRAIN_TIMESTEPS = 1000
 SAMPLERS = ("ddim", "dpmsolver++")
 
 
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Inference settings (paper: 1000 deterministic DDIM steps, no guidance)."""
+
+    sampler: str = "ddim"          # ddim | dpmsolver++
+    steps: int = 1000
+    eta: float = 0.0               # DDIM only: 0 = deterministic
+    guidance_scale: float = 1.0    # 1 = no classifier-free guidance
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SamplingConfig":
+        """Build from a dict, ignoring unknown keys; checks the sampler name."""
+        cfg = cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+        if cfg.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {cfg.sampler!r}; choose one of {SAMPLERS}")
+        return cfg
+
+
 def pack_parts(parts: dict[str, Tensor]) -> Tensor:
     """Concatenate part tensors (..., d_part) in PART_NAMES order -> (..., 263)."""
     return torch.cat([parts[p] for p in PART_NAMES], dim=-1)

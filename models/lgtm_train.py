@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from models.diffusion import diffusion_loss, draw_noise, training_scheduler
+from models.diffusion import SamplingConfig, diffusion_loss, draw_noise, training_scheduler
 from models.lgtm import LGTM, LGTMConfig, count_parameters
 from motion.io import atomic_path, write_json
 
@@ -59,6 +59,28 @@ class TrainConfig:
         """Build from a dict, ignoring keys that are not training settings."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def resolve_settings(section: dict[str, Any]) -> tuple[LGTMConfig, TrainConfig, SamplingConfig]:
+    """Model, training and sampling settings of params.yaml's ``lgtm`` section for its selected ``config``.
+
+    ``lgtm.sampling`` holds the sampling defaults; ``configs.<name>.sampling`` may override any of them.
+    """
+    name = section["config"]
+    if name not in section["configs"]:
+        raise KeyError(f"lgtm.config is {name!r} but lgtm.configs has only {sorted(section['configs'])}")
+    chosen = section["configs"][name]
+    model = LGTMConfig.from_dict(chosen.get("model", {}))
+    train_cfg = TrainConfig.from_dict(chosen.get("train", {}))
+    sampling = SamplingConfig.from_dict({**section.get("sampling", {}), **chosen.get("sampling", {})})
+    return model, train_cfg, sampling
+
+
+def fingerprint(model_cfg: LGTMConfig, cfg: TrainConfig, num_train: int) -> str:
+    """What a checkpoint must match to be resumed (settings that change the run, and the data size)."""
+    skip = {"val_every", "checkpoint_every", "log_every", "num_workers"}
+    return json.dumps({"model": model_cfg.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
+                       "num_train": num_train}, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -138,13 +160,17 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         save_file(tensors, str(tmp), metadata={"json": json.dumps(info)})
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, lr_schedule: Any,
-                    scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
-    """Restore a checkpoint written by save_checkpoint; returns its metadata."""
+def _checkpoint_meta(path: Path) -> dict[str, Any]:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        info = json.loads(f.metadata()["json"])
+        return json.loads(f.metadata()["json"])
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, lr_schedule: Any,
+                    scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
+    """Restore a checkpoint written by save_checkpoint; returns its metadata."""
+    info = _checkpoint_meta(path)
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, Tensor]] = {}
@@ -270,9 +296,17 @@ def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: 
 
     step, best_val = 0, math.inf
     last_path = out_dir / CHECKPOINT_DIR / LAST
+    run_id = fingerprint(model_cfg, cfg, len(train_set))
     if resume and last_path.is_file():
-        info = load_checkpoint(last_path, model, optimizer, lr_schedule, scaler)
-        step, best_val = int(info["step"]), float(info["best_val"])
+        if _checkpoint_meta(last_path).get("fingerprint") == run_id:
+            info = load_checkpoint(last_path, model, optimizer, lr_schedule, scaler)
+            step, best_val = int(info["step"]), float(info["best_val"])
+        elif rank == 0:
+            tqdm.write(f"{last_path}: settings or data changed since this checkpoint; training from scratch")
+    if step == 0 and rank == 0:
+        for stale in (out_dir / CHECKPOINT_DIR / BEST, last_path):
+            stale.unlink(missing_ok=True)
+    _barrier(world)
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
@@ -290,7 +324,8 @@ def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: 
     def checkpoint() -> None:
         if rank == 0:
             save_checkpoint(last_path, model, optimizer, lr_schedule, scaler,
-                            {"step": step, "best_val": best_val, "total_steps": total_steps})
+                            {"step": step, "best_val": best_val, "total_steps": total_steps,
+                             "fingerprint": run_id})
         _barrier(world)
 
     def validate() -> None:
@@ -352,8 +387,9 @@ def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: 
 
     metrics: dict[str, Any] = {}
     if rank == 0:
-        metrics = {"step": step, "total_steps": total_steps, "train_loss": last_loss, "val_loss": val_loss,
-                   "best_val_loss": best_val if math.isfinite(best_val) else None,
+        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 - JSON has no NaN
+        metrics = {"step": step, "total_steps": total_steps, "train_loss": finite(last_loss),
+                   "val_loss": finite(val_loss), "best_val_loss": finite(best_val),
                    "trainable_parameters": count_parameters(model), "world_size": world}
         if step >= total_steps:
             best = out_dir / CHECKPOINT_DIR / BEST

@@ -36,7 +36,9 @@ def make_corpus(root: Path, num_motions: int = 6, seed: int = 0) -> dict[str, Pa
     np.save(features / "Std.npy", np.ones(FEATURE_DIM, np.float32))
     (features / "splits" / "train.txt").write_text("\n".join(ids) + "\n")
     (features / "splits" / "val.txt").write_text("\n".join(ids[:2]) + "\n")
-    part_file = root / "body_part_annotations.json"
+    (features / "splits" / "test.txt").write_text("\n".join(ids[-2:]) + "\n")
+    part_file = root / "texts" / "body_part_annotations.json"
+    part_file.parent.mkdir()
     part_file.write_text(json.dumps(annotations))
     return {"features": features, "texts": texts, "parts": part_file}
 

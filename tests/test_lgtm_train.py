@@ -95,7 +95,7 @@ def _ddp_worker(rank: int, world: int, port: int, root: str) -> None:
 def make_corpus_paths(root: Path) -> dict[str, Path]:
     """Paths of a corpus already written by make_corpus under root/data."""
     data = root / "data"
-    return {"features": data / "features", "texts": data / "poses" / "texts", "parts": data / "body_part_annotations.json"}
+    return {"features": data / "features", "texts": data / "poses" / "texts", "parts": data / "texts" / "body_part_annotations.json"}
 
 
 @pytest.mark.slow
@@ -117,3 +117,34 @@ def test_ddp_two_gloo_processes_equal_one_big_batch(tmp_path: Path) -> None:
     assert moved.mean() > 1e-4
     assert gap.mean() < 1e-3 * moved.mean(), (gap.mean(), moved.mean())
     assert (gap > 1e-5).float().mean() < 0.02
+
+
+def test_train_lgtm_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from models.text_latents import TextLatentCache
+    from stages import train_lgtm
+
+    make_corpus(tmp_path / "data", num_motions=6)
+    tiny = {k: v for k, v in TINY.to_dict().items() if k != "text_dim"}
+    params = {
+        "seed": 1,
+        "paths": {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
+                  "lgtm": "out/lgtm"},
+        "lgtm": {"config": "tiny", "device": "cpu", "num_threads": 1, "text_latents": "random", "min_frames": 10,
+                 "max_frames": 200, "sampling": {"sampler": "ddim", "steps": 1000},
+                 "configs": {"tiny": {"model": tiny, "train": {"batch_size": 4, "max_steps": 4, "warmup_steps": 1,
+                                                               "val_every": 2, "checkpoint_every": 2}}}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LGTM_PARAMS", raising=False)
+    train_lgtm.main()
+    out = tmp_path / "out" / "lgtm"
+    cache = TextLatentCache.load(out / "text_latents.npz")
+    assert len(cache) == 12 and "000005_1" in cache and cache.dim == 256  # every split, both captions
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["text_dim"] == 256 and config["exported"] == "best"
+    assert json.loads((out / "metrics.json").read_text())["step"] == 4
+    model = load_lgtm(out)
+    assert model.cfg.window == TINY.window

@@ -1,0 +1,88 @@
+"""Stage train_lgtm: cache the 7 TMR text latents of every caption, then train the LGTM denoiser.
+
+Reads ``paths`` and ``lgtm`` from params.yaml; the features, poses/texts (captions), the part texts of
+split_texts, the token features of embed_texts and the trained TMRs (data/tmr/<name>). Writes into
+``paths.lgtm`` (default data/lgtm): text_latents.npz (all splits, for evaluation too), model.safetensors
+(best validation weights), config.json, metrics.json, dvclive/ (curves + PNG plots) and checkpoints/
+(last + best; an interrupted run resumes from last when its settings and data are unchanged).
+
+Multi-GPU: ``torchrun --nproc_per_node N -m stages.train_lgtm`` (rank 0 builds the latent cache first).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.lgtm_train import resolve_settings, setup_distributed, train
+from models.text_latents import RandomTextLatents, TextLatentCache, TMRTextLatents, build_text_latent_cache
+from motion.config import load_params, seed_everything
+from motion.errors import DataError
+from motion.lgtm_data import (LGTMDataset, load_normalisation, read_part_texts, read_segments, read_split,
+                              segment_texts)
+
+LATENTS_FILE = "text_latents.npz"
+
+
+def output_dir(paths: dict[str, Any]) -> Path:
+    """Where the stage writes (``paths.lgtm``, default data/lgtm)."""
+    return Path(paths.get("lgtm", "data/lgtm"))
+
+
+def build_latents(paths: dict[str, Any], section: dict[str, Any], segments: list, device: str) -> TextLatentCache:
+    """Encode the 7 texts of every caption once with the frozen TMR text encoders (or random ones)."""
+    part_texts = read_part_texts(Path(paths["texts"]) / "body_part_annotations.json")
+    if section.get("text_latents", "tmr") == "random":
+        provider = RandomTextLatents(256, seed=int(section.get("seed", 0)))
+    else:
+        provider = TMRTextLatents(paths.get("tmr", "data/tmr"), paths["embeddings"], device=device)
+    return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
+                                   provider)
+
+
+def main() -> None:
+    """Build the latent cache (rank 0), then train with the selected ``lgtm.config``."""
+    params = load_params()
+    paths, section = params["paths"], params["lgtm"]
+    seed_everything(params.get("seed", 0))
+    torch.set_num_threads(int(section.get("num_threads", 2)))
+    from motion.device import resolve_device
+
+    device = resolve_device(section.get("device", "auto"))
+    rank, world, device = setup_distributed(device)
+    model_cfg, train_cfg, _ = resolve_settings(section)
+    out = output_dir(paths)
+    try:
+        features, texts = Path(paths["features"]), Path(paths["poses"]) / "texts"
+        lo, hi = int(section.get("min_frames", 40)), int(section.get("max_frames", 200))
+        splits = {s: read_segments(features, texts, read_split(features, s), lo, hi) for s in ("train", "val", "test")}
+        if rank == 0:
+            every = sorted({seg.seg_id: seg for segs in splits.values() for seg in segs}.values(), key=lambda s: s.seg_id)
+            cache = build_latents(paths, section, every, device)
+            cache.save(out / LATENTS_FILE)
+            print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
+        if world > 1:
+            torch.distributed.barrier()
+        cache = TextLatentCache.load(out / LATENTS_FILE)
+        model_cfg = dataclasses.replace(model_cfg, text_dim=cache.dim)
+        mean, std = load_normalisation(features)
+        data = {s: LGTMDataset(splits[s], features, mean, std, cache, model_cfg.window, seed=train_cfg.seed)
+                for s in ("train", "val")}
+        if len(data["train"]) == 0:
+            raise DataError(features / "splits" / "train.txt", f"no training caption spans {lo}..{hi - 1} frames",
+                            "check the features stage output or lgtm.min_frames / max_frames")
+        metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device)
+    except DataError as e:
+        sys.exit(f"train_lgtm: {e}")
+    if rank == 0:
+        print(f"train_lgtm: {metrics.get('step')} steps ({section['config']} config, "
+              f"{metrics.get('trainable_parameters'):,} parameters), val loss {metrics.get('val_loss')} -> {out}")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
