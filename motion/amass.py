@@ -268,6 +268,9 @@ def check_motion_file(path: str | Path, source_path: str) -> MotionHeader:
     """Preflight of the file behind one index.csv source (AMASS .npz, or HumanAct12 pose_data .npy)."""
     if dataset_of(source_path) == HUMANACT12:
         return check_pose_data_file(path)
+    if not is_motion_file(path):
+        raise DataError(path, "is not a motion sequence (archives also ship shape, licence and readme files)",
+                        "point index.csv at the *_poses.npz sequence files")
     return check_amass_file(path, dataset_of(source_path))
 
 

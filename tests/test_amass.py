@@ -102,6 +102,8 @@ def test_non_motion_files_are_ignored() -> None:
     assert is_motion_file("CMU/01/01_01_poses.npz")
     assert not is_motion_file("CMU/01/shape.npz") and not is_motion_file("CMU/LICENSE.txt")
     assert not is_motion_file("CMU/readme.txt")
+    with pytest.raises(DataError, match="not a motion sequence"):
+        check_motion_file("CMU/01/shape.npz", "./pose_data/CMU/01/shape.npy")
 
 
 @pytest.mark.parametrize("case, match", [
