@@ -88,3 +88,10 @@ def test_rules_reach_target_f1_on_babel(reference):
     pred = {k: moving(k) for k in labels}
     ref = {k: majority_parts(v) for k, v in labels.items()}
     assert set_scores(pred, ref)["f1"] >= 0.8
+
+
+def test_gait_convention_switch():
+    assert moving("a person jogs forward") == {"left_leg", "right_leg", "torso"}
+    assert active_parts(split_caption("a person jogs forward", gait_torso=False)) == {"left_leg", "right_leg"}
+    # posture changes keep the torso either way
+    assert "torso" in active_parts(split_caption("a person squats down", gait_torso=False))

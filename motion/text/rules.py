@@ -41,14 +41,20 @@ SINGULAR_LIMBS = {"hand", "arm", "elbow", "wrist", "shoulder", "finger", "fist",
 # "back" is a body part only after a possessive or adjective ("his back", "lower back"); else a direction.
 BACK_OWNERS = {"his", "her", "their", "its", "the", "lower", "upper", "small", "own", "one's"}
 
+# Gait verbs: the legs carry the body, and the root's trajectory lives in LGTM's torso part. With
+# ``gait_torso=False`` they move the legs only, as in LGTM's few-shot example ("walking" -> legs).
+GAIT_WORDS = """walk run jog sprint march stroll stride step hop skip jump leap limp sneak tiptoe shuffle skate trot
+        gallop pace wander sidestep strafe move go come approach retreat advance backpedal travel proceed hurdle
+        bounce zigzag circle return hike scoot trudge prance dash rush hurry tread enter exit leave veer cross
+        creep jumping ride"""
+GAIT_VERBS = frozenset(GAIT_WORDS.split())
+
 # Verb lemma -> parts it moves when the clause names no body part for it (each verb in one class).
 _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (LOCOMOTION, """walk run jog sprint march stroll stride step hop skip jump leap limp stumble trip sneak tiptoe
-        shuffle skate trot gallop pace wander lunge sidestep strafe move go come approach retreat advance
-        backpedal travel proceed turn pivot spin squat crouch kneel sit stand rise get lie lay fall stoop duck
-        dodge land hurdle bounce slide stagger waddle zigzag circle return mount descend ascend hike scoot stop
-        wobble trudge prance dash rush hurry tread enter exit leave reverse veer cross straddle shift balance
-        lower bob pose creep dive jumping plop sink collapse recover ride"""),
+    (LOCOMOTION, GAIT_WORDS),
+    (LOCOMOTION, """turn pivot spin squat crouch kneel sit stand rise get lie lay fall stoop duck dodge land slide
+        stumble trip stagger waddle mount descend ascend stop wobble reverse straddle shift balance lower bob pose
+        dive plop sink collapse recover lunge"""),
     (ARMS + LEGS + TORSO, """dance exercise workout fight wrestle spar climb crawl swim cartwheel flip somersault
         roll ski skateboard surf celebrate imitate mimic practice train warm cheer twirl box kickbox
         shadowbox tumble burpee yoga jig"""),
@@ -63,7 +69,7 @@ _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
         paddle spread extend knock pour conduct dribble shoot swat fold hit strike slap gesture beckon signal give
         hand take put place set drop brush comb open close shake use sweep dig chop saw hammer clean dust cover
         block collect check answer call feed fish cast aim bat serve scoop shovel drag press tug yank squeeze
-        pinch grip clutch cup rest hang shrug smash pass pitch bowl fling hurl lob chuck snap flick flail wag
+        pinch grip clutch rest hang shrug smash pass pitch bowl fling hurl lob chuck snap flick flail wag
         shoo hail fan mix knit sew cut slice stab poke tickle steady support adjust fix operate wield wring
         massage shield protect guard defend bring remove release let offer show display receive accept send
         play strum drum bang pound tap launch flex cradle rock smoke button zip tie scrub mop vacuum
@@ -90,7 +96,7 @@ DETERMINERS = {"his", "her", "their", "its", "the", "a", "an", "one", "each", "o
                "your", "whole", "entire", "full", "of", "top", "side", "front", "and", "or", "small"}
 LIGHT_VERBS = {"do", "perform", "make", "execute", "take", "give", "attempt", "complete", "have"}
 # Verbs in the passive ("gets pushed") describe a reaction of the whole body's support, not an action.
-PASSIVE_MARKERS = {"gets", "get", "got", "getting", "is", "was", "being", "been", "are", "were"}
+PASSIVE_MARKERS = {"gets", "get", "got", "getting", "is", "was", "being", "beeing", "been", "are", "were"}
 STATIC_VERBS = {"stand", "wait", "remain", "stay", "pause", "idle", "rest", "stop", "freeze"}
 
 # Words that join clauses, by the temporal relation they express.
@@ -105,7 +111,7 @@ SUBJECT_WORDS = {"a", "an", "the", "this", "that", "one", "person", "man", "woma
 AUXILIARIES = {"is", "are", "was", "were", "be", "been", "being", "has", "have", "had",
                "will", "would", "can", "could", "seems", "seem", "appears", "appear", "begins", "begin",
                "starts", "start", "started", "began", "proceeds", "proceed", "continues", "continue", "tries",
-               "try", "goes", "keeps", "keep", "to", "then", "and", "gets"}
+               "try", "keeps", "keep", "to", "then", "and", "gets"}
 IRREGULAR = {"ran": "run", "sat": "sit", "stood": "stand", "threw": "throw", "thrown": "throw", "caught": "catch",
              "took": "take", "taken": "take", "went": "go", "gone": "go", "came": "come", "fell": "fall",
              "fallen": "fall", "lying": "lie", "lay": "lie", "laid": "lay", "held": "hold", "swung": "swing",
@@ -296,7 +302,7 @@ def _is_target(words: list[str], i: int, verbs: list[tuple[int, str]], part: tup
     return False
 
 
-def clause_parts(clause: Clause) -> tuple[set[str], str]:
+def clause_parts(clause: Clause, gait_torso: bool = True) -> tuple[set[str], str]:
     """The parts a clause moves and its action verb (lemma); empty when nothing is recognised."""
     words = _strip_subject(clause.words)
     verbs = _verbs(words)
@@ -329,7 +335,9 @@ def clause_parts(clause: Clause) -> tuple[set[str], str]:
     main = verbs[0][1] if verbs else ""
     for i, lemma in verbs:
         implied = VERB_PARTS.get(lemma, LOCOMOTION if lemma in STATIC_VERBS else ())
-        if implied in (LOCOMOTION, TORSO) and _has_object(words, i):
+        if lemma in GAIT_VERBS and not gait_torso:
+            implied = LEGS
+        if implied in (LOCOMOTION, LEGS, TORSO) and _has_object(words, i):
             implied = ARMS  # "moves the chair", "turns the handle": the hands do it
         verb_parts.update(implied)
     first_mover = min((i for i, w in enumerate(words) if w in BODY_NOUNS), default=len(words))
@@ -384,9 +392,11 @@ def _verbs(words: list[str]) -> list[tuple[int, str]]:
     found = [(i, _lemma(w)) for i, w in enumerate(words) if _is_verb(w) and not nominal(i)]
     light = [i for i, w in enumerate(words) if _lemma(w) in LIGHT_VERBS or w in ("doing", "does", "did", "making",
                                                                                  "performs", "performing", "takes")]
-    if light and (not found or found[0][0] > light[0]):
+    if light:
         nouns = [(i, _lemma(w)) for i, w in enumerate(words) if i > light[0] and _is_verb(w) and nominal(i)]
-        found = sorted(found + nouns[:1])
+        found = sorted(set(found + nouns[:1]))
+        if any(i > light[0] for i, _ in found):  # "takes two steps": the step is the action, not the taking
+            found = [(i, v) for i, v in found if i != light[0]]
     return found
 
 
@@ -445,18 +455,19 @@ def _clause_text(clause: Clause) -> str:
     return " ".join(words)
 
 
-def split_caption(caption: str, fallback: bool = True) -> PartAnnotation:
+def split_caption(caption: str, fallback: bool = True, gait_torso: bool = True) -> PartAnnotation:
     """Split one whole-body caption into LGTM's six part annotations (idle where nothing moves).
 
     With ``fallback``, a caption in which no part or known verb is recognised gives every part the
     whole caption (as LGTM does for captions its language model could not split); without, it is all idle.
+    ``gait_torso`` gives walking, running, stepping and jumping to the torso as well as the legs.
     """
     clauses = split_clauses(tokenize(caption))
     texts: dict[str, list[tuple[str, str]]] = {p: [] for p in PART_NAMES}
     actions: dict[str, str] = {}
     previous_action = ""
     for clause in clauses:
-        parts, action = clause_parts(clause)
+        parts, action = clause_parts(clause, gait_torso)
         if not parts:
             continue
         if not any(_is_verb(w) for w in clause.words) and previous_action:

@@ -25,19 +25,37 @@ BACKENDS = ("rules", "llm")
 
 
 @dataclass
+class RuleSettings:
+    """params.yaml ``split_texts.rules``: options of the offline splitter."""
+
+    fallback: bool = True  # unrecognised captions go to every part (LGTM's own fallback)
+    gait_torso: bool = True  # walking/running/jumping also move the torso (root trajectory)
+
+    def split(self, caption: str) -> PartAnnotation:
+        """Split one caption with these options."""
+        return split_caption(caption, fallback=self.fallback, gait_torso=self.gait_torso)
+
+
+@dataclass
 class SplitSettings:
     """params.yaml ``split_texts``."""
 
     backend: str = "rules"
     on_failure: str = "rules"  # rules | error
     llm: LLMConfig = field(default_factory=LLMConfig)
+    rules: RuleSettings = field(default_factory=lambda: RuleSettings())
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> "SplitSettings":
         """Build from params, with a one-line error for bad values."""
         section = dict(section or {})
         llm = LLMConfig.from_params(section.pop("llm", {}) or {})
-        settings = cls(llm=llm, **section)
+        rules = section.pop("rules", {}) or {}
+        unknown = set(rules) - set(RuleSettings.__dataclass_fields__)
+        if unknown:
+            raise DataError("params.yaml", f"unknown split_texts.rules settings {sorted(unknown)}",
+                            "use fallback and gait_torso")
+        settings = cls(llm=llm, rules=RuleSettings(**rules), **section)
         if settings.backend not in BACKENDS:
             raise DataError("params.yaml", f"split_texts.backend is {settings.backend!r}",
                             f"use one of {', '.join(BACKENDS)}")
@@ -67,7 +85,7 @@ def split_unique(captions: list[str], settings: SplitSettings, cache_dir: str | 
     backend_of: dict[str, str] = {}
     report: dict[str, Any] = {"backend": settings.backend, "unique_captions": len(unique)}
     if settings.backend == "rules":
-        results = {c: split_caption(c) for c in tqdm(unique, desc="split_texts (rules)", disable=not progress)}
+        results = {c: settings.rules.split(c) for c in tqdm(unique, desc="split_texts (rules)", disable=not progress)}
         backend_of = {c: "rules" for c in unique}
         return results, backend_of, report
     cache = JsonCache(Path(cache_dir) / "split_texts" / "llm.jsonl")
@@ -84,7 +102,7 @@ def split_unique(captions: list[str], settings: SplitSettings, cache_dir: str | 
                         "rerun (finished captions are cached) or set split_texts.on_failure: rules")
     backend_of = {c: "llm" for c in results}
     for caption in failures:
-        results[caption] = split_caption(caption)
+        results[caption] = settings.rules.split(caption)
         backend_of[caption] = "rules (llm failed)"
     return results, backend_of, report
 
