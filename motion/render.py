@@ -47,8 +47,9 @@ def camera_axes(azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarra
 
 def project(points: np.ndarray, azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray]:
     """Screen coordinates (..., 2) and depth (...) towards the camera of 3D points (..., 3)."""
-    right, up, towards = camera_axes(azimuth, elevation)
-    return np.stack([points @ right, points @ up], axis=-1), points @ towards
+    axes = np.stack(camera_axes(azimuth, elevation), axis=-1)  # (3, 3): right, up, towards as columns
+    out = points @ axes
+    return out[..., :2], out[..., 2]
 
 
 def floor_grid(centre_xz: np.ndarray, floor: float, radius: float) -> np.ndarray:
@@ -93,8 +94,6 @@ class StickFigureRenderer:
             self.fig.text(0.5, 1 - 0.5 * CAPTION_PIXELS / self.height, textwrap.shorten(caption, 110),
                           ha="center", va="center", fontsize=13, weight="bold")
         self.panels = [self._panel(i, m, t, n, top) for i, (m, t) in enumerate(zip(self.motions, titles))]
-        self.counter = self.fig.text(0.995, 0.005, "", ha="right", va="bottom", fontsize=8, color="#666666",
-                                     animated=True)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
@@ -140,8 +139,6 @@ class StickFigureRenderer:
                 chain = list(KINEMATIC_CHAINS[c])
                 panel["bones"][c].set_data(xy[chain, 0], xy[chain, 1])
                 panel["bones"][c].draw(renderer)
-        self.counter.set_text(f"{t + 1}/{self.num_frames}")
-        self.counter.draw(renderer)
         rgba = np.asarray(self.canvas.buffer_rgba())
         return rgba[..., :3].copy()
 

@@ -52,7 +52,7 @@ def test_frames_move_and_hold(tmp_path: Path) -> None:
         assert f0.shape == (592, 960, 3) and f0.dtype == np.uint8
         assert (f0 < 200).any(axis=-1).sum() > 500  # dark bone pixels drawn
         left, right = slice(0, 480), slice(480, 960)
-        body = slice(120, 560)  # below the titles, above the frame counter
+        body = slice(120, 592)  # below the titles
         assert not np.array_equal(f0[body, left], f5[body, left])  # the first body moves
         assert np.array_equal(f8[body, right], f11[body, right])  # the shorter one holds its last frame
         assert not np.array_equal(f8[body, left], f11[body, left])
