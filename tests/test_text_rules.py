@@ -95,3 +95,11 @@ def test_gait_convention_switch():
     assert active_parts(split_caption("a person jogs forward", gait_torso=False)) == {"left_leg", "right_leg"}
     # posture changes keep the torso either way
     assert "torso" in active_parts(split_caption("a person squats down", gait_torso=False))
+
+
+def test_a_named_side_carries_to_the_next_one_handed_verb():
+    assert moving("a person raises the left hand and waves") == {"left_arm"}
+    assert moving("a person lifts his right leg and kicks twice") == {"right_leg"}
+    assert moving("a man waves with his right hand then claps") == {"left_arm", "right_arm"}
+    assert moving("a person touches the right shoulder with the left hand") == {"left_arm"}
+    assert moving("a person kicks the left leg forward") == {"left_leg"}

@@ -60,8 +60,8 @@ _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
         shadowbox tumble burpee yoga jig"""),
     (ARMS + TORSO, "stretch"),
     (TORSO + LEGS, "react"),
-    (TORSO + HEAD, "lean bow hide cower flinch vomit hiccup"),
-    (TORSO, "bend twist arch hunch tilt slouch curl sway wiggle thrust gyrate swivel tip slump rotate jerk"),
+    (TORSO + HEAD, "bow hide cower flinch vomit hiccup"),
+    (TORSO, "lean bend twist arch hunch tilt slouch curl sway wiggle thrust gyrate swivel tip slump rotate jerk"),
     (LEGS, "kick stomp stamp trample roundhouse pedal"),
     (HEAD, "nod look glance gaze stare watch smell talk speak shout sing laugh peek peer sniff yawn sneeze cough listen observe scan search"),
     (ARMS, """wave clap throw toss catch pick grab grasp reach lift raise push pull punch jab hold carry drink eat
@@ -97,6 +97,9 @@ DETERMINERS = {"his", "her", "their", "its", "the", "a", "an", "one", "each", "o
 LIGHT_VERBS = {"do", "perform", "make", "execute", "take", "give", "attempt", "complete", "have"}
 # Verbs in the passive ("gets pushed") describe a reaction of the whole body's support, not an action.
 PASSIVE_MARKERS = {"gets", "get", "got", "getting", "is", "was", "being", "beeing", "been", "are", "were"}
+# Arm verbs that always take both hands ("claps" after "waves the right hand" still uses both).
+BIMANUAL = {"clap", "applaud", "hug", "juggle", "row", "paddle", "fold", "cross", "spread", "shrug", "flap",
+            "wring", "cradle", "rub", "stretch", "catch", "carry", "push", "pull", "lift"}
 STATIC_VERBS = {"stand", "wait", "remain", "stay", "pause", "idle", "rest", "stop", "freeze"}
 
 # Words that join clauses, by the temporal relation they express.
@@ -208,8 +211,7 @@ class Clause:
 
     words: list[str]
     relation: str = "and"  # "then" | "while" | "and": how it follows the previous clause
-    parts: set[str] = field(default_factory=set)
-    action: str = ""
+    unsided: set[str] = field(default_factory=set)  # limbs ("arm", "leg") given both sides only by a verb's default
 
 
 def _starts_verb_phrase(words: list[str], i: int) -> bool:
@@ -297,8 +299,12 @@ def _is_target(words: list[str], i: int, verbs: list[tuple[int, str]], part: tup
         if words[j] in ("in", "into") and part == ARMS:  # "holds a cup in his left hand"
             return False
         return True
-    if j >= 0 and _is_verb(words[j]) and _lemma(words[j]) in TARGET_VERBS and part not in (ARMS,):
-        return True
+    if j >= 0 and _is_verb(words[j]) and _lemma(words[j]) in TARGET_VERBS:
+        if not set(part) <= set(VERB_PARTS.get(_lemma(words[j]), ())):
+            return True  # "touches his knee": the knee is touched
+        # "touches the right shoulder with the left hand": the shoulder is touched, the left hand moves
+        return any(words[k] == "with" and any(w in BODY_NOUNS for w in words[k + 1:k + 5])
+                   for k in range(i + 1, len(words)))
     return False
 
 
@@ -344,13 +350,17 @@ def clause_parts(clause: Clause, gait_torso: bool = True) -> tuple[set[str], str
     if movers and verbs and (main in OBJECT_VERBS or main in STATIC_VERBS or _object_is_body(words, verbs[0][0])
                              or first_mover < verbs[0][0]):
         verb_parts = set()  # the named parts are the movers ("raises his arm", "right hand goes up")
+    clause.unsided = set()
     for limb in (ARMS, LEGS):
+        kind = limb[0].split("_")[1]
         if limb in limb_sides:
             verb_parts -= set(limb)
-        elif verb_parts & set(limb) == set(limb) and len(verbs) == 1:
-            side = _bare_side(words)
+        elif verb_parts & set(limb) == set(limb):
+            side = _bare_side(words) if len(verbs) == 1 else None
             if side and VERB_PARTS.get(main) in (ARMS, LEGS) and VERB_PARTS[main] == limb:
-                verb_parts -= {f"{'right' if side == 'left' else 'left'}_{limb[0].split('_')[1]}"}
+                verb_parts -= {f"{'right' if side == 'left' else 'left'}_{kind}"}
+            elif VERB_PARTS.get(main) == limb and main not in BIMANUAL:
+                clause.unsided.add(kind)
     parts = movers | verb_parts
     action = main or (words[0] if words else "move")
     return parts, action
@@ -434,8 +444,10 @@ def _bare_side(words: list[str]) -> str | None:
         if w in ("left", "right"):
             nxt = words[i + 1] if i + 1 < len(words) else ""
             prev = words[i - 1] if i > 0 else ""
-            if nxt in BODY_NOUNS or nxt == "side" or nxt in ("and", "or"):
+            if nxt in BODY_NOUNS or nxt in ("and", "or") or (nxt == "side" and words[i + 2:i + 3] != ["of"]):
                 continue
+            if nxt == "side" and i + 2 < len(words) and words[i + 2] == "of":
+                return w  # "touches the left side of the head": the left hand does
             if prev in DIRECTION_LEAD and prev not in ("his", "her", "their"):
                 continue
             return w
@@ -466,10 +478,19 @@ def split_caption(caption: str, fallback: bool = True, gait_torso: bool = True) 
     texts: dict[str, list[tuple[str, str]]] = {p: [] for p in PART_NAMES}
     actions: dict[str, str] = {}
     previous_action = ""
+    one_side: dict[str, str] = {}  # limb kind -> the single side the caption has named so far
     for clause in clauses:
         parts, action = clause_parts(clause, gait_torso)
         if not parts:
             continue
+        for kind in ("arm", "leg"):
+            sides = {p for p in parts if p.endswith(kind)}
+            if kind in clause.unsided and kind in one_side:
+                parts -= sides - {f"{one_side[kind]}_{kind}"}  # "raises the left hand and waves": the left one
+            elif len(sides) == 1:
+                one_side[kind] = next(iter(sides)).split("_")[0]
+            elif sides:
+                one_side.pop(kind, None)
         if not any(_is_verb(w) for w in clause.words) and previous_action:
             action = previous_action
         previous_action = action
