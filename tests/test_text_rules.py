@@ -103,3 +103,7 @@ def test_a_named_side_carries_to_the_next_one_handed_verb():
     assert moving("a man waves with his right hand then claps") == {"left_arm", "right_arm"}
     assert moving("a person touches the right shoulder with the left hand") == {"left_arm"}
     assert moving("a person kicks the left leg forward") == {"left_leg"}
+
+
+def test_coordinated_verbs_share_their_object():
+    assert moving("A person raises and lowers his left leg about 40 centimeters.") == {"left_leg"}

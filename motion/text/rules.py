@@ -224,6 +224,12 @@ def _starts_verb_phrase(words: list[str], i: int) -> bool:
     return j < len(words) and _is_verb(words[j]) and words[j] not in ("left", "right")
 
 
+def _bare_verb(words: list[str]) -> bool:
+    """Whether a clause so far is a lone verb that shares the next verb's object ("raises and lowers his leg")."""
+    content = [w for w in words if w not in SUBJECT_WORDS and w not in AUXILIARIES]
+    return len(content) == 1 and _is_verb(content[0])
+
+
 def split_clauses(words: list[str]) -> list[Clause]:
     """Cut a tokenised caption into clauses at temporal words, clause marks and 'and' + new verb."""
     clauses: list[Clause] = []
@@ -252,7 +258,7 @@ def split_clauses(words: list[str]) -> list[Clause]:
             close("then")
         elif w in SIMULTANEOUS and (w != "as" or _starts_verb_phrase(words, i + 1) or nxt in ("he", "she", "they")):
             close("while")
-        elif w in ("and", "but", "or", "so", "plus") and _starts_verb_phrase(words, i + 1):
+        elif w in ("and", "but", "or", "so", "plus") and _starts_verb_phrase(words, i + 1) and not _bare_verb(current):
             close("then" if nxt == "then" else "and")
         elif (w.endswith("ing") and _is_verb(w) and current and any(_is_verb(c) for c in current)
               and current[-1] not in AUXILIARIES and current[-1] not in DETERMINERS
