@@ -260,12 +260,13 @@ def collate_text_motion(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def load_text_motion(features_dir: str | Path, texts_dir: str | Path, embeddings: TextFeatures, name: str,
                      split: str, min_frames: int = 0, max_frames: int | None = None, filter_lengths: bool = False,
-                     random_crop: bool = False, seed: int = 0,
-                     embeddings_dir: str | Path = "embeddings") -> TextMotionDataset:
+                     random_crop: bool = False, seed: int = 0, embeddings_dir: str | Path = "embeddings",
+                     crop_frames: int | None = None) -> TextMotionDataset:
     """The dataset of one split for encoder ``name`` from the features, split_texts and embeddings folders.
 
     With ``filter_lengths`` (TMR's train/val rule) captions outside [min_frames, max_frames] are
-    dropped; otherwise longer ones are cropped to ``max_frames`` (randomly with ``random_crop``).
+    dropped. Samples longer than ``crop_frames`` (default ``max_frames``) are cropped to it, at a
+    seeded random offset with ``random_crop``, else from their first frame.
     """
     features_dir = Path(features_dir)
     mean, std = load_part_stats(features_dir / "part_stats.npz", check_encoder_name(name))
@@ -276,5 +277,6 @@ def load_text_motion(features_dir: str | Path, texts_dir: str | Path, embeddings
         raise DataError(Path(features_dir) / "splits" / f"{split}.txt",
                         f"no caption of the {split} split is usable for {name} (lengths {min_frames}-{max_frames})",
                         "check the split files, part_texts.parquet and tmr.data lengths in params.yaml")
-    return TextMotionDataset(features_dir, segments, name, mean, std, embeddings, max_frames, random_crop, seed,
+    crop = max_frames if crop_frames is None else crop_frames if max_frames is None else min(crop_frames, max_frames)
+    return TextMotionDataset(features_dir, segments, name, mean, std, embeddings, crop, random_crop, seed,
                              embeddings_dir)

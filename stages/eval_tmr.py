@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from models.tmr import load_tmr
+from models.tmr import load_tmr, read_tmr_config
 from models.tmr_eval import pair_study, single_part_differences, test_pairs
 from motion.config import load_params
 from motion.datasets import load_text_motion
@@ -54,9 +54,12 @@ def main() -> None:
 
         embeddings = TextEmbeddings.load(paths["embeddings"])
         for name in section.get("encoders", []):
-            model = load_tmr(Path(section.get("out_dir", "data/tmr")) / name, device)
+            folder = Path(section.get("out_dir", "data/tmr")) / name
+            model = load_tmr(folder, device)
+            crop_frames = read_tmr_config(folder).get("data", {}).get("crop_frames")  # the length it was trained on
             test_set = load_text_motion(paths["features"], paths["texts"], embeddings, name, "test",
-                                        max_frames=int(data.get("max_frames", 200)), embeddings_dir=paths["embeddings"])
+                                        max_frames=int(data.get("max_frames", 200)), embeddings_dir=paths["embeddings"],
+                                        crop_frames=crop_frames)
             seg_ids, text, motion, sentences = test_pairs(model, test_set, device)
             result = dict(all_protocols(text, motion, sentences, float(cfg.get("threshold", 0.95)), batch_size,
                                         int(cfg.get("seed", 0)), int(cfg.get("repeats", 1))))

@@ -36,13 +36,14 @@ def main() -> None:
     if threads > 0:
         torch.set_num_threads(threads)
     data = section.get("data", {})
+    crop_frames = section["configs"][section["config"]].get("train", {}).get("crop_frames")  # None: whole captions
     try:
         from motion.text.embeddings import TextEmbeddings
 
         embeddings = TextEmbeddings.load(paths["embeddings"])
         common = dict(features_dir=paths["features"], texts_dir=paths["texts"], embeddings=embeddings, name=name,
                       min_frames=int(data.get("min_frames", 40)), max_frames=int(data.get("max_frames", 200)),
-                      seed=train_cfg.seed, embeddings_dir=paths["embeddings"])
+                      seed=train_cfg.seed, embeddings_dir=paths["embeddings"], crop_frames=crop_frames)
         train_set = load_text_motion(split="train", filter_lengths=True, random_crop=True, **common)
         val_set = load_text_motion(split="val", filter_lengths=True, **common)
         model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim, **model_kwargs)
@@ -61,7 +62,7 @@ def main() -> None:
         "stats": str(Path(paths["features"]) / "part_stats.npz"),
         "text_encoder": embeddings.meta,
         "train": {**dataclasses.asdict(train_cfg), "device": str(train_cfg.device)},
-        "data": {"train_samples": len(train_set), "val_samples": len(val_set), **data},
+        "data": {"train_samples": len(train_set), "val_samples": len(val_set), **data, "crop_frames": crop_frames},
     }
     with atomic_dir(out) as tmp:
         save_tmr(model.cpu(), tmp, extra=extra)
