@@ -78,6 +78,15 @@ def builtin_pose_data(path: Path) -> np.ndarray:
                                                        sequence.betas, sequence.gender))
 
 
+def toes_follow_hips(joints: np.ndarray) -> np.ndarray:
+    """Per frame: does the forward direction HumanML3D derives from hips and shoulders (up x across)
+    agree with where the toes point? False for a left-right mirror image of a body."""
+    across = joints[:, 2] - joints[:, 1] + joints[:, 17] - joints[:, 16]
+    forward = np.cross([0.0, 1.0, 0.0], across)
+    toes = joints[:, 10] - joints[:, 7] + joints[:, 11] - joints[:, 8]
+    return (forward[:, [0, 2]] * toes[:, [0, 2]]).sum(-1) > 0
+
+
 @pytest.fixture
 def dataset(tmp_path: Path) -> dict[str, Path]:
     return make_dataset(tmp_path)
@@ -220,5 +229,8 @@ def test_stage_on_a_real_amass_file(reference: Path, tmp_path: Path, monkeypatch
     for clip in (whole, np.load(paths["poses"] / "joints" / "M000000.npy")):
         y = clip[..., 1]
         assert np.all(y[:, 15] > y[:, 0]) and np.all(y[:, 0] > y[:, [7, 8, 10, 11]].min(axis=1))  # upright
+        assert np.all(toes_follow_hips(clip))  # not a mirror image: same handedness as HumanML3D's joints
+    for reference_clip in sorted((reference / "humanml3d" / "joints").glob("*.npy")):
+        assert np.all(toes_follow_hips(np.load(reference_clip)))
     report = json.loads((paths["poses"] / "report.json").read_text())
     assert report["clips_written"] == 2 and report["source_files"] == 1
