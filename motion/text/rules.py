@@ -57,7 +57,7 @@ _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
         dive plop sink collapse recover lunge"""),
     (ARMS + LEGS + TORSO, """dance exercise workout fight wrestle spar climb crawl swim cartwheel flip somersault
         roll ski skateboard surf celebrate imitate mimic practice train warm cheer twirl box kickbox
-        shadowbox tumble burpee yoga jig"""),
+        shadowbox tumble burpee yoga jig jumpingjacks"""),
     (ARMS + TORSO, "stretch"),
     (TORSO + LEGS, "react"),
     (TORSO + HEAD, "bow hide cower flinch vomit hiccup"),
@@ -74,7 +74,7 @@ _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
         massage shield protect guard defend bring remove release let offer show display receive accept send
         play strum drum bang pound tap launch flex cradle rock smoke button zip tie scrub mop vacuum
         rake stack load unload spray dial clasp wind crank transfer swap retrieve stroke separate apply plug
-        blow uppercut shove sort gather arrange tidy unscrew screw bump"""),
+        blow uppercut shove sort gather arrange tidy unscrew screw bump tpose"""),
 )
 VERB_PARTS: dict[str, tuple[str, ...]] = {v: parts for parts, words in _VERB_CLASSES for v in words.split()}
 # Verbs whose parts are their object when they have one ("raises his right arm" moves the right arm only).
@@ -161,7 +161,7 @@ def _lemma(word: str) -> str:
     elif word.endswith("s") and not word.endswith("ss") and len(word) > 2:
         candidates.append(word[:-1])
     for c in candidates:
-        if c in VERB_PARTS or c in STATIC_VERBS:
+        if c in VERB_PARTS or c in STATIC_VERBS or c in LIGHT_VERBS:
             return c
     return word
 
@@ -190,7 +190,12 @@ PHRASES = {"in the end": "finally", "at the end": "finally", "at last": "finally
            "after which": "then", "followed by": "then", "at the same time": "simultaneously",
            "in the meantime": "meanwhile", "and then": ", then", "right after": "then", "as well as": "and",
            "in order to": "to", "a couple of": "two", "a few": "few", "t pose": "tpose", "t-pose": "tpose",
+           "jumping jacks": "jumpingjacks", "jumping jack": "jumpingjacks", "star jumps": "jumpingjacks",
            "peron": "person", "hand side": "side", "preson": "person", "persn": "person", "perosn": "person"}
+
+
+# Tokens made by PHRASES, written back as words in part texts.
+DISPLAY = {"jumpingjacks": "jumping jacks", "tpose": "t-pose"}
 
 
 def tokenize(caption: str) -> list[str]:
@@ -198,6 +203,9 @@ def tokenize(caption: str) -> list[str]:
     text = " " + caption.lower().replace("’", "'") + " "
     for phrase, word in PHRASES.items():
         text = re.sub(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])", word, text)
+    # a posture word describing the subject is not an action ("the standing person kicks")
+    text = re.sub(r"\b(?:standing|sitting|seated|kneeling|crouching|young|old|tall|short) "
+                  r"(person|man|woman|figure|human|guy|individual|subject|character)\b", r"\1", text)
     text = re.sub(r"'s\b", "", text)
     text = re.sub(r"[^a-z0-9,;.'\s-]", " ", text)
     text = re.sub(r"([,;.])", r" \1 ", text)
@@ -468,9 +476,9 @@ def _clause_text(clause: Clause) -> str:
         words = words[:-1]
     if words and _is_passive(clause.words, words[0]):
         words = ["gets"] + words
-    elif words and _is_verb(words[0]) and words[0] not in ("left", "right"):
+    elif words and (_is_verb(words[0]) or _lemma(words[0]) in LIGHT_VERBS) and words[0] not in ("left", "right"):
         words = [third_person(_lemma(words[0]))] + words[1:]
-    return " ".join(words)
+    return " ".join(DISPLAY.get(w, w) for w in words)
 
 
 def split_caption(caption: str, fallback: bool = True, gait_torso: bool = True) -> PartAnnotation:
@@ -504,7 +512,7 @@ def split_caption(caption: str, fallback: bool = True, gait_torso: bool = True) 
         for p in PART_NAMES:
             if p in parts:
                 texts[p].append((clause.relation, text))
-                actions.setdefault(p, action)
+                actions.setdefault(p, DISPLAY.get(action, action))
     if fallback and not actions and clauses:
         text = " then ".join(_clause_text(c) for c in clauses)
         first = _strip_subject(clauses[0].words)[0]
