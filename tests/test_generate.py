@@ -1,0 +1,215 @@
+"""The generation command: part texts, the feature -> joints -> files path, the LGTM glue and the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from motion.bvh import read_bvh
+from motion.features import extract_features, recover_from_ric
+from motion.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.parts import FEATURE_DIM, PART_NAMES, split_parts
+from motion.render import ffmpeg_exe
+from motion.skeleton import JOINT_NAMES
+from tools.generate import (
+    SamplingRequest, features_to_joints, generate, lgtm_part_sampler, main, parse_part_args, resolve_part_texts,
+)
+
+CAPTION = "a person waves the right hand"
+
+
+def known_motion(frames: int = 41) -> np.ndarray:
+    """HumanML3D features (frames - 1, 263) of a rigid body that walks, turns and swings its limbs."""
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 2 * np.pi, frames)[:, None, None]
+    aa = 0.3 * np.sin(t + rng.uniform(0, 2 * np.pi, (1, 22, 3)))
+    aa[:, 0] = 0.0
+    aa[:, 0, 1] = np.linspace(0, np.pi, frames)  # turns around while walking
+    trans = np.stack([np.zeros(frames), np.full(frames, 0.95), np.linspace(0, 1.0, frames)], axis=-1)
+    return extract_features(forward_kinematics(axis_angle_to_matrix(aa), trans).astype(np.float32))
+
+
+def stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A Mean/Std pair (263,) that is not the identity, to check de-normalisation."""
+    return features.mean(0), features.std(0) + 0.1
+
+
+def replay_sampler(features: np.ndarray, mean: np.ndarray, std: np.ndarray):  # noqa: ANN201
+    """A fake sampler: returns the normalised parts of a known motion, recording its calls."""
+    calls = []
+
+    def run(caption: str, part_texts: dict[str, str], frames: int) -> dict[str, np.ndarray]:
+        calls.append((caption, dict(part_texts), frames))
+        return split_parts(((features - mean) / std)[:frames])
+
+    run.calls = calls  # type: ignore[attr-defined]
+    return run
+
+
+# ----------------------------------------------------------------------------- part texts
+
+def test_parse_part_args() -> None:
+    assert parse_part_args(["right_arm=waves the right hand", "left arm = raises  it"]) == {
+        "right_arm": "waves the right hand", "left_arm": "raises it"}
+    for bad in ("right_hand=waves", "right_arm", "right_arm=  "):
+        with pytest.raises(ValueError, match="--part"):
+            parse_part_args([bad])
+
+
+def test_resolve_part_texts() -> None:
+    params = {"split_texts": {"backend": "rules"}, "paths": {}}
+    none = resolve_part_texts(CAPTION, {"head": "nods"}, "none", params)
+    assert none == {p: ("nods" if p == "head" else CAPTION) for p in PART_NAMES}
+    rules = resolve_part_texts(CAPTION, {}, "rules", params)
+    assert set(rules) == set(PART_NAMES) and "wave" in rules["right_arm"]
+    assert rules["left_leg"] == "does nothing"
+    edited = resolve_part_texts(CAPTION, {"right_arm": "waves the right hand slowly"}, "rules", params)
+    assert edited["right_arm"] == "waves the right hand slowly" and edited["left_leg"] == rules["left_leg"]
+    everything = {p: f"{p} moves" for p in PART_NAMES}
+    assert resolve_part_texts(CAPTION, everything, "llm", {}) == everything  # no splitter (no network) needed
+    with pytest.raises(ValueError, match="--split"):
+        resolve_part_texts(CAPTION, {}, "gpt", params)
+
+
+# ----------------------------------------------------------------------------- features -> files
+
+def test_features_to_joints_inverts_the_normalisation() -> None:
+    features = known_motion()
+    mean, std = stats(features)
+    out, joints = features_to_joints(split_parts((features - mean) / std), mean, std)
+    assert out.shape == features.shape and np.allclose(out, features, atol=1e-4)
+    assert joints.shape == (len(features), 22, 3) and joints.dtype == np.float32
+    assert np.allclose(joints, recover_from_ric(features), atol=1e-4)
+    with pytest.raises(ValueError, match="head"):
+        features_to_joints({p: np.zeros((3, 5)) for p in PART_NAMES}, mean, std)
+
+
+def test_generate_writes_all_outputs(tmp_path: Path) -> None:
+    features = known_motion()
+    mean, std = stats(features)
+    sampler = replay_sampler(features, mean, std)
+    parts = {p: CAPTION for p in PART_NAMES} | {"right_arm": "waves the right hand"}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("other files are left alone")
+    files = generate(CAPTION, parts, 32, sampler, mean, std, tmp_path / "out", {"sampler": "fake"})
+    assert sampler.calls == [(CAPTION, parts, 32)]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["features.npy", "joints.npy", "keep.txt", "motion.bvh", "motion.mp4", "parts.json"]
+    joints = np.load(files["joints.npy"])
+    assert joints.shape == (32, 22, 3) and joints.dtype == np.float32
+    assert np.allclose(np.load(files["features.npy"]), features[:32], atol=1e-4)
+    assert np.allclose(joints, recover_from_ric(features[:32]), atol=1e-4)
+    bvh_names, _, _, positions = read_bvh(files["motion.bvh"])
+    back = positions[:, [bvh_names.index(n) for n in JOINT_NAMES]]
+    assert back.shape == joints.shape and np.linalg.norm(back - joints, axis=-1).max() < 0.01
+    assert files["motion.mp4"].stat().st_size > 1000
+    decode = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(files["motion.mp4"]), "-frames:v", "1",
+                             "-f", "null", "-"], capture_output=True)
+    assert decode.returncode == 0, decode.stderr
+    saved = json.loads(files["parts.json"].read_text())
+    assert saved["caption"] == CAPTION and saved["parts"] == parts and saved["frames"] == 32
+    assert saved["fps"] == 20 and saved["sampler"] == "fake"
+
+
+def test_generate_rejects_short_or_broken_samples(tmp_path: Path) -> None:
+    features = known_motion()
+    mean, std = stats(features)
+    parts = {p: CAPTION for p in PART_NAMES}
+    with pytest.raises(ValueError, match="frames"):
+        generate(CAPTION, parts, 80, replay_sampler(features, mean, std), mean, std, tmp_path / "a")
+    nan = lambda c, t, n: {p: np.full((n, v.shape[-1]), np.nan) for p, v in split_parts(features).items()}  # noqa: E731
+    with pytest.raises(ValueError, match="NaN"):
+        generate(CAPTION, parts, 10, nan, mean, std, tmp_path / "b")
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+# ----------------------------------------------------------------------------- the LGTM glue and the CLI
+
+def tiny_lgtm():  # noqa: ANN201
+    """A randomly initialised small LGTM (window 24, text latents of 8 dims)."""
+    import torch
+
+    from models.lgtm import LGTM, LGTMConfig
+
+    torch.manual_seed(0)
+    cfg = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
+                     smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=24, text_dim=8)
+    return LGTM(cfg).eval()
+
+
+def test_lgtm_part_sampler_glue() -> None:
+    model = tiny_lgtm()
+    seen = []
+
+    def latents(texts: list[str]) -> np.ndarray:
+        seen.append(texts)
+        return np.random.default_rng(len(texts[0])).standard_normal((7, 8)).astype(np.float32)
+
+    parts = {p: f"{p} moves" for p in PART_NAMES}
+    run = lgtm_part_sampler(model, latents, SamplingRequest(sampler="ddim", steps=3, seed=5))
+    out = run(CAPTION, parts, 20)
+    assert seen[0] == [CAPTION] + [parts[p] for p in PART_NAMES]
+    assert {p: v.shape for p, v in out.items()} == {p: (20, split_parts(np.zeros(FEATURE_DIM))[p].shape[0])
+                                                    for p in PART_NAMES}
+    again = run(CAPTION, parts, 20)
+    assert all(np.array_equal(out[p], again[p]) for p in PART_NAMES)  # the seed fixes the motion
+    other = lgtm_part_sampler(model, latents, SamplingRequest(sampler="dpmsolver++", steps=3, seed=6))(CAPTION, parts, 20)
+    assert not np.array_equal(out["torso"], other["torso"])
+    with pytest.raises(ValueError, match="window"):
+        run(CAPTION, parts, 25)
+
+
+def write_trained_folders(root: Path) -> Path:
+    """A params file whose paths hold a saved tiny LGTM and Mean/Std (random text latents)."""
+    from models.lgtm_train import save_model
+    from motion.io import write_json
+
+    model = tiny_lgtm()
+    save_model(model, root / "lgtm" / "model.safetensors")
+    write_json(root / "lgtm" / "config.json", {"model": model.cfg.to_dict()})
+    features = known_motion()
+    mean, std = stats(features)
+    (root / "features").mkdir()
+    np.save(root / "features" / "Mean.npy", mean.astype(np.float32))
+    np.save(root / "features" / "Std.npy", std.astype(np.float32))
+    params = {
+        "paths": {"lgtm": str(root / "lgtm"), "features": str(root / "features"), "cache": str(root / "cache"),
+                  "embeddings": str(root / "none"), "tmr": str(root / "none")},
+        "split_texts": {"backend": "rules"},
+        "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
+                 "configs": {"cpu": {"sampling": {"steps": 4}}}, "sampling": {"sampler": "ddim", "steps": 1000}},
+    }
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_command_line_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = write_trained_folders(tmp_path)
+    out = tmp_path / "outputs" / "wave"
+    main(["--text", CAPTION, "--frames", "16", "--part", "head=nods", "--params", str(params), "--out", str(out)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["parts"]["head"] == "nods" and "wave" in report["parts"]["right_arm"]
+    saved = json.loads((out / "parts.json").read_text())
+    assert saved["steps"] == 4 and saved["sampler"] == "ddim" and saved["split"] == "rules"
+    assert saved["hand_set"] == ["head"] and saved["seed"] == 0
+    assert np.load(out / "joints.npy").shape == (16, 22, 3)
+    assert np.load(out / "features.npy").shape == (16, FEATURE_DIM)
+    assert read_bvh(out / "motion.bvh")[3].shape == (16, 22, 3)
+    assert (out / "motion.mp4").stat().st_size > 0
+
+
+def test_command_line_errors(tmp_path: Path) -> None:
+    params = write_trained_folders(tmp_path)
+    with pytest.raises(SystemExit, match="window"):
+        main(["--text", CAPTION, "--frames", "100", "--params", str(params), "--out", str(tmp_path / "o"),
+              "--no-video", "--split", "none"])
+    with pytest.raises(SystemExit, match="--part"):
+        main(["--text", CAPTION, "--part", "tail=wags", "--params", str(params), "--out", str(tmp_path / "o")])
+    (tmp_path / "features" / "Std.npy").unlink()
+    with pytest.raises(SystemExit, match="Std.npy"):
+        main(["--text", CAPTION, "--params", str(params), "--out", str(tmp_path / "o")])

@@ -1,0 +1,1 @@
+"""Command-line tools built on the library (not DVC stages): python -m tools.<name>."""
