@@ -106,8 +106,8 @@ _SUBJECTS = {"male": ("a man", "a person", "someone", "the man"),
              "female": ("a woman", "a person", "someone", "the woman"),
              "neutral": ("a person", "someone", "the person", "a human")}
 _PRONOUNS = {"male": "he", "female": "she", "neutral": "the person"}
-_TEMPLATES = {  # S subject, P pronoun, A/B phrases (3rd person), A_ger/B_ger gerunds
-    "single": ("{S} {A}.", "{S} is {A_ger}.", "{S} {A}."),
+_TEMPLATES = {  # S subject, P pronoun, A/B phrases (3rd person), A_ger/B_ger gerunds, A_base infinitive
+    "single": ("{S} {A}.", "{S} is {A_ger}.", "{S} {start} to {A_base}."),
     "single_standing": ("{S} {A}.", "{S} is {A_ger}.", "{S} {stand} and {A}.", "{S} {A} while {stand:ger} in place."),
     "simultaneous": ("{S} {A} while {B_ger}.", "{S} {A} and {B} at the same time.", "while {A_ger}, {S} {B}.",
                      "{S} is {A_ger} and {B_ger} at the same time."),
@@ -131,17 +131,21 @@ def make_captions(ordered: list[Segment], composition: str, gender: str, rng: np
         kind = "single_standing"
     templates = _TEMPLATES[kind]
     subjects = _SUBJECTS[gender]
+    # The first captions walk through different templates and phrasings; later tries are random.
+    template_order = rng.permutation(len(templates))
+    variant_orders = [rng.permutation(len(ACTIONS[seg.action].phrases)) for seg in ordered]
     seen: set[str] = set()
     captions: list[Caption] = []
-    for attempt in range(200):
-        template = templates[int(rng.integers(len(templates)))] if attempt >= len(templates) else templates[
-            (attempt + int(rng.integers(len(templates)))) % len(templates)]
+    for attempt in range(100):
+        cycled = attempt < len(templates)
+        template = templates[template_order[attempt] if cycled else int(rng.integers(len(templates)))]
         slots = {"S": _fill(subjects[int(rng.integers(len(subjects)))], "3sg", {}),
                  "P": _fill(_PRONOUNS[gender], "3sg", {})}
-        for name, seg in zip("AB", ordered):
-            variant = int(rng.integers(len(ACTIONS[seg.action].phrases)))
+        for name, seg, order in zip("AB", ordered, variant_orders):
+            variant = int(order[attempt % len(order)] if cycled else rng.integers(len(order)))
             slots[name] = phrase(seg, variant, "3sg")
             slots[f"{name}_ger"] = phrase(seg, variant, "ger")
+            slots[f"{name}_base"] = phrase(seg, variant, "base")
         caption = caption_from_words(_fill(template, "3sg", {}, slots))
         if caption.text not in seen:
             seen.add(caption.text)
