@@ -27,8 +27,10 @@ from motion.skeleton import KINEMATIC_CHAINS, NUM_JOINTS  # noqa: E402
 # Colours of HumanML3D's chains: right leg, left leg, spine, right arm, left arm (right = warm, left = cool).
 CHAIN_COLOURS: tuple[str, ...] = ("#d62728", "#1f77b4", "#222222", "#ff7f0e", "#17becf")
 PANEL_PIXELS = (480, 480)  # width, height of one panel's drawing area
-TITLE_PIXELS = 72          # room above each panel for its title (up to 3 wrapped lines)
-CAPTION_PIXELS = 40        # room for the shared caption, when given
+LINE_PIXELS = 20           # height of one text line above the panels
+TEXT_MARGIN = 12           # pixels around each text block
+MAX_TITLE_LINES = 3        # a panel title is wrapped to at most this many lines (then cut with "...")
+MAX_CAPTION_LINES = 2      # the shared caption likewise
 DPI = 100
 GRID_STEP = 0.5            # metres between floor grid lines
 
@@ -50,6 +52,17 @@ def project(points: np.ndarray, azimuth: float, elevation: float) -> tuple[np.nd
     axes = np.stack(camera_axes(azimuth, elevation), axis=-1)  # (3, 3): right, up, towards as columns
     out = points @ axes
     return out[..., :2], out[..., 2]
+
+
+def wrap_lines(text: str, width: int, max_lines: int) -> list[str]:
+    """Wrap text to lines of ``width`` characters, at most ``max_lines`` (the last one cut with '...')."""
+    lines = textwrap.wrap(" ".join(text.split()), max(width, 10))
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = textwrap.shorten(lines[-1] + " ...", max(width, 10), placeholder=" ...")
+        if not lines[-1].endswith("..."):
+            lines[-1] = lines[-1][: max(width, 10) - 4] + " ..."
+    return lines
 
 
 def floor_grid(centre_xz: np.ndarray, floor: float, radius: float) -> np.ndarray:
@@ -86,18 +99,29 @@ class StickFigureRenderer:
         self.azimuth, self.elevation = azimuth, elevation
         self.num_frames = max(len(m) for m in self.motions)
         n = len(self.motions)
-        top = TITLE_PIXELS + (CAPTION_PIXELS if caption else 0)
-        self.width, self.height = PANEL_PIXELS[0] * n, PANEL_PIXELS[1] + top
+        self.width = PANEL_PIXELS[0] * n
+        caption_lines = wrap_lines(caption or "", int(self.width / 11), MAX_CAPTION_LINES)
+        title_lines = [wrap_lines(t, int(PANEL_PIXELS[0] / 8.5), MAX_TITLE_LINES) for t in titles]
+        caption_px = TEXT_MARGIN + LINE_PIXELS * len(caption_lines) if caption_lines else 0
+        most = max(len(t) for t in title_lines)
+        title_px = TEXT_MARGIN + LINE_PIXELS * most if most else 0
+        top = caption_px + title_px
+        top += top % 2  # yuv420p needs an even height
+        self.height = PANEL_PIXELS[1] + top
         self.fig = plt.figure(figsize=(self.width / DPI, self.height / DPI), dpi=DPI, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)
-        if caption:
-            self.fig.text(0.5, 1 - 0.5 * CAPTION_PIXELS / self.height, textwrap.shorten(caption, 110),
-                          ha="center", va="center", fontsize=13, weight="bold")
-        self.panels = [self._panel(i, m, t, n, top) for i, (m, t) in enumerate(zip(self.motions, titles))]
+        if caption_lines:
+            self.fig.text(0.5, 1 - 0.5 * caption_px / self.height, "\n".join(caption_lines),
+                          ha="center", va="center", fontsize=13, weight="bold", linespacing=1.1)
+        for i, lines in enumerate(title_lines):
+            if lines:
+                self.fig.text((i + 0.5) / n, 1 - (caption_px + 0.5 * title_px) / self.height, "\n".join(lines),
+                              ha="center", va="center", fontsize=11, linespacing=1.1)
+        self.panels = [self._panel(i, m, n) for i, m in enumerate(self.motions)]
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
-    def _panel(self, i: int, joints: np.ndarray, title: str, n: int, top: int) -> dict:
+    def _panel(self, i: int, joints: np.ndarray, n: int) -> dict:
         ax = self.fig.add_axes((i / n, 0.0, 1.0 / n, PANEL_PIXELS[1] / self.height))
         ax.set_axis_off()
         floor = float(joints[..., 1].min())
@@ -109,10 +133,6 @@ class StickFigureRenderer:
         ax.set_ylim(-half, half)
         ground = joints[:, 0].copy()
         ground[:, 1] = floor
-        if title:
-            width = max(20, int(PANEL_PIXELS[0] / 8.5))
-            self.fig.text((i + 0.5) / n, 1 - (top - TITLE_PIXELS / 2) / self.height,
-                          "\n".join(textwrap.wrap(title, width)[:3]), ha="center", va="center", fontsize=11)
         grid, = ax.plot([], [], color="#cccccc", lw=0.8, animated=True)
         track, = ax.plot([], [], color="#9467bd", lw=1.5, alpha=0.6, animated=True)
         shadow, = ax.plot([], [], "o", color="#9467bd", ms=6, animated=True)

@@ -11,7 +11,7 @@ import pytest
 from motion.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.render import (
     StickFigureRenderer, camera_axes, decode_first_frame, encode_mp4, ffmpeg_exe, project, render_video,
-    save_frame_png,
+    save_frame_png, wrap_lines,
 )
 
 
@@ -47,12 +47,12 @@ def test_frames_move_and_hold(tmp_path: Path) -> None:
     a, b = walking_body(12), walking_body(6, seed=1)
     r = StickFigureRenderer([a, b], ["a person walks", "another person walks"], caption="side by side")
     try:
-        assert r.num_frames == 12 and (r.width, r.height) == (960, 592)
+        assert r.num_frames == 12 and r.width == 960 and r.height == 480 + 2 * (12 + 20)  # caption + titles
         f0, f5, f8, f11 = r.frame(0), r.frame(5), r.frame(8), r.frame(11)
-        assert f0.shape == (592, 960, 3) and f0.dtype == np.uint8
+        assert f0.shape == (r.height, 960, 3) and f0.dtype == np.uint8
         assert (f0 < 200).any(axis=-1).sum() > 500  # dark bone pixels drawn
         left, right = slice(0, 480), slice(480, 960)
-        body = slice(120, 592)  # below the titles
+        body = slice(r.height - 480, r.height)  # below the titles
         assert not np.array_equal(f0[body, left], f5[body, left])  # the first body moves
         assert np.array_equal(f8[body, right], f11[body, right])  # the shorter one holds its last frame
         assert not np.array_equal(f8[body, left], f11[body, left])
@@ -63,11 +63,12 @@ def test_frames_move_and_hold(tmp_path: Path) -> None:
 
 def test_titles_burned_in() -> None:
     body = walking_body(3)
-    with_title = StickFigureRenderer([body], ["a person waves the right hand"])
+    with_title = StickFigureRenderer([body], ["a person waves the right hand " * 6])
     without = StickFigureRenderer([body], [""])
     try:
-        top = slice(0, 60)
-        assert (with_title.frame(0)[top] < 128).any() and not (without.frame(0)[top] < 128).any()
+        assert with_title.height == 480 + 12 + 3 * 20 and without.height == 480  # long titles stop at 3 lines
+        top = slice(0, 72)
+        assert (with_title.frame(0)[top] < 128).any()
     finally:
         with_title.close()
         without.close()
@@ -79,8 +80,8 @@ def test_render_video_side_by_side(tmp_path: Path) -> None:
     assert frames == 20 and out.stat().st_size > 1000
     assert [p.name for p in out.parent.iterdir()] == ["study.mp4"]  # no temporary left
     first = decode_first_frame(out)
-    assert first.shape == (552, 960, 3) and (first < 128).any()
-    assert count_frames(out, 960, 552) == 20
+    assert first.shape == (512, 960, 3) and (first < 128).any()
+    assert count_frames(out, 960, 512) == 20
     check = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(out), "-frames:v", "1", "-f", "null", "-"],
                            capture_output=True)
     assert check.returncode == 0
@@ -96,6 +97,13 @@ def test_encode_failure_leaves_nothing(tmp_path: Path) -> None:
         encode_mp4(out, iter([]), 7, 8)
 
 
+def test_wrap_lines() -> None:
+    assert wrap_lines("a  person\nwalks", 40, 2) == ["a person walks"]
+    lines = wrap_lines("word " * 50, 20, 2)
+    assert len(lines) == 2 and all(len(line) <= 20 for line in lines) and lines[-1].endswith("...")
+    assert wrap_lines("", 20, 2) == []
+
+
 def test_bad_motions_rejected() -> None:
     with pytest.raises(ValueError):
         StickFigureRenderer([np.zeros((5, 21, 3))])
@@ -109,5 +117,5 @@ def test_save_frame_png(tmp_path: Path) -> None:
     path = tmp_path / "f.png"
     save_frame_png(path, [walking_body(10)], frame=4, titles=["a person walks"])
     image = matplotlib.image.imread(path)
-    assert image.shape[:2] == (552, 480)
+    assert image.shape[:2] == (512, 480)
     assert (image[..., :3] < 0.5).any()
