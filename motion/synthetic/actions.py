@@ -67,21 +67,25 @@ def _turn(track: Track, start: float, duration: float, direction: float) -> None
 
 
 def render_walk(track: Track, seg: Segment) -> None:
+    """Walk forward: hips swing 22 degrees, knees bend 55 in swing, about one stride per second."""
     p = seg.params
     _gait(track, seg, 22 * p["amplitude"], 55 * p["amplitude"], 0.95 * p["speed"], 1.0)
 
 
 def render_walk_backward(track: Track, seg: Segment) -> None:
+    """Walk backward: the forward gait run backward in time."""
     p = seg.params
     _gait(track, seg, 18 * p["amplitude"], 50 * p["amplitude"], 0.85 * p["speed"], -1.0)
 
 
 def render_run(track: Track, seg: Segment) -> None:
+    """Run: wider, faster strides with high heel lift and slightly bent stance knees."""
     p = seg.params
     _gait(track, seg, 34 * p["amplitude"], 95 * p["amplitude"], 1.4 * p["speed"], 1.0, stance_knee=12.0)
 
 
 def render_walk_turn(track: Track, seg: Segment) -> None:
+    """Walk forward, turn 180 degrees with shorter steps, walk back."""
     p = seg.params
     dur = p["turn_duration"]
     t0 = seg.start + p["turn_at"] * (seg.end - seg.start - dur)  # turn_at: where in the walk the turn starts
@@ -91,6 +95,7 @@ def render_walk_turn(track: Track, seg: Segment) -> None:
 
 
 def render_turn_around(track: Track, seg: Segment) -> None:
+    """Turn 180 degrees in place while marching on the spot."""
     p = seg.params
     _gait(track, seg, 25 * p["amplitude"], 50 * p["amplitude"], 1.0 * p["speed"], 1.0, march=True)
     _turn(track, seg.start + 0.35, seg.end - seg.start - 0.7, p["turn_direction"])
@@ -117,6 +122,7 @@ def _side_step(lead: str) -> Callable[[Track, Segment], None]:
 
 
 def render_jump(track: Track, seg: Segment) -> None:
+    """Jump in place: crouch, take off with pointed toes, fly a ballistic arc, land and absorb."""
     p = seg.params
     a, flight = p["amplitude"], p["flight"]
     times = [0.0, 0.35, 0.5, 0.5 + flight, 0.7 + flight, 1.05 + flight]
@@ -132,6 +138,7 @@ def render_jump(track: Track, seg: Segment) -> None:
 
 
 def render_squat(track: Track, seg: Segment) -> None:
+    """Squat down and up with flat feet; the pelvis tips the trunk forward for balance."""
     p = seg.params
     u, inside = _repeat(track, seg.start + 0.1, 2.2 / p["speed"], p["reps"])
     deepest = 0.7 + 0.3 * np.clip((p["amplitude"] - 0.75) / 0.4, 0, 1)  # thighs horizontal at 1
@@ -204,17 +211,20 @@ def _tau(track: Track, seg: Segment) -> np.ndarray:
     return track.t - seg.start
 
 
-def pose_wave(track, seg, s, L):
+def pose_wave(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Wave: elbow out at shoulder height, forearm up, swaying side to side."""
     p = seg.params
     sway = 0.16 * p["amplitude"] * np.sin(2 * np.pi * 2.0 * p["speed"] * _tau(track, seg))
     return s + L * np.stack([0.45 + sway, np.full_like(sway, 0.48), np.full_like(sway, 0.12)], -1), (1, -0.3, -0.2)
 
 
-def pose_raise(track, seg, s, L):
+def pose_raise(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Raise the arm straight up above the head."""
     return s + 0.97 * L * _unit(np.array([0.15, 0.98, 0.1])), (0.5, 0.0, -1.0)
 
 
-def pose_punch(track, seg, s, L):
+def pose_punch(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Punch: from a chambered fist by the chest to a straight arm forward, ``reps`` times."""
     p = seg.params
     u, inside = _repeat(track, seg.start + 0.45, 0.6 / p["speed"], p["reps"])
     k = keyframes(u, [0, .3, .5, 1], [0, 1, 1, 0]) * inside
@@ -222,26 +232,31 @@ def pose_punch(track, seg, s, L):
     return chamber + k[:, None] * (strike - chamber), (1, -1, -0.5)
 
 
-def pose_reach(track, seg, s, L):
+def pose_reach(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Reach forward at shoulder height."""
     return s + 0.96 * L * _unit(np.array([-0.05, -0.02, 1.0])), (1, -1, -0.5)
 
 
-def pose_touch_head(track, seg, s, L):
+def pose_touch_head(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Hand on the side of the head."""
     return track.body.chest_relative("head") + track.body.scale * np.array([0.085, 0.04, -0.03]), (1, 0.3, -0.4)
 
 
-def pose_touch_shoulder(track, seg, s, L):
+def pose_touch_shoulder(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Hand across the chest on the opposite shoulder."""
     return s * np.array([-1.0, 1.0, 1.0]) + track.body.scale * np.array([0.0, 0.04, 0.08]), (0.3, -1, 0.4)
 
 
-def pose_circle(track, seg, s, L):
+def pose_circle(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Arm out to the side drawing forward circles."""
     p = seg.params
     angle = 2 * np.pi * 1.0 * p["speed"] * _tau(track, seg)
     r = 0.2 + 0.1 * np.clip((p["amplitude"] - 0.75) / 0.4, 0, 1)
     return s + L * np.stack([np.full_like(angle, 0.88), r * np.cos(angle), r * np.sin(angle)], -1), (0, -0.5, -1)
 
 
-def pose_clap(track, seg, s, L):
+def pose_clap(track: Track, seg: Segment, s: np.ndarray, L: float) -> tuple[np.ndarray, tuple]:
+    """Hands open and meet in front of the chest."""
     p = seg.params
     gap = 0.03 + 0.10 * p["amplitude"] * (0.5 + 0.5 * np.cos(2 * np.pi * 2.0 * p["speed"] * (_tau(track, seg) - 0.45)))
     ones = np.ones_like(gap)
@@ -271,6 +286,7 @@ def render_bend_forward(track: Track, seg: Segment) -> None:
 
 
 def render_nod(track: Track, seg: Segment) -> None:
+    """Nod: the neck pitches down and back up ``reps`` times."""
     p = seg.params
     tau = _tau(track, seg) - 0.15
     cycles = np.clip(tau * 1.5 * p["speed"], 0, p["reps"])
@@ -279,6 +295,7 @@ def render_nod(track: Track, seg: Segment) -> None:
 
 
 def render_shake(track: Track, seg: Segment) -> None:
+    """Shake the head: the neck yaws left and right ``reps`` times."""
     p = seg.params
     tau = _tau(track, seg) - 0.15
     cycles = np.clip(tau * 1.7 * p["speed"], 0, p["reps"])

@@ -23,7 +23,7 @@ from motion.parts import PART_NAMES
 from motion.synthetic.actions import ACTIONS
 from motion.synthetic.body import Body, betas_from_body_scale
 from motion.synthetic.captions import make_captions, part_annotation
-from motion.synthetic.compose import COMPOSITIONS, FPS, caption_order, pose_track, sample_motion, to_amass
+from motion.synthetic.compose import COMPOSITIONS, caption_order, pose_track, sample_motion, to_amass
 
 DATASET = "Synthetic"
 SOURCE_FPS = (60, 100, 120)  # AMASS-like capture rates, one per subject in turn
