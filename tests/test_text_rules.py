@@ -107,3 +107,10 @@ def test_a_named_side_carries_to_the_next_one_handed_verb():
 
 def test_coordinated_verbs_share_their_object():
     assert moving("A person raises and lowers his left leg about 40 centimeters.") == {"left_leg"}
+
+
+def test_standing_still_is_idle_but_standing_up_moves():
+    assert moving("A person stands still.") == set()
+    assert moving("the man nods twice while standing in place.") == {"head"}
+    assert moving("someone stands and twists to the right at the waist.") == {"torso"}
+    assert moving("a person stands up from the chair") == {"torso", "left_leg", "right_leg"}

@@ -46,13 +46,13 @@ BACK_OWNERS = {"his", "her", "their", "its", "the", "lower", "upper", "small", "
 GAIT_WORDS = """walk run jog sprint march stroll stride step hop skip jump leap limp sneak tiptoe shuffle skate trot
         gallop pace wander sidestep strafe move go come approach retreat advance backpedal travel proceed hurdle
         bounce zigzag circle return hike scoot trudge prance dash rush hurry tread enter exit leave veer cross
-        creep jumping ride"""
+        creep ride"""
 GAIT_VERBS = frozenset(GAIT_WORDS.split())
 
 # Verb lemma -> parts it moves when the clause names no body part for it (each verb in one class).
 _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
     (LOCOMOTION, GAIT_WORDS),
-    (LOCOMOTION, """turn pivot spin squat crouch kneel sit stand rise get lie lay fall stoop duck dodge land slide
+    (LOCOMOTION, """turn pivot spin squat crouch kneel sit rise get lie lay fall stoop duck dodge land slide
         stumble trip stagger waddle mount descend ascend stop wobble reverse straddle shift balance lower bob pose
         dive plop sink collapse recover lunge"""),
     (ARMS + LEGS + TORSO, """dance exercise workout fight wrestle spar climb crawl swim cartwheel flip somersault
@@ -220,6 +220,7 @@ class Clause:
     words: list[str]
     relation: str = "and"  # "then" | "while" | "and": how it follows the previous clause
     unsided: set[str] = field(default_factory=set)  # limbs ("arm", "leg") given both sides only by a verb's default
+    static: bool = False  # the clause only says the body stays still ("stands still")
 
 
 def _starts_verb_phrase(words: list[str], i: int) -> bool:
@@ -235,7 +236,10 @@ def _starts_verb_phrase(words: list[str], i: int) -> bool:
 def _bare_verb(words: list[str]) -> bool:
     """Whether a clause so far is a lone verb that shares the next verb's object ("raises and lowers his leg")."""
     content = [w for w in words if w not in SUBJECT_WORDS and w not in AUXILIARIES]
-    return len(content) == 1 and _is_verb(content[0])
+    if len(content) != 1 or not _is_verb(content[0]):
+        return False
+    lemma = _lemma(content[0])
+    return lemma in OBJECT_VERBS or VERB_PARTS.get(lemma) == ARMS
 
 
 def split_clauses(words: list[str]) -> list[Clause]:
@@ -354,7 +358,9 @@ def clause_parts(clause: Clause, gait_torso: bool = True) -> tuple[set[str], str
     verb_parts: set[str] = set()
     main = verbs[0][1] if verbs else ""
     for i, lemma in verbs:
-        implied = VERB_PARTS.get(lemma, LOCOMOTION if lemma in STATIC_VERBS else ())
+        implied = VERB_PARTS.get(lemma, ())
+        if lemma == "stand" and words[i + 1:i + 2] in (["up"], ["back"]):
+            implied = LOCOMOTION  # standing up is a motion; standing (still) is not
         if lemma in GAIT_VERBS and not gait_torso:
             implied = LEGS
         if implied in (LOCOMOTION, LEGS, TORSO) and _has_object(words, i):
@@ -376,6 +382,7 @@ def clause_parts(clause: Clause, gait_torso: bool = True) -> tuple[set[str], str
             elif VERB_PARTS.get(main) == limb and main not in BIMANUAL:
                 clause.unsided.add(kind)
     parts = movers | verb_parts
+    clause.static = bool(verbs) and not parts and all(v in STATIC_VERBS for _, v in verbs)
     action = main or (words[0] if words else "move")
     return parts, action
 
@@ -493,8 +500,10 @@ def split_caption(caption: str, fallback: bool = True, gait_torso: bool = True) 
     actions: dict[str, str] = {}
     previous_action = ""
     one_side: dict[str, str] = {}  # limb kind -> the single side the caption has named so far
+    still = False
     for clause in clauses:
         parts, action = clause_parts(clause, gait_torso)
+        still = still or clause.static
         if not parts:
             continue
         for kind in ("arm", "leg"):
@@ -513,7 +522,7 @@ def split_caption(caption: str, fallback: bool = True, gait_torso: bool = True) 
             if p in parts:
                 texts[p].append((clause.relation, text))
                 actions.setdefault(p, DISPLAY.get(action, action))
-    if fallback and not actions and clauses:
+    if fallback and not actions and clauses and not still:
         text = " then ".join(_clause_text(c) for c in clauses)
         first = _strip_subject(clauses[0].words)[0]
         return {p: {"action": _lemma(first), "text": text} if p in FALLBACK_PARTS else dict(IDLE)
