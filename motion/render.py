@@ -190,7 +190,7 @@ def encode_mp4(path: str | Path, frames: Iterator[np.ndarray], width: int, heigh
     count = 0
     with atomic_path(path) as tmp:
         stream = (ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
-                  .output(str(tmp), format="mp4", vcodec="libx264", pix_fmt="yuv420p", crf=crf, preset="fast",
+                  .output(str(tmp), format="mp4", vcodec="libx264", pix_fmt="yuv420p", crf=crf, preset="veryfast",
                           movflags="+faststart", fflags="+bitexact")
                   .overwrite_output().global_args("-loglevel", "error", "-nostdin"))
         proc = stream.run_async(pipe_stdin=True, pipe_stderr=True, cmd=ffmpeg_exe())
