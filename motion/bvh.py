@@ -10,8 +10,8 @@ bvhacker, MotionBuilder). Conventions of the files written here:
 - Rest pose: a T-pose. Bones point along HumanML3D's unit rest directions (``RAW_OFFSETS``)
   except the arms, which point sideways (+x left, -x right) instead of down, so that an arm
   raised overhead is a 90 degree swing, far from the 180 degree singularity of a swing.
-  Bone lengths are the motion's own mean bone lengths. The children of the two joints with
-  several children (pelvis: hips + spine1; spine3: collars + neck) keep their mean position in
+  Bone lengths are the motion's own (median over frames) bone lengths. The children of the two joints with
+  several children (pelvis: hips + spine1; spine3: collars + neck) keep their median position in
   the parent's solved frame, so they replay exactly and not only up to a T-pose idealisation.
 - Rotations: single-child joints get the swing that turns the rest bone into the observed bone,
   expressed in the parent's frame (no twist of their own). The pelvis and spine3 get a full
@@ -111,11 +111,16 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def frame_from_two(across: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """Rotation (..., 3, 3) whose x axis is ``across`` and whose y axis is ``up`` made orthogonal to it."""
+    """Rotation (..., 3, 3) whose x axis is ``across`` and whose y axis is ``up`` made orthogonal to it
+    (the identity where the two are parallel or zero)."""
     x = _unit(across)
-    z = _unit(np.cross(x, up))
+    z = np.cross(x, up)
+    degenerate = np.linalg.norm(z, axis=-1) < 1e-8
+    z = _unit(z)
     y = np.cross(z, x)
-    return np.stack([x, y, z], axis=-1)
+    rot = np.stack([x, y, z], axis=-1)
+    rot[degenerate] = np.eye(3)
+    return rot
 
 
 def euler_to_matrix(angles: np.ndarray, order: str = ROTATION_ORDER) -> np.ndarray:
@@ -180,13 +185,22 @@ def _check_joints(joints: np.ndarray) -> np.ndarray:
 
 
 def _frame(joints: np.ndarray, j: int) -> np.ndarray:
+    """World frame (T, 3, 3) of a multi-child joint; frames where it is undefined repeat the last defined one."""
     left, right, up = FRAME_CHILDREN[j]
-    return frame_from_two(joints[:, left] - joints[:, right], joints[:, up] - joints[:, j])
+    across, upward = joints[:, left] - joints[:, right], joints[:, up] - joints[:, j]
+    frames = frame_from_two(across, upward)
+    defined = np.linalg.norm(np.cross(_unit(across), upward), axis=-1) >= 1e-8
+    if not defined.all() and defined.any():
+        last = np.maximum.accumulate(np.where(defined, np.arange(len(defined)), -1))
+        last[last < 0] = int(np.argmax(defined))  # before the first defined frame: the first one
+        frames = frames[last]
+    return frames
 
 
 def bvh_offsets(joints: np.ndarray) -> np.ndarray:
-    """Rest offsets (22, 3) of a motion (T, 22, 3): T-pose directions with the motion's mean bone
-    lengths; children of the pelvis and spine3 at their mean position in the parent's frame."""
+    """Rest offsets (22, 3) of a motion (T, 22, 3): T-pose directions with the motion's median bone
+    lengths; children of the pelvis and spine3 at their median position in the parent's frame
+    (medians: a few broken frames do not shrink the skeleton)."""
     joints = _check_joints(joints)
     offsets = np.zeros((NUM_JOINTS, 3))
     frames = {j: _frame(joints, j) for j in FRAME_CHILDREN}
@@ -194,9 +208,9 @@ def bvh_offsets(joints: np.ndarray) -> np.ndarray:
         p = PARENTS[j]
         bone = joints[:, j] - joints[:, p]
         if p in frames:
-            offsets[j] = np.einsum("tji,tj->ti", frames[p], bone).mean(axis=0)
+            offsets[j] = np.median(np.einsum("tji,tj->ti", frames[p], bone), axis=0)
         else:
-            offsets[j] = REST_DIRECTIONS[j] * np.linalg.norm(bone, axis=-1).mean()
+            offsets[j] = REST_DIRECTIONS[j] * np.median(np.linalg.norm(bone, axis=-1))
     return offsets
 
 
