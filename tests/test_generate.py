@@ -213,3 +213,16 @@ def test_command_line_errors(tmp_path: Path) -> None:
     (tmp_path / "features" / "Std.npy").unlink()
     with pytest.raises(SystemExit, match="Std.npy"):
         main(["--text", CAPTION, "--params", str(params), "--out", str(tmp_path / "o")])
+
+
+def test_turning_motion_keeps_its_heading_through_features_and_bvh(tmp_path: Path) -> None:
+    """features -> joints -> BVH of a body turning by 180 degrees: the exported root turns by 180 (not 90)."""
+    from tests.test_bvh import root_heading_degrees
+
+    features = known_motion()  # 41 joint frames, yaw 0 -> 180 degrees linearly; 40 feature frames
+    mean, std = stats(features)
+    files = generate(CAPTION, {p: CAPTION for p in PART_NAMES}, 40, replay_sampler(features, mean, std), mean, std,
+                     tmp_path, video=False)
+    assert "motion.mp4" not in files
+    heading = root_heading_degrees(files["motion.bvh"])
+    assert heading[-1] - heading[0] == pytest.approx(180 * 39 / 40, abs=8)
