@@ -270,6 +270,9 @@ def test_locomotion_travels_the_right_way_with_planted_feet(action, direction):
     frames = np.arange(len(j) - 1)
     speed = np.linalg.norm(feet[frames + 1, lowest][:, [0, 2]] - feet[frames, lowest][:, [0, 2]], axis=-1) * 60
     assert np.median(speed) < 0.05  # the lowest foot is (mostly) planted
+    side = lowest // 2  # 0: left foot, 1: right foot
+    touchdowns = np.nonzero(np.diff(side))[0]
+    assert len(touchdowns) >= 2 and np.median(speed[touchdowns + 1]) < 1.0  # feet land without skating
 
 
 def test_turns_end_facing_the_other_way():

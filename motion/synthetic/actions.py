@@ -50,15 +50,18 @@ def _set_leg(track: Track, seg: Segment, side: str, flex, abd, knee, dorsi) -> N
 
 
 def _gait(track: Track, seg: Segment, hip_amp: float, knee_amp: float, freq: float, direction: float,
-          stance_knee: float = 0.0, scale: np.ndarray | float = 1.0, march: bool = False) -> None:
-    """Alternating leg swing (left leg phase 0, right leg phase pi); the knee bends while a leg swings."""
+          stance_knee: float = 0.0, scale: np.ndarray | float = 1.0, march: bool = False,
+          swing_dorsi: float = 10.0) -> None:
+    """Alternating leg swing (left leg phase 0, right leg phase pi); the knee bends and the toes lift
+    while a leg swings."""
     env = envelope(track.t, seg.start, seg.end, 0.5) * scale
     phase = direction * 2.0 * np.pi * freq * (track.t - seg.start)
     for side, offset in (("left", 0.0), ("right", np.pi)):
         phi = phase + offset
         swing = np.maximum(0.0, np.cos(phi)) ** 1.5
         flex = hip_amp * (swing if march else np.sin(phi))
-        _set_leg(track, seg, side, env * flex, 0.0, env * (stance_knee + knee_amp * swing), env * 10.0 * swing)
+        _set_leg(track, seg, side, env * flex, 0.0, env * (stance_knee + knee_amp * swing),
+                 env * swing_dorsi * np.maximum(0.0, np.cos(phi)))
 
 
 def _turn(track: Track, start: float, duration: float, direction: float) -> None:
@@ -79,9 +82,10 @@ def render_walk_backward(track: Track, seg: Segment) -> None:
 
 
 def render_run(track: Track, seg: Segment) -> None:
-    """Run: wider, faster strides with high heel lift and slightly bent stance knees."""
+    """Run: wider, faster strides with a high heel lift."""
     p = seg.params
-    _gait(track, seg, 34 * p["amplitude"], 95 * p["amplitude"], 1.4 * p["speed"], 1.0, stance_knee=12.0)
+    # no flight phase: high heel lift and toes pulled up keep the landing foot from touching down early
+    _gait(track, seg, 30 * p["amplitude"], 100 * p["amplitude"], 1.4 * p["speed"], 1.0, swing_dorsi=25.0)
 
 
 def render_walk_turn(track: Track, seg: Segment) -> None:
