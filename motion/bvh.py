@@ -10,7 +10,7 @@ bvhacker, MotionBuilder). Conventions of the files written here:
 - Rest pose: a T-pose. Bones point along HumanML3D's unit rest directions (``RAW_OFFSETS``)
   except the arms, which point sideways (+x left, -x right) instead of down, so that an arm
   raised overhead is a 90 degree swing, far from the 180 degree singularity of a swing.
-  Bone lengths are the motion's own (median over frames) bone lengths. The children of the two joints with
+  Bone lengths are the motion's own (median over frames). The children of the two joints with
   several children (pelvis: hips + spine1; spine3: collars + neck) keep their median position in
   the parent's solved frame, so they replay exactly and not only up to a T-pose idealisation.
 - Rotations: single-child joints get the swing that turns the rest bone into the observed bone,
@@ -64,8 +64,6 @@ FRAME_CHILDREN: dict[int, tuple[int, int, int]] = {
     JOINT_INDEX["pelvis"]: (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"], JOINT_INDEX["spine1"]),
     JOINT_INDEX["spine3"]: (JOINT_INDEX["left_collar"], JOINT_INDEX["right_collar"], JOINT_INDEX["neck"]),
 }
-
-
 
 
 def _rotation_order(j: int) -> str:
