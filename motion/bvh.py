@@ -407,7 +407,8 @@ def bvh_forward_kinematics(bvh: BVH) -> np.ndarray:
             world[:, j] = rot
         else:
             local = bvh.offsets[j] + shift
-            positions[:, j] = positions[:, p] + np.einsum("tij,tj->ti", world[:, p], np.broadcast_to(local, shift.shape))
+            local = np.broadcast_to(local, shift.shape)
+            positions[:, j] = positions[:, p] + np.einsum("tij,tj->ti", world[:, p], local)
             world[:, j] = world[:, p] @ rot
     return positions
 

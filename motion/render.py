@@ -2,11 +2,12 @@
 
 Each motion (T, 22, 3) (HumanML3D frame: y up, metres) is drawn in its own panel through a fixed
 orthographic camera (azimuth about y, elevation above the floor) that follows the root over the
-ground, with a floor grid and the root's trajectory so far, and its title (the caption) burned in above. Several motions go side by
-side in one video (e.g. two phrasings of one prompt); shorter ones hold their last frame. The
-figure is drawn once; each frame only restores the static background (titles) and redraws the
-moving lines (blitting), which keeps rendering fast. ffmpeg is the binary shipped by imageio-ffmpeg
-(no ffprobe needed); videos are written to a temporary file and renamed (motion.io.atomic_path).
+ground, with a floor grid and the root's trajectory so far, and its title (the caption) burned in
+above. Several motions go side by side in one video (e.g. two phrasings of one prompt); shorter ones
+hold their last frame. The figure is drawn once; each frame only restores the static background
+(titles) and redraws the moving lines (blitting), which keeps rendering fast. ffmpeg is the binary
+shipped by imageio-ffmpeg (no ffprobe needed); videos are written to a temporary file and renamed
+(motion.io.atomic_path).
 """
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ class StickFigureRenderer:
             k = min(t, len(motion) - 1)
             centre = panel["centre"][k]
             grid = floor_grid(centre[[0, 2]], panel["floor"], panel["radius"])
-            for name, points in (("grid", grid), ("track", panel["ground"][:k + 1]), ("shadow", panel["ground"][k:k + 1])):
+            moving = (("grid", grid), ("track", panel["ground"][:k + 1]), ("shadow", panel["ground"][k:k + 1]))
+            for name, points in moving:
                 xy, _ = project(points - centre, self.azimuth, self.elevation)
                 panel[name].set_data(xy[:, 0], xy[:, 1])
                 panel[name].draw(renderer)

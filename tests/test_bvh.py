@@ -218,7 +218,8 @@ def test_reader_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="MOTION"):
         parse_bvh("HIERARCHY\nROOT a\n{\nOFFSET 0 0 0\nCHANNELS 3 Xposition Yposition Zposition\n}\n")
     path = tmp_path / "short.bvh"
-    path.write_text("HIERARCHY\nROOT a\n{\nOFFSET 0 0 0\nCHANNELS 1 Yrotation\n}\nMOTION\nFrames: 3\nFrame Time: 0.1\n0\n1\n")
+    path.write_text("HIERARCHY\nROOT a\n{\nOFFSET 0 0 0\nCHANNELS 1 Yrotation\n}\n"
+                    "MOTION\nFrames: 3\nFrame Time: 0.1\n0\n1\n")
     with pytest.raises(DataError, match="short.bvh"):
         read_bvh(path)
     with pytest.raises(DataError, match="not found"):

@@ -157,7 +157,8 @@ def test_lgtm_part_sampler_glue() -> None:
                                                     for p in PART_NAMES}
     again = run(CAPTION, parts, 20)
     assert all(np.array_equal(out[p], again[p]) for p in PART_NAMES)  # the seed fixes the motion
-    other = lgtm_part_sampler(model, latents, SamplingRequest(sampler="dpmsolver++", steps=3, seed=6))(CAPTION, parts, 20)
+    dpm = lgtm_part_sampler(model, latents, SamplingRequest(sampler="dpmsolver++", steps=3, seed=6))
+    other = dpm(CAPTION, parts, 20)
     assert not np.array_equal(out["torso"], other["torso"])
     with pytest.raises(ValueError, match="window"):
         run(CAPTION, parts, 25)

@@ -76,7 +76,8 @@ def resolve_part_texts(caption: str, given: dict[str, str], split: str, params: 
 
 # ----------------------------------------------------------------------------- features -> outputs
 
-def features_to_joints(parts: dict[str, np.ndarray], mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def features_to_joints(parts: dict[str, np.ndarray], mean: np.ndarray,
+                       std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Normalised part features {part: (T, d)} -> de-normalised features (T, 263) and joints (T, 22, 3), float32."""
     for p in PART_NAMES:
         if p not in parts or parts[p].ndim != 2 or parts[p].shape[1] != PART_DIMS[p]:
