@@ -144,5 +144,8 @@ def to_amass(track: Track, heading: float, origin: np.ndarray) -> tuple[np.ndarr
     trans = root_trajectory(joints, track.lift) + np.array([origin[0], 0.0, origin[1]])
     rotations[:, 0] = Y_UP_TO_Z_UP @ rotations[:, 0]
     poses = np.zeros((len(rotations), 156))
-    poses[:, :66] = matrix_to_axis_angle(rotations).reshape(len(rotations), 66)
+    moving = np.nonzero(np.any(rotations != np.eye(3), axis=(0, 2, 3)))[0]  # joints ever off their rest
+    body = np.zeros((len(rotations), 22, 3))
+    body[:, moving] = matrix_to_axis_angle(rotations[:, moving])
+    poses[:, :66] = body.reshape(len(rotations), 66)
     return poses, trans @ Y_UP_TO_Z_UP.T, joints + trans[:, None, :]
