@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from motion.bvh import read_bvh
+from motion.errors import DataError
 from motion.features import extract_features, recover_from_ric
 from motion.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.parts import FEATURE_DIM, PART_NAMES, split_parts
@@ -227,3 +228,92 @@ def test_turning_motion_keeps_its_heading_through_features_and_bvh(tmp_path: Pat
     assert "motion.mp4" not in files
     heading = root_heading_degrees(files["motion.bvh"])
     assert heading[-1] - heading[0] == pytest.approx(180 * 39 / 40, abs=8)
+
+
+# ----------------------------------------------------------------------------- the TMR text-latent path
+
+class FakeEncoder:
+    """A deterministic stand-in for the embed_texts encoder: one 8-d token per word."""
+
+    name, cache_id, token_dim, sentence_dim = "fake", "fake:words", 8, 8
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token features per word (seeded by the word) and their normalised mean."""
+        tokens = [np.stack([np.random.default_rng(sum(map(ord, w))).standard_normal(8) for w in t.split()])
+                  .astype(np.float32) for t in texts]
+        sentences = np.stack([t.mean(0) / np.linalg.norm(t.mean(0)) for t in tokens])
+        return tokens, sentences
+
+
+def write_tmr_folders(root: Path, known: list[str]) -> None:
+    """Seven tiny TMRs (latent 4, token 8) under root/tmr and an embed_texts folder holding ``known``."""
+    import torch
+
+    from models.lgtm import TEXT_SLOTS
+    from models.tmr import TMR, TMRConfig, save_tmr
+    from motion.parts import PART_DIMS
+    from motion.text.cache import ArrayCache
+    from motion.text.embeddings import write_embeddings
+
+    torch.manual_seed(0)
+    for slot in TEXT_SLOTS:
+        dim = FEATURE_DIM if slot == "whole_body" else PART_DIMS[slot]
+        cfg = TMRConfig(motion_dim=dim, token_dim=8, latent_dim=4, ff_size=8, num_layers=1, num_heads=2, dropout=0.0)
+        save_tmr(TMR(cfg), root / "tmr" / slot)
+    encoder = FakeEncoder()
+    cache = ArrayCache(root / "cache" / "embeddings")
+    tokens, sentences = encoder.encode(known)
+    cache.add(known, tokens, sentences)
+    write_embeddings(root / "embeddings", known, cache, encoder)
+
+
+def test_token_source_and_tmr_latents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import motion.text.embeddings as embeddings
+    from tools.generate import TokenSource, tmr_text_latents
+
+    write_tmr_folders(tmp_path, [CAPTION, "does nothing"])
+    monkeypatch.setattr(embeddings, "make_encoder", lambda section: FakeEncoder())
+    source = TokenSource(tmp_path / "embeddings", {"encoder": "fake"})
+    stored = source(CAPTION)
+    assert source._encoder is None and stored.shape == (6, 8)  # from the embeddings folder, no encoder loaded
+    fresh = source("a person nods")  # unseen: encoded now, rounded like the stored float16 features
+    assert fresh.shape == (3, 8) and np.array_equal(fresh, fresh.astype(np.float16).astype(np.float32))
+    assert np.allclose(source(CAPTION), FakeEncoder().encode([CAPTION])[0][0], atol=1e-2)
+    encode = tmr_text_latents(tmp_path / "tmr", source)
+    texts = [CAPTION] + ["does nothing"] * 5 + ["a person nods"]
+    latents = encode(texts)
+    assert latents.shape == (7, 4) and np.isfinite(latents).all()
+    assert not np.allclose(latents[1], latents[2])  # same text, but each slot has its own encoder
+    assert np.array_equal(encode(texts), latents)
+
+    class OtherEncoder(FakeEncoder):
+        cache_id = "other:model"
+
+    monkeypatch.setattr(embeddings, "make_encoder", lambda section: OtherEncoder())
+    with pytest.raises(DataError, match="embed_texts"):
+        TokenSource(tmp_path / "embeddings", {"encoder": "other"})("an unseen text")
+
+
+def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import motion.text.embeddings as embeddings
+    from models.lgtm import LGTM, LGTMConfig
+    from models.lgtm_train import save_model
+    from motion.io import write_json
+
+    params_path = write_trained_folders(tmp_path)
+    write_tmr_folders(tmp_path, ["does nothing"])
+    monkeypatch.setattr(embeddings, "make_encoder", lambda section: FakeEncoder())
+    cfg = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
+                     smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=24, text_dim=4)
+    save_model(LGTM(cfg), tmp_path / "lgtm" / "model.safetensors")  # conditioned on 4-d TMR latents
+    write_json(tmp_path / "lgtm" / "config.json", {"model": cfg.to_dict()})
+    params = yaml.safe_load(params_path.read_text())
+    params["lgtm"]["text_latents"] = "tmr"
+    params["paths"].update(tmr=str(tmp_path / "tmr"), embeddings=str(tmp_path / "embeddings"))
+    params["embed_texts"] = {"encoder": "fake"}
+    params_path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "nod"
+    main(["--text", "a person nods", "--frames", "12", "--split", "rules", "--steps", "2", "--no-video",
+          "--params", str(params_path), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["features.npy", "joints.npy", "motion.bvh", "parts.json"]
+    assert np.load(out / "joints.npy").shape == (12, 22, 3)
