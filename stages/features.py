@@ -164,6 +164,11 @@ def main() -> None:
             report = build_features(Path(paths["poses"]), Path(paths["annotations"]) / "splits", tmp, settings)
     except DataError as e:
         sys.exit(f"features: {e}")
+    write_json(Path(paths["metrics"]) / "data.json", {
+        "clips": report["clips_written"],
+        "frames": report["frames_written"],
+        **{f"clips_{name}": n for name, n in report["clips_per_split"].items() if name != "none"},
+    })
     skipped = ", ".join(f"{k} {v}" for k, v in report["skipped"].items() if v) or "none"
     print(f"features: wrote {report['clips_written']} clips ({report['frames_written']} frames) to "
           f"{paths['features']}; skipped: {skipped}; splits: {report['clips_per_split']}")
