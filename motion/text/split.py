@@ -131,9 +131,10 @@ def ground_truth_agreement(table: pd.DataFrame, truth: dict[str, PartAnnotation]
     """Agreement of the moving-part sets with ground-truth part labels (synthetic data)."""
     from motion.text.quality import part_accuracy, set_scores
 
-    predicted = {s: active_parts(a) for s, a in annotations_export(table).items() if s in truth}
+    export = annotations_export(table)
+    predicted = {s: active_parts(a) for s, a in export.items() if s in truth}
     reference = {s: active_parts(truth[s]) for s in predicted}
-    action_hits = [annotations_export(table)[s][p]["action"] == truth[s][p]["action"]
+    action_hits = [export[s][p]["action"] == truth[s][p]["action"]
                    for s in predicted for p in reference[s] & predicted[s]]
     return {**set_scores(predicted, reference), "part_accuracy": part_accuracy(predicted, reference),
             "action_accuracy": sum(action_hits) / len(action_hits) if action_hits else 0.0}
