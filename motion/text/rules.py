@@ -206,6 +206,7 @@ def tokenize(caption: str) -> list[str]:
     # a posture word describing the subject is not an action ("the standing person kicks")
     text = re.sub(r"\b(?:standing|sitting|seated|kneeling|crouching|young|old|tall|short) "
                   r"(person|man|woman|figure|human|guy|individual|subject|character)\b", r"\1", text)
+    text = re.sub(r"\bit's\b", "its", text)
     text = re.sub(r"'s\b", "", text)
     text = re.sub(r"[^a-z0-9,;.'\s-]", " ", text)
     text = re.sub(r"([,;.])", r" \1 ", text)
