@@ -102,8 +102,23 @@ def publish_artifacts(node: StageNode, cwd: Path) -> None:
             create_link_artifact(media.resolve().as_uri(), link_text=str(media.relative_to(cwd)), key=key)
 
 
+def run_on_gpu_worker(node: StageNode, cwd: Path, deployment: str, remote_workspace: str) -> str:
+    """Scale-out: a `lgtm-gpu` worker runs the stage; DVC's run-cache brings the result back here."""
+    from prefect.deployments import run_deployment
+
+    from pipelines.remote_stage import restore_from_run_cache
+
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    run = run_deployment(deployment, parameters={"stage": node.name, "rev": rev, "workspace": remote_workspace})
+    if not run.state or not run.state.is_completed():
+        raise RuntimeError(f"stage {node.name} failed on the GPU worker: {run.state.message if run.state else 'no state'}")
+    with concurrency(DVC_LIMIT, occupy=1):
+        restore_from_run_cache(node.name, cwd)
+    return "ran remotely"
+
+
 @task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, log_prints=True)
-def run_stage(node: StageNode, workspace: str) -> str:
+def run_stage(node: StageNode, workspace: str, gpu_deployment: str | None = None, remote_workspace: str = ".") -> str:
     """Run one DVC stage instance unless DVC says it is up to date; then record it in dvc.lock."""
     logger = get_run_logger()
     cwd = Path(workspace)
@@ -111,6 +126,8 @@ def run_stage(node: StageNode, workspace: str) -> str:
         if stage_is_up_to_date(node.name, cwd):
             logger.info("%s is up to date in DVC; skipped", node.name)
             return "skipped"
+    if node.gpu and gpu_deployment:
+        return run_on_gpu_worker(node, cwd, gpu_deployment, remote_workspace)
     logger.info("running %s: %s", node.name, node.cmd)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -130,8 +147,12 @@ def run_stage(node: StageNode, workspace: str) -> str:
 
 
 @flow(name="lgtm-pipeline", log_prints=True)
-def rebuild(workspace: str = str(REPO_ROOT), targets: list[str] | None = None, gpu_slots: int | None = None) -> dict[str, str]:
-    """Rebuild the DVC pipeline: stages in dependency order, independent ones concurrently."""
+def rebuild(workspace: str = str(REPO_ROOT), targets: list[str] | None = None, gpu_slots: int | None = None,
+            gpu_deployment: str | None = None, remote_workspace: str = ".") -> dict[str, str]:
+    """Rebuild the DVC pipeline: stages in dependency order, independent ones concurrently.
+
+    With ``gpu_deployment`` (e.g. "lgtm-remote-stage/gpu-stage"), GPU stages run on workers of that
+    deployment's pool, in their checkout ``remote_workspace``, sharing this project's DVC remote."""
     logger = get_run_logger()
     ensure_limits(count_gpus() if gpu_slots is None else gpu_slots)
     nodes = load_dag(workspace)
@@ -143,7 +164,7 @@ def rebuild(workspace: str = str(REPO_ROOT), targets: list[str] | None = None, g
         waits = [futures[u] for u in node.upstream if u in futures]
         futures[node.name] = run_stage.with_options(
             task_run_name=f"{node.name}", tags=["gpu"] if node.gpu else []
-        ).submit(node, workspace, wait_for=waits)
+        ).submit(node, workspace, gpu_deployment, remote_workspace, wait_for=waits)
     results = {name: fut.result() for name, fut in futures.items()}
     logger.info("stages: %s", results)
     return results
@@ -170,8 +191,11 @@ def main() -> None:
     parser.add_argument("--target", action="append", help="stage to build with its upstream (repeatable)")
     parser.add_argument("--gpu-slots", type=int, default=None, help="GPU slots (default: GPUs torch sees)")
     parser.add_argument("--workspace", default=str(REPO_ROOT))
+    parser.add_argument("--gpu-deployment", default=None, help="run GPU stages on this deployment's workers (scale-out)")
+    parser.add_argument("--remote-workspace", default=".", help="the project checkout on the GPU workers")
     args = parser.parse_args()
-    rebuild(workspace=args.workspace, targets=args.target, gpu_slots=args.gpu_slots)
+    rebuild(workspace=args.workspace, targets=args.target, gpu_slots=args.gpu_slots,
+            gpu_deployment=args.gpu_deployment, remote_workspace=args.remote_workspace)
 
 
 if __name__ == "__main__":
