@@ -1,0 +1,121 @@
+"""Stage prompt_study: IK-like vs FK-like phrasings of five spatial goals, sampled from the trained LGTM.
+
+Reads params ``prompt_study`` (pairs file, samples K and sampling overrides of the chosen config, CI method,
+output folder), ``lgtm`` (the model's sampling defaults, device, text latents), ``split_texts`` (the part
+splitter, unless ``prompt_study.split`` names one), ``embed_texts`` (the encoder for prompts never embedded) and
+``paths``. Inputs: the LGTM model (``paths.lgtm``, default data/lgtm), the TMR models (``paths.tmr``, default
+``tmr.out_dir``; the ``prompt_study.tmr_encoder`` one scores text-motion similarity), ${paths.embeddings},
+Mean/Std and part_stats.npz of ${paths.features}, and the pairs YAML. Writes ${prompt_study.out_dir}/ whole
+(motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from motion.config import load_params
+from motion.errors import DataError
+from motion.io import atomic_dir, write_json
+from motion.parts import PART_NAMES
+from motion.prompt_study import StudySettings, aggregate, dvc_metrics, load_pairs, run_study, tmr_similarity
+from motion.prompt_study_report import write_study
+
+
+def chosen_config(section: dict[str, Any]) -> dict[str, Any]:
+    """The ``prompt_study.configs`` entry named by ``prompt_study.config``."""
+    name = section.get("config", "cpu")
+    configs = section.get("configs", {}) or {}
+    if name not in configs:
+        raise ValueError(f"params prompt_study.config {name!r} is not one of prompt_study.configs ({sorted(configs)})")
+    return configs[name] or {}
+
+
+def study_sampler(params: dict[str, Any], overrides: dict[str, Any], device: str) -> tuple[Any, int, dict[str, Any]]:
+    """(prompt, parts, frames, seed) -> joints from the trained LGTM (tools.generate glue), its window, the settings."""
+    from motion.lgtm_data import load_normalisation
+    from tools.generate import features_to_joints, load_trained_sampler, sampling_request
+
+    flags = argparse.Namespace(**{k: overrides.get(k) for k in ("sampler", "steps", "eta", "guidance_scale")},
+                               seed=None)
+    request = sampling_request(params, flags)
+    mean, std = load_normalisation(params["paths"]["features"])
+    part_sampler, window = load_trained_sampler(params, request, device)
+
+    def sample(prompt: str, parts: dict[str, str], frames: int, seed: int) -> np.ndarray:
+        request.seed = seed  # read by the sampler at each call: sample k of both phrasings starts from one noise
+        out = part_sampler(prompt, parts, frames)
+        return features_to_joints({p: out[p] for p in PART_NAMES}, mean, std)[1]
+
+    return sample, window, asdict(request)
+
+
+def similarity_scorer(params: dict[str, Any], encoder: str, device: str) -> Any:
+    """Text-motion similarity under the trained TMR ``encoder`` (whole_body by default)."""
+    from models.tmr import load_tmr
+    from motion.datasets import load_part_stats
+    from tools.generate import TokenSource
+
+    paths = params["paths"]
+    root = Path(paths.get("tmr", (params.get("tmr", {}) or {}).get("out_dir", "data/tmr")))
+    if encoder != "whole_body":
+        raise ValueError(f"prompt_study.tmr_encoder {encoder!r}: only whole_body scores a whole-body motion")
+    model = load_tmr(root / encoder, device)
+    mean, std = load_part_stats(Path(paths["features"]) / "part_stats.npz", encoder)
+    tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
+    return tmr_similarity(model, tokens, mean, std, device)
+
+
+def run(params: dict[str, Any]) -> dict[str, Path]:
+    """Sample, measure, compare and write every output; returns the main files."""
+    import torch
+
+    from motion.device import resolve_device
+    from tools.generate import resolve_part_texts
+
+    section = params.get("prompt_study", {}) or {}
+    config = chosen_config(section)
+    lgtm = params.get("lgtm", {}) or {}
+    torch.set_num_threads(int(lgtm.get("num_threads", 2)))
+    device = resolve_device(lgtm.get("device", "auto"))
+    settings = StudySettings(samples=int(config.get("samples", 4)), seed=int(section.get("seed", 0)),
+                             ci=section.get("ci", "bootstrap"), n_resamples=int(section.get("n_resamples", 10000)),
+                             alpha=float(section.get("alpha", 0.05)))
+    pairs_path = section.get("pairs", "prompts/ik_fk_pairs.yaml")
+    pairs = load_pairs(pairs_path)
+    split = section.get("split") or (params.get("split_texts", {}) or {}).get("backend", "rules")
+    sampler, window, sampling = study_sampler(params, config.get("sampling", {}) or {}, device)
+    used = [replace(p, frames=min(p.frames, window)) for p in pairs]
+    encoder = section.get("tmr_encoder", "whole_body")
+    similarity = similarity_scorer(params, encoder, device)
+    study = run_study(used, sampler, lambda prompt: resolve_part_texts(prompt, {}, split, params), similarity,
+                      settings)
+    result = aggregate(study)
+    meta = {"pairs_file": str(pairs_path), "splitter": split, "config": section.get("config", "cpu"),
+            "lgtm": str(params["paths"].get("lgtm", "data/lgtm")), "model_window": window, "tmr_encoder": encoder,
+            "device": device, "frames": {p.id: {"requested": p.frames, "used": u.frames} for p, u in zip(pairs, used)},
+            "sampling": {k: v for k, v in sampling.items() if k != "seed"}}
+    out_dir = Path(section.get("out_dir", "data/prompt_study"))
+    with atomic_dir(out_dir) as tmp:
+        files = write_study(tmp, study, result, meta, int(section.get("video_sample", 0)),
+                            float(section.get("embed_video_mb", 8.0)))
+    metrics = Path(params["paths"]["metrics"]) / "prompt_study.json"
+    write_json(metrics, {**dvc_metrics(result), "splitter": split, "sampling_steps": sampling["steps"]})
+    return {"metrics": metrics, **{k: out_dir / v.relative_to(tmp) for k, v in files.items()}}
+
+
+def main() -> None:
+    """Run the stage with params.yaml (or $LGTM_PARAMS)."""
+    try:
+        files = run(load_params())
+    except (DataError, ValueError) as err:
+        sys.exit(f"prompt_study: {err}")
+    print("prompt_study: " + ", ".join(f"{k} {v}" for k, v in files.items()))
+
+
+if __name__ == "__main__":
+    main()
