@@ -4,7 +4,7 @@ Reads ``paths`` and ``tmr`` from params.yaml and ${tmr.out_dir}/<name>/ for ever
 ``tmr.encoders``. Each encoder is evaluated on the first caption of every test motion (part
 encoders on their part texts) with TMR's protocols: all pairs, the sentence-similarity threshold,
 and shuffled batches of 32; R@1, 2, 3, 5, 10 and median rank, text->motion and motion->text.
-Writes ${tmr.eval_dir}/metrics.json (DVC metrics, with chance levels) and part_study.json: the
+Writes ${paths.metrics}/tmr.json (DVC metrics, with chance levels) and ${tmr.eval_dir}/part_study.json: the
 2-way accuracy of each encoder on motion pairs that differ in exactly one part's action (ground-truth
 actions from ${paths.poses}/part_texts.json when present, else from part_texts.parquet).
 """
@@ -73,8 +73,8 @@ def main() -> None:
     except DataError as e:
         sys.exit(f"eval_tmr: {e}")
     with atomic_dir(section.get("eval_dir", "data/tmr_eval")) as tmp:
-        write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "part_study.json", {"actions_from": source if study else "", "encoders": study})
+    write_json(Path(paths["metrics"]) / "tmr.json", metrics)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def project(tmp_path, monkeypatch):
     write_fake_embeddings(tmp_path / "embeddings", texts)
     params = {
         "paths": {"features": str(features), "texts": str(texts), "embeddings": str(tmp_path / "embeddings"),
-                  "poses": str(tmp_path / "poses"), "cache": str(tmp_path / "cache")},
+                  "poses": str(tmp_path / "poses"), "cache": str(tmp_path / "cache"),
+                  "metrics": str(tmp_path / "metrics")},
         "tmr": {"config": "cpu", "encoders": ["whole_body", "right_arm"], "out_dir": str(tmp_path / "tmr"),
                 "eval_dir": str(tmp_path / "tmr_eval"), "seed": 3,
                 "data": {"min_frames": 20, "max_frames": 40, "one_per_motion": True},
@@ -67,7 +68,7 @@ def test_train_then_eval_stages(project, monkeypatch):
     assert model.encode_motion(torch.zeros(1, 10, 263), torch.ones(1, 10, dtype=torch.bool)).shape == (1, 16)
 
     eval_tmr.main()
-    metrics = json.loads((project / "tmr_eval" / "metrics.json").read_text())
+    metrics = json.loads((project / "metrics" / "tmr.json").read_text())
     assert set(metrics) == {"chance", "whole_body", "right_arm"}
     assert metrics["right_arm"]["num_pairs"] == 5
     assert set(metrics["right_arm"]) >= {"all", "threshold", "batches_4"}
