@@ -1,10 +1,11 @@
 """Evaluating trained TMR encoders: retrieval protocols on the test split and a part-specificity study.
 
-The study asks whether a part encoder retrieves by its own part: among pairs of test motions whose
-six part actions differ in exactly one part q, it measures how often encoder p's text of motion a
-scores motion a above motion b (2-way accuracy, 50% = cannot tell them apart) and how similar the
-two motion latents are. A right-arm encoder should separate pairs differing in the right arm
-(accuracy near 100%) and not pairs differing only in the left leg (near 50%).
+The study asks whether a part encoder retrieves by its own part: among pairs of test motions that
+differ in part q's action, it measures how often encoder p's text of motion a scores motion a above
+motion b (2-way accuracy, 50% = cannot tell them apart) and how similar the two motion latents are.
+For q other than p only pairs whose p actions agree are used. A right-arm encoder should separate
+pairs differing in the right arm (accuracy near 100%) and not pairs differing in the left leg with
+the same right-arm action (near 50%).
 """
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ def single_part_differences(actions: dict[str, dict[str, str]]) -> dict[str, lis
         if len(differing) == 1:
             groups[differing[0]].append((a, b))
     return groups
+
+
+def pairs_differing_in(actions: dict[str, dict[str, str]], part: str,
+                       same: str | None = None) -> list[tuple[str, str]]:
+    """Pairs of ids (sorted) whose ``part`` actions differ while their ``same`` part's actions agree."""
+    ids = sorted(actions)
+    return [(a, b) for a, b in combinations(ids, 2) if actions[a][part] != actions[b][part]
+            and (same is None or actions[a][same] == actions[b][same])]
+
+
+def study_groups(actions: dict[str, dict[str, str]], encoder: str) -> dict[str, list[tuple[str, str]]]:
+    """Motion pairs to probe an encoder with, by the part that differs.
+
+    A part encoder p is probed with pairs differing in p, and for every other part q with pairs
+    differing in q but doing the same with p. The whole-body encoder is probed with pairs that
+    differ in exactly one part.
+    """
+    if encoder not in PART_NAMES:
+        return single_part_differences(actions)
+    return {q: pairs_differing_in(actions, q, None if q == encoder else encoder) for q in PART_NAMES}
 
 
 def pair_study(seg_ids: list[str], text: np.ndarray, motion: np.ndarray,

@@ -5,7 +5,7 @@ Reads ``paths`` and ``tmr`` from params.yaml and ${tmr.out_dir}/<name>/ for ever
 encoders on their part texts) with TMR's protocols: all pairs, the sentence-similarity threshold,
 and shuffled batches of 32; R@1, 2, 3, 5, 10 and median rank, text->motion and motion->text.
 Writes ${paths.metrics}/tmr.json (DVC metrics, with chance levels) and ${tmr.eval_dir}/part_study.json: the
-2-way accuracy of each encoder on motion pairs that differ in exactly one part's action (ground-truth
+2-way accuracy of each encoder on motion pairs that differ in one part's action (models.tmr_eval; ground-truth
 actions from ${paths.poses}/part_texts.json when present, else from part_texts.parquet).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from models.tmr import load_tmr, read_tmr_config
-from models.tmr_eval import pair_study, single_part_differences, test_pairs
+from models.tmr_eval import pair_study, study_groups, test_pairs
 from motion.config import load_params
 from motion.datasets import load_text_motion
 from motion.device import resolve_device
@@ -66,7 +66,7 @@ def main() -> None:
             result["num_pairs"] = len(seg_ids)
             metrics[name] = result
             actions, source = part_actions(Path(paths["poses"]), Path(paths["texts"]), seg_ids)
-            study[name] = pair_study(seg_ids, text, motion, single_part_differences(actions))
+            study[name] = pair_study(seg_ids, text, motion, study_groups(actions, name))
             line = result.get(f"batches_{batch_size}", result["all"])["t2m"]
             print(f"eval_tmr {name}: {len(seg_ids)} test pairs, t2m R@1 {line['R1']:.1f}% R@3 {line['R3']:.1f}% "
                   f"(chance {100 / batch_size:.1f}% / {300 / batch_size:.1f}%)")

@@ -98,3 +98,23 @@ def test_save_load_round_trip(tmp_path):
     assert torch.equal(loaded.encode_motion(x, mask), model.encode_motion(x, mask))
     with pytest.raises(DataError, match="config"):
         load_tmr(tmp_path / "missing")
+
+
+def test_part_study_groups_and_two_way_accuracy():
+    import numpy as np
+
+    from models.tmr_eval import pair_study, study_groups
+
+    idle = {p: "idle" for p in ("head", "left_arm", "right_arm", "torso", "left_leg", "right_leg")}
+    actions = {"a": {**idle, "right_arm": "wave"}, "b": {**idle, "right_arm": "punch"},
+               "c": {**idle, "right_arm": "wave", "left_leg": "kick"}}
+    groups = study_groups(actions, "right_arm")
+    assert groups["right_arm"] == [("a", "b"), ("b", "c")] and groups["left_leg"] == [("a", "c")]
+    assert study_groups(actions, "whole_body")["left_leg"] == [("a", "c")]
+    # an encoder that only sees the right arm: latents by right-arm action, texts equal to them
+    wave, punch = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    latents = np.stack([wave, punch, wave])
+    out = pair_study(["a", "b", "c"], latents, latents, groups)
+    assert out["right_arm"] == {"pairs": 2, "accuracy": 100.0, "motion_cosine": 0.0}
+    assert out["left_leg"] == {"pairs": 1, "accuracy": 50.0, "motion_cosine": 1.0}  # ties: cannot tell apart
+    assert "head" not in out
