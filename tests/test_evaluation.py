@@ -1,0 +1,360 @@
+"""Tests of the evaluate stage: test captions, the ablation wiring, the sample cache, evaluators, outputs."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+import yaml
+
+from motion.evaluation import (ENCODERS, SamplerSetting, TMREvaluator, cached_generate, compare_rows,
+                               condition_texts, read_test_captions, real_motions, sample_key)
+from motion.parts import FEATURE_DIM, PART_DIMS, PART_NAMES
+from stages import evaluate as stage
+
+ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
+ACTION_PART = ("right_arm", "left_leg", "head", "torso")
+WINDOW = 48
+
+
+def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
+    """Features, captions and part texts of ``num_motions`` test clips (one caption each); returns params."""
+    rng = np.random.default_rng(seed)
+    features, texts, poses_texts = root / "features", root / "texts", root / "poses" / "texts"
+    for d in (features / "new_joint_vecs", features / "splits", texts, poses_texts):
+        d.mkdir(parents=True)
+    ids, parts, all_feats = [], {}, []
+    for m in range(num_motions):
+        mid = f"{m:06d}"
+        action = m % len(ACTIONS)
+        frames = 50 + (m % 3) * 10
+        t = np.arange(frames)[:, None]
+        pattern = np.random.default_rng(100 + action).normal(size=FEATURE_DIM)
+        feats = (np.sin(0.2 * (action + 1) * t) * pattern + 0.1 * rng.normal(size=(frames, FEATURE_DIM)))
+        np.save(features / "new_joint_vecs" / f"{mid}.npy", feats.astype(np.float32))
+        all_feats.append(feats)
+        caption = f"a person {ACTIONS[action]} take {m}"
+        (poses_texts / f"{mid}.txt").write_text(f"{caption}#a/DET person/NOUN#0.0#0.0\n")
+        parts[f"{mid}_0"] = {p: {"action": "x", "text": ACTIONS[action] if p == ACTION_PART[action] else "does nothing"}
+                             for p in PART_NAMES}
+        ids.append(mid)
+    (features / "splits" / "test.txt").write_text("\n".join(ids) + "\n")
+    stacked = np.concatenate(all_feats)
+    np.save(features / "Mean.npy", stacked.mean(0).astype(np.float32))
+    np.save(features / "Std.npy", (stacked.std(0) + 0.1).astype(np.float32))
+    stats = {"whole_body_mean": stacked.mean(0), "whole_body_std": stacked.std(0)}
+    from motion.parts import PART_INDICES
+    for p in PART_NAMES:
+        stats[f"{p}_mean"], stats[f"{p}_std"] = stacked[:, PART_INDICES[p]].mean(0), stacked[:, PART_INDICES[p]].std(0)
+    np.savez(features / "part_stats.npz", **stats)
+    (texts / "body_part_annotations.json").write_text(json.dumps(parts))
+    return {
+        "seed": 3,
+        "paths": {"features": str(features), "poses": str(root / "poses"), "texts": str(texts),
+                  "embeddings": str(root / "embeddings"), "cache": str(root / "cache"), "metrics": str(root / "metrics"),
+                  "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr")},
+        "lgtm": {"min_frames": 40, "max_frames": 200, "text_latents": "random"},
+        "evaluate": {"config": "cpu", "out_dir": str(root / "evaluate"), "device": "cpu", "num_threads": 1,
+                     "seed": 5, "batch_size": 16, "compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
+                     "configs": {"cpu": {
+                         "max_captions": 32, "replications": 3, "generation_seeds": 2, "diversity_times": 300,
+                         "mm_texts": 3, "mm_repeats": 4, "mm_times": 2,
+                         "rows": [{"name": "lgtm", "sampler": "ddim", "steps": 3, "multimodality": True},
+                                  {"name": "lgtm_whole_body_text", "conditioning": "whole_body", "sampler": "ddim",
+                                   "steps": 3},
+                                  {"name": "cfg", "sampler": "ddim", "steps": 3, "guidance_scale": 2.0}]}}},
+    }
+
+
+class FakeTokens:
+    """One seeded 8-d vector per word."""
+
+    def __call__(self, text: str) -> np.ndarray:
+        return np.stack([np.random.default_rng(sum(map(ord, w))).standard_normal(8)
+                         for w in text.split()]).astype(np.float32)
+
+
+def tiny_tmrs(latent_dim: int = 6) -> dict:
+    """Seven randomly initialised small TMRs."""
+    import torch
+
+    from models.tmr import TMR, TMRConfig
+
+    torch.manual_seed(0)
+    out = {}
+    for name in ENCODERS:
+        dim = FEATURE_DIM if name == "whole_body" else PART_DIMS[name]
+        cfg = TMRConfig(motion_dim=dim, token_dim=8, latent_dim=latent_dim, ff_size=8, num_layers=1, num_heads=2,
+                        dropout=0.0)
+        out[name] = TMR(cfg).eval()
+    return out
+
+
+def fake_evaluator(params: dict) -> TMREvaluator:
+    """TMREvaluator on tiny random TMRs, fake token features and the test part_stats."""
+    from motion.datasets import load_part_stats
+
+    stats_path = Path(params["paths"]["features"]) / "part_stats.npz"
+    return TMREvaluator(tiny_tmrs(), FakeTokens(), {n: load_part_stats(stats_path, n) for n in ENCODERS})
+
+
+class ReplayGenerator:
+    """Returns each caption's real motion (plus seeded noise unless exact); records every call."""
+
+    fingerprint = "replay"
+
+    def __init__(self, params: dict, noise: float = 0.3, supports_guidance: bool = False) -> None:
+        self.captions = {c.caption: c for c in read_test_captions(
+            params["paths"]["features"], Path(params["paths"]["poses"]) / "texts",
+            Path(params["paths"]["texts"]) / "body_part_annotations.json", WINDOW)}
+        self.features = params["paths"]["features"]
+        self.noise = noise
+        self.supports_guidance = supports_guidance
+        self.calls: list[tuple[list, SamplerSetting, int]] = []
+
+    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplerSetting,
+                 seed: int) -> list[np.ndarray]:
+        self.calls.append((list(texts), setting, seed))
+        rng = np.random.default_rng(seed)
+        real = real_motions(self.features, [self.captions[t[0]] for t in texts])
+        return [(m[:n] + self.noise * rng.standard_normal(m[:n].shape)).astype(np.float32)
+                for m, n in zip(real, lengths)]
+
+
+@pytest.fixture()
+def dataset(tmp_path: Path) -> dict:
+    return write_dataset(tmp_path)
+
+
+# ----------------------------------------------------------------------------- captions and conditioning
+
+def test_test_captions_crop_to_the_window_and_subset_deterministically(dataset: dict) -> None:
+    p = dataset["paths"]
+    args = (p["features"], Path(p["poses"]) / "texts", Path(p["texts"]) / "body_part_annotations.json", WINDOW)
+    every = read_test_captions(*args)
+    assert len(every) == 40 and all(c.length == WINDOW for c in every)
+    assert every[0].start == (50 - WINDOW) // 2 and every[0].tokens == "a/DET person/NOUN"
+    subset = read_test_captions(*args, max_captions=10, seed=1)
+    assert subset == read_test_captions(*args, max_captions=10, seed=1) and len(subset) == 10
+    assert [c.seg_id for c in subset] == sorted(c.seg_id for c in subset)
+    motions = real_motions(p["features"], subset)
+    assert all(m.shape == (WINDOW, FEATURE_DIM) for m in motions)
+
+
+def test_ablation_replaces_part_texts_by_the_caption(dataset: dict) -> None:
+    p = dataset["paths"]
+    caps = read_test_captions(p["features"], Path(p["poses"]) / "texts",
+                              Path(p["texts"]) / "body_part_annotations.json", WINDOW)
+    parts, whole = condition_texts(caps, "parts"), condition_texts(caps, "whole_body")
+    assert parts[0] == (caps[0].caption,) + caps[0].part_texts and "does nothing" in parts[0]
+    assert all(t == (c.caption,) * 7 for t, c in zip(whole, caps))
+    with pytest.raises(ValueError, match="conditioning"):
+        condition_texts(caps, "none")
+
+
+# ----------------------------------------------------------------------------- the cache
+
+def test_cache_key_and_second_call_skips_the_sampler(dataset: dict, tmp_path: Path) -> None:
+    gen = ReplayGenerator(dataset)
+    texts = condition_texts(list(gen.captions.values())[:5], "parts")
+    lengths = [40] * 5
+    setting = SamplerSetting("ddim", 3)
+    first, hit = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
+    assert not hit and len(gen.calls) == 1
+    again, hit = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
+    assert hit and len(gen.calls) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    key = sample_key("replay", setting, 1, texts, lengths)
+    assert key != sample_key("replay", setting, 2, texts, lengths)
+    assert key != sample_key("replay", SamplerSetting("ddim", 4), 1, texts, lengths)
+    assert key != sample_key("other", setting, 1, texts, lengths)
+    assert key != sample_key("replay", setting, 1, condition_texts(list(gen.captions.values())[:5], "whole_body"),
+                             lengths)
+
+
+# ----------------------------------------------------------------------------- evaluators
+
+def test_tmr_evaluator_normalises_with_part_stats(dataset: dict) -> None:
+    import torch
+
+    from motion.parts import PART_INDICES
+
+    ev = fake_evaluator(dataset)
+    motion = np.load(Path(dataset["paths"]["features"]) / "new_joint_vecs" / "000001.npy")[:40]
+    mean, std = ev.stats["left_arm"]
+    with torch.no_grad():
+        expected = ev.models["left_arm"].encode_motion(
+            torch.from_numpy(((motion[:, PART_INDICES["left_arm"]] - mean) / std).astype(np.float32))[None],
+            torch.ones(1, 40, dtype=torch.bool)).numpy()
+    got = ev.encode_motions([motion, motion[:30]], "left_arm")
+    assert got.shape == (2, 6) and np.allclose(got[0], expected[0], atol=1e-5)
+    alone = ev.encode_motions([motion[:30]], "left_arm")
+    assert np.allclose(got[1], alone[0], atol=1e-5)  # padding does not leak into the latent
+    assert ev.encode_texts(["a person nods", "x"]).shape == (2, 6)
+
+
+def write_t2m_files(root: Path) -> tuple[Path, Path, Path]:
+    """A randomly initialised finest.tar, a 4-word GloVe vocabulary and meta mean/std."""
+    import torch
+
+    from models.t2m_evaluator import build_t2m_networks
+
+    torch.manual_seed(0)
+    nets = build_t2m_networks()
+    (root / "t2m" / "model").mkdir(parents=True)
+    ckpt = root / "t2m" / "model" / "finest.tar"
+    torch.save({k: v.state_dict() for k, v in nets.items()} | {"epoch": 0}, ckpt)
+    glove = root / "glove"
+    glove.mkdir()
+    words = ["unk", "sos", "eos", "person", "kick", "left"]
+    np.save(glove / "our_vab_data.npy", np.random.default_rng(0).standard_normal((len(words), 300)).astype(np.float32))
+    with open(glove / "our_vab_words.pkl", "wb") as f:
+        pickle.dump(words, f)
+    with open(glove / "our_vab_idx.pkl", "wb") as f:
+        pickle.dump({w: i for i, w in enumerate(words)}, f)
+    meta = root / "meta"
+    meta.mkdir()
+    np.save(meta / "mean.npy", np.zeros(FEATURE_DIM, np.float32))
+    np.save(meta / "std.npy", np.ones(FEATURE_DIM, np.float32))
+    return ckpt, glove, meta
+
+
+def test_t2m_evaluator_adapter_loads_a_checkpoint_and_encodes(tmp_path: Path) -> None:
+    from models.t2m_evaluator import T2MEvaluator, WordVectorizer, caption_tokens
+
+    ckpt, glove, meta = write_t2m_files(tmp_path)
+    ev = T2MEvaluator.load(ckpt, glove, meta)
+    texts = ev.encode_texts(["a person kicks", "left"], ["a/DET person/NOUN kick/VERB", ""])
+    assert texts.shape == (2, 512) and np.isfinite(texts).all()
+    assert np.allclose(ev.encode_texts(["left"])[0], texts[1], atol=1e-5)  # batch composition does not matter
+    rng = np.random.default_rng(0)
+    motions = [rng.standard_normal((n, FEATURE_DIM)).astype(np.float32) for n in (40, 23, 64)]
+    emb = ev.encode_motions(motions)
+    assert emb.shape == (3, 512) and np.allclose(ev.encode_motions(motions[1:2])[0], emb[1], atol=1e-4)
+    assert np.allclose(ev.encode_motions([motions[1][:20]])[0], emb[1], atol=1e-4)  # cut to multiples of 4
+    vec = WordVectorizer(glove)
+    _, pos = vec("left/ADJ")
+    assert pos.argmax() == 9  # VIP location word
+    assert caption_tokens("A person, kicks.")[1:-1] == ["a/OTHER", "person/OTHER", "kicks/OTHER"]
+    with pytest.raises(Exception, match="finest.tar|missing"):
+        T2MEvaluator.load(tmp_path / "nope.tar", glove, meta)
+
+
+# ----------------------------------------------------------------------------- the stage
+
+def test_stage_writes_all_outputs_and_a_rerun_uses_the_cache(dataset: dict, tmp_path: Path) -> None:
+    ev = fake_evaluator(dataset)
+    gen = ReplayGenerator(dataset)
+    results = stage.run(dataset, ev, gen, WINDOW)
+    stage.write_outputs(results, dataset["evaluate"]["out_dir"], Path(dataset["paths"]["metrics"]) / "evaluate.json")
+    out = Path(dataset["evaluate"]["out_dir"])
+    assert {f.name for f in out.iterdir()} >= {"report.md", "results.json", "fid.png", "r_precision_top1.png",
+                                                "diversity.png", "multimodality.png", "part_similarity.png"}
+    metrics = json.loads((Path(dataset["paths"]["metrics"]) / "evaluate.json").read_text())
+    assert set(metrics) >= {"real", "lgtm", "lgtm_whole_body_text", "counts"} and "cfg" not in metrics
+    assert metrics["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)  # Real vs itself
+    assert metrics["lgtm"]["fid"]["mean"] > 0 and "multimodality" in metrics["lgtm"]
+    assert "right_arm.similarity" in metrics["lgtm"] and "head.r_precision_top1" in metrics["lgtm"]
+    counts = results["counts"]
+    assert counts["captions"] == 32 and counts["motions"]["lgtm"] == 2 * 32 + 3 * 4
+    assert counts["motions"]["real"] == 32 and counts["cache_misses"] == 5 and counts["cache_hits"] == 0
+    report = (out / "report.md").read_text()
+    assert "| lgtm | 76 |" in report and "real vs lgtm" in report and "Diversity uses 32 pairs" in report
+    assert "Row cfg skipped" in report
+    # the ablation row was conditioned on the caption only; LGTM on the part texts
+    whole = [c for c in gen.calls if c[1].steps == 3 and all(len(set(t)) == 1 for t in c[0])]
+    assert len(whole) == 2
+    assert any(len(set(t)) > 1 for t in gen.calls[0][0])
+    # a rerun recomputes metrics from the cache only, with the same numbers
+    calls = len(gen.calls)
+    again = stage.run(dataset, ev, gen, WINDOW)
+    assert len(gen.calls) == calls and again["counts"]["cache_hits"] == 5
+    assert again["summary"] == results["summary"]
+
+
+def test_exact_generations_match_real(dataset: dict) -> None:
+    dataset["evaluate"]["configs"]["cpu"]["rows"] = [{"name": "lgtm", "sampler": "ddim", "steps": 3}]
+    ev = fake_evaluator(dataset)
+    results = stage.run(dataset, ev, ReplayGenerator(dataset, noise=0.0), WINDOW)
+    real, lgtm = results["summary"]["tmr"]["real"], results["summary"]["tmr"]["lgtm"]
+    assert lgtm["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    for key in ("r_precision_top1", "mm_dist", "diversity", "torso.similarity"):
+        assert lgtm[key]["mean"] == pytest.approx(real[key]["mean"], abs=1e-6)
+
+
+def test_compare_rows_marks_constant_metrics_untestable() -> None:
+    a = {"fid": np.array([1.0, 1.0, 1.0]), "r": np.array([0.5, 0.6, 0.55])}
+    b = {"fid": np.array([2.0, 2.0, 2.0]), "r": np.array([0.1, 0.15, 0.12])}
+    out = compare_rows(a, b)
+    assert out["fid"] == {"testable": False, "difference": -1.0}
+    assert out["r"]["testable"] and out["r"]["significant"]
+
+
+def test_settings_reject_an_unknown_config(dataset: dict) -> None:
+    dataset["evaluate"]["config"] = "huge"
+    with pytest.raises(ValueError, match="huge"):
+        stage.settings_of(dataset)
+
+
+def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """python -m stages.evaluate on saved tiny TMRs, a tiny LGTM (random text latents) and real loaders."""
+    import torch
+
+    from models.lgtm import LGTM, LGTMConfig
+    from models.lgtm_train import save_model
+    from models.tmr import save_tmr
+    from motion.io import write_json
+    from motion.text.cache import ArrayCache
+    from motion.text.embeddings import write_embeddings
+
+    for name, model in tiny_tmrs().items():
+        save_tmr(model, Path(dataset["paths"]["tmr"]) / name)
+    caps = read_test_captions(dataset["paths"]["features"], Path(dataset["paths"]["poses"]) / "texts",
+                              Path(dataset["paths"]["texts"]) / "body_part_annotations.json", WINDOW)
+    known = sorted({t for c in caps for t in (c.caption, *c.part_texts)})
+
+    class Enc:
+        name, cache_id, token_dim, sentence_dim = "fake", "fake:words", 8, 8
+
+        def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+            tokens = [FakeTokens()(t) for t in texts]
+            return tokens, np.stack([t.mean(0) / np.linalg.norm(t.mean(0)) for t in tokens])
+
+    cache = ArrayCache(tmp_path / "cache" / "emb")
+    cache.add(known, *Enc().encode(known))
+    write_embeddings(dataset["paths"]["embeddings"], known, cache, Enc())
+    torch.manual_seed(0)
+    cfg = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
+                     smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=WINDOW, text_dim=8)
+    lgtm = Path(dataset["paths"]["lgtm"])
+    save_model(LGTM(cfg).eval(), lgtm / "model.safetensors")
+    write_json(lgtm / "config.json", {"model": cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
+    dataset["evaluate"]["configs"]["cpu"].update(generation_seeds=1, mm_texts=2, mm_repeats=2,
+                                                 mm_times=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
+    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
+    stage.main()
+    metrics = json.loads((Path(dataset["paths"]["metrics"]) / "evaluate.json").read_text())
+    assert np.isfinite(metrics["lgtm"]["fid"]["mean"]) and "t2m" not in metrics
+    assert metrics["counts"]["motions_lgtm_whole_body_text"] == 32
+    before = sorted(p.name for p in (Path(dataset["paths"]["cache"]) / "eval_samples").iterdir())
+    assert len(before) == 3
+    stage.main()  # the rerun finds every generated set in the cache
+    assert sorted(p.name for p in (Path(dataset["paths"]["cache"]) / "eval_samples").iterdir()) == before
+
+
+@pytest.mark.slow
+def test_stage_with_the_t2m_evaluator_as_a_second_space(dataset: dict, tmp_path: Path) -> None:
+    """Guo's evaluator (a random tiny-vocabulary checkpoint) runs beside TMR and gets its own table."""
+    from models.t2m_evaluator import T2MEvaluator
+
+    dataset["evaluate"]["configs"]["cpu"].update(rows=[{"name": "lgtm", "sampler": "ddim", "steps": 3}],
+                                                 generation_seeds=1)
+    t2m = T2MEvaluator.load(*write_t2m_files(tmp_path))
+    results = stage.run(dataset, fake_evaluator(dataset), ReplayGenerator(dataset), WINDOW, t2m)
+    assert results["summary"]["t2m"]["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert results["summary"]["t2m"]["lgtm"]["fid"]["mean"] > 0
+    assert "t2m" in stage.metrics_json(results) and "t2m evaluator" in stage.report_markdown(results)
