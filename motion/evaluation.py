@@ -1,10 +1,10 @@
 """Text-to-motion evaluation of LGTM: test captions, cached generations, evaluator embeddings, metric rows.
 
 All glue to the other parts of the pipeline lives here (TMR via ``models.tmr.load_tmr``, LGTM via
-``models.lgtm_train.load_lgtm`` + ``models.diffusion.sample_features``, text latents as ``train_lgtm``).
+``models.lgtm_train.load_lgtm`` + ``models.diffusion.sample``, text latents as ``train_lgtm``).
 
 Normalisation is explicit: generated motions come out of LGTM HumanML3D-normalised (Mean/Std) and are
-de-normalised by ``sample_features``; every evaluator gets de-normalised features and applies its own
+de-normalised here with Mean/Std; every evaluator gets de-normalised features and applies its own
 statistics (TMR: ``part_stats.npz`` of the part, as the encoders were trained; T2M: its meta mean/std).
 
 Replications: replication r uses generated set ``r % generation_seeds`` (one independent generation per
@@ -240,10 +240,10 @@ class LGTMGenerator:
         import torch
         from tqdm import tqdm
 
-        from models.diffusion import SamplingConfig, sample_features
+        from models.diffusion import SamplingConfig, sample
+        from motion.parts import merge_parts
 
         cfg = SamplingConfig.from_dict(asdict(setting))
-        mean, std = torch.from_numpy(self.mean), torch.from_numpy(self.std)
         out: list[np.ndarray] = []
         starts = range(0, len(texts), self.batch_size)
         for b, start in enumerate(tqdm(starts, desc=f"{setting.sampler} {setting.steps} steps seed {seed}",
@@ -251,9 +251,12 @@ class LGTMGenerator:
             chunk = list(texts[start:start + self.batch_size])
             latents = torch.from_numpy(self.latents(chunk)).float().to(self.device)
             gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + b)
-            feats = sample_features(self.model, latents, torch.tensor(list(lengths[start:start + len(chunk)])),
-                                    mean, std, cfg, generator=gen)
-            out.extend(f.float().cpu().numpy() for f in feats)
+            lens = list(lengths[start:start + len(chunk)])
+            parts = sample(self.model, latents, torch.tensor(lens, device=self.device), sampler=cfg.sampler,
+                           steps=cfg.steps, eta=cfg.eta, guidance_scale=cfg.guidance_scale, generator=gen)
+            # LGTM outputs HumanML3D-normalised features: de-normalise with Mean/Std (evaluators re-normalise)
+            normalised = merge_parts({p: v.float().cpu().numpy() for p, v in parts.items()})
+            out.extend((f[:n] * self.std + self.mean).astype(np.float32) for f, n in zip(normalised, lens))
         return out
 
 

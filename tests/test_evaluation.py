@@ -299,8 +299,8 @@ def test_settings_reject_an_unknown_config(dataset: dict) -> None:
         stage.settings_of(dataset)
 
 
-def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """python -m stages.evaluate on saved tiny TMRs, a tiny LGTM (random text latents) and real loaders."""
+def write_trained(dataset: dict, tmp_path: Path) -> None:
+    """Saved tiny TMRs, an embed_texts folder with every test text, and a tiny LGTM (random text latents)."""
     import torch
 
     from models.lgtm import LGTM, LGTMConfig
@@ -332,6 +332,35 @@ def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, m
     lgtm = Path(dataset["paths"]["lgtm"])
     save_model(LGTM(cfg).eval(), lgtm / "model.safetensors")
     write_json(lgtm / "config.json", {"model": cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
+
+
+def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path) -> None:
+    import torch
+
+    from models.diffusion import sample
+    from motion.evaluation import LGTMGenerator
+    from motion.lgtm_data import load_normalisation
+    from motion.parts import merge_parts
+
+    write_trained(dataset, tmp_path)
+    gen = LGTMGenerator(dataset, "cpu", batch_size=4)
+    assert not gen.supports_guidance and gen.fingerprint.startswith("random:")
+    caps = list(ReplayGenerator(dataset).captions.values())[:3]
+    texts, lengths, setting = condition_texts(caps, "parts"), [40, 24, 48], SamplerSetting("ddim", 2)
+    out = gen.generate(texts, lengths, setting, seed=4)
+    assert [m.shape for m in out] == [(n, FEATURE_DIM) for n in lengths]
+    assert all(np.array_equal(a, b) for a, b in zip(out, gen.generate(texts, lengths, setting, seed=4)))
+    assert not np.array_equal(out[0], gen.generate(texts, lengths, setting, seed=5)[0])
+    parts = sample(gen.model, torch.from_numpy(gen.latents(texts)).float(), torch.tensor(lengths), sampler="ddim",
+                   steps=2, generator=torch.Generator().manual_seed(4 * 1_000_003))
+    mean, std = load_normalisation(dataset["paths"]["features"])
+    normalised = merge_parts({p: v.numpy() for p, v in parts.items()})
+    assert np.allclose(out[1], normalised[1, :24] * std + mean, atol=1e-5)  # HumanML3D Mean/Std undone
+
+
+def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """python -m stages.evaluate on saved tiny TMRs, a tiny LGTM (random text latents) and real loaders."""
+    write_trained(dataset, tmp_path)
     dataset["evaluate"]["configs"]["cpu"].update(generation_seeds=1, mm_texts=2, mm_repeats=2,
                                                  mm_times=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
