@@ -1,8 +1,8 @@
 """The IK-vs-FK prompt study: does an end-effector ("IK-like") or a joint-rotation ("FK-like") phrasing of the
 same goal give motions that better satisfy its spatial constraint?
 
-For every prompt pair (``prompts/ik_fk_pairs.yaml``) and both phrasings, K motions are sampled (seeds
-``seed + k``: sample k of both phrasings starts from the same noise), each prompt's six part texts come from
+For every prompt pair (``prompts/ik_fk_pairs.yaml``) and both phrasings, K motions are sampled in one batch
+from the study's seed (so sample k of both phrasings starts from the same noise), each prompt's six part texts come from
 the configured splitter, and each sample is measured: the pair's constraint (``motion.constraints``), its
 text-motion similarity under a TMR model, foot skating and physical plausibility (ground penetration, bone
 length drift). Per pair, the two distributions of the constraint's deciding number are compared: the
@@ -31,8 +31,9 @@ CI_METHODS = ("bootstrap", "welch")
 SIMILARITY = "tmr_similarity"
 PLAUSIBILITY_KEYS = ("foot_sliding", "foot_skating_ratio", "ground_penetration", "bone_length_drift")
 
-# (prompt, six part texts, frames, seed) -> joint positions (T, 22, 3), HumanML3D frame, 20 fps.
-MotionSampler = Callable[[str, dict[str, str], int, int], np.ndarray]
+# (prompt, six part texts, frames, seed, count) -> ``count`` motions, joint positions (frames, 22, 3) each
+# (HumanML3D frame, 20 fps); the same seed and count must give the same noise to every prompt.
+MotionSampler = Callable[[str, dict[str, str], int, int, int], Sequence[np.ndarray]]
 # prompt -> its six part texts (the configured splitter).
 PartSplitter = Callable[[str], dict[str, str]]
 # (prompt, joints (T, 22, 3)) -> text-motion similarity (cosine of TMR latents).
@@ -108,7 +109,7 @@ def load_pairs(path: str | Path) -> list[PromptPair]:
 
 @dataclass(frozen=True)
 class StudySettings:
-    """How many samples per prompt, their seeds, and how the two phrasings are compared."""
+    """How many samples per prompt, their seed, and how the two phrasings are compared."""
 
     samples: int = 4
     seed: int = 0
@@ -124,10 +125,6 @@ class StudySettings:
             raise ValueError(f"ci must be one of {CI_METHODS}, got {self.ci!r}")
         if self.ci == "welch" and self.samples < 2:
             raise ValueError("Welch's test needs at least 2 samples per prompt")
-
-    def seeds(self) -> list[int]:
-        """The sampling seeds: seed, seed + 1, ... (the same for both phrasings)."""
-        return [self.seed + k for k in range(self.samples)]
 
 
 def measure_sample(constraint: str, joints: np.ndarray, fps: float = 20.0) -> dict[str, Any]:
@@ -164,21 +161,21 @@ def run_study(pairs: Sequence[PromptPair], sampler: MotionSampler, splitter: Par
     from tqdm import tqdm
 
     run = StudyRun(list(pairs), settings, {}, [], {})
-    jobs = [(pair, phrasing, seed) for pair in pairs for phrasing in PHRASINGS for seed in settings.seeds()]
-    bar = tqdm(jobs, desc="prompt_study", unit="motion", disable=not progress)
-    for k, (pair, phrasing, seed) in enumerate(bar):
+    jobs = [(pair, phrasing) for pair in pairs for phrasing in PHRASINGS]
+    for pair, phrasing in tqdm(jobs, desc="prompt_study", unit="prompt", disable=not progress):
         prompt = pair.prompt(phrasing)
-        parts = run.part_texts.setdefault(pair.id, {}).get(phrasing)
-        if parts is None:
-            parts = run.part_texts[pair.id][phrasing] = dict(splitter(prompt))
-        where = f"pair {pair.id} {phrasing} seed {seed}"
-        joints = check_motion(sampler(prompt, parts, pair.frames, seed), pair.frames, where)
-        run.motions.setdefault((pair.id, phrasing), []).append(joints)
-        record = {"pair": pair.id, "phrasing": phrasing, "prompt": prompt, "seed": seed,
-                  "sample": k % settings.samples, "frames": pair.frames, **measure_sample(pair.constraint, joints,
-                                                                                        settings.fps)}
-        record[SIMILARITY] = None if similarity is None else float(similarity(prompt, joints))
-        run.records.append(record)
+        parts = run.part_texts.setdefault(pair.id, {})[phrasing] = dict(splitter(prompt))
+        motions = list(sampler(prompt, parts, pair.frames, settings.seed, settings.samples))
+        if len(motions) != settings.samples:
+            raise ValueError(f"pair {pair.id} {phrasing}: the sampler returned {len(motions)} motions, "
+                             f"{settings.samples} were asked for")
+        for k, joints in enumerate(motions):
+            joints = check_motion(joints, pair.frames, f"pair {pair.id} {phrasing} sample {k}")
+            run.motions.setdefault((pair.id, phrasing), []).append(joints)
+            record = {"pair": pair.id, "phrasing": phrasing, "prompt": prompt, "seed": settings.seed, "sample": k,
+                      "frames": pair.frames, **measure_sample(pair.constraint, joints, settings.fps)}
+            record[SIMILARITY] = None if similarity is None else float(similarity(prompt, joints))
+            run.records.append(record)
     return run
 
 

@@ -35,23 +35,55 @@ def chosen_config(section: dict[str, Any]) -> dict[str, Any]:
     return configs[name] or {}
 
 
+def tmr_root(params: dict[str, Any]) -> Path:
+    """Folder of the trained TMR models: ``paths.tmr``, else ``tmr.out_dir``, else data/tmr."""
+    return Path(params["paths"].get("tmr") or (params.get("tmr", {}) or {}).get("out_dir") or "data/tmr")
+
+
+def text_latents(params: dict[str, Any], model: Any, device: str) -> Any:
+    """The 7 texts -> (7, D) latents LGTM was trained with: frozen TMR text encoders, or random ones (smoke runs)."""
+    from models.lgtm import TEXT_SLOTS
+    from models.text_latents import RandomTextLatents
+    from tools.generate import TokenSource, tmr_text_latents
+
+    paths, section = params["paths"], params.get("lgtm", {}) or {}
+    if section.get("text_latents", "tmr") == "random":  # as train_lgtm and tools.generate
+        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(section.get("seed", 0)))
+        return lambda texts: np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
+    tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
+    return tmr_text_latents(tmr_root(params), tokens, device)
+
+
 def study_sampler(params: dict[str, Any], overrides: dict[str, Any], device: str) -> tuple[Any, int, dict[str, Any]]:
-    """(prompt, parts, frames, seed) -> joints from the trained LGTM (tools.generate glue), its window, the settings."""
+    """(prompt, parts, frames, seed, count) -> count joint motions from the trained LGTM, its window, the settings.
+
+    The count samples of a prompt are one batch whose noise comes from ``seed``: every prompt gets the same
+    noise (a paired design), and a batch costs little more than one sample on a CPU.
+    """
+    import torch
+
+    from models.diffusion import sample
+    from models.lgtm_train import load_lgtm
     from motion.lgtm_data import load_normalisation
-    from tools.generate import features_to_joints, load_trained_sampler, sampling_request
+    from tools.generate import features_to_joints, sampling_request
 
     flags = argparse.Namespace(**{k: overrides.get(k) for k in ("sampler", "steps", "eta", "guidance_scale")},
                                seed=None)
     request = sampling_request(params, flags)
     mean, std = load_normalisation(params["paths"]["features"])
-    part_sampler, window = load_trained_sampler(params, request, device)
+    model = load_lgtm(params["paths"].get("lgtm", "data/lgtm"), device)
+    latents = text_latents(params, model, device)
 
-    def sample(prompt: str, parts: dict[str, str], frames: int, seed: int) -> np.ndarray:
-        request.seed = seed  # read by the sampler at each call: sample k of both phrasings starts from one noise
-        out = part_sampler(prompt, parts, frames)
-        return features_to_joints({p: out[p] for p in PART_NAMES}, mean, std)[1]
+    def run(prompt: str, parts: dict[str, str], frames: int, seed: int, count: int) -> list[np.ndarray]:
+        cond = torch.as_tensor(latents([prompt] + [parts[p] for p in PART_NAMES]), dtype=torch.float32)
+        out = sample(model, cond[None].expand(count, -1, -1).to(device), torch.full((count,), frames, device=device),
+                     sampler=request.sampler, steps=int(request.steps), eta=float(request.eta),
+                     guidance_scale=float(request.guidance_scale), generator=torch.Generator().manual_seed(seed),
+                     progress=True)
+        return [features_to_joints({p: out[p][i, :frames].float().cpu().numpy() for p in PART_NAMES}, mean, std)[1]
+                for i in range(count)]
 
-    return sample, window, asdict(request)
+    return run, int(model.cfg.window), asdict(request)
 
 
 def similarity_scorer(params: dict[str, Any], encoder: str, device: str) -> Any:
@@ -61,10 +93,9 @@ def similarity_scorer(params: dict[str, Any], encoder: str, device: str) -> Any:
     from tools.generate import TokenSource
 
     paths = params["paths"]
-    root = Path(paths.get("tmr", (params.get("tmr", {}) or {}).get("out_dir", "data/tmr")))
     if encoder != "whole_body":
         raise ValueError(f"prompt_study.tmr_encoder {encoder!r}: only whole_body scores a whole-body motion")
-    model = load_tmr(root / encoder, device)
+    model = load_tmr(tmr_root(params) / encoder, device)
     mean, std = load_part_stats(Path(paths["features"]) / "part_stats.npz", encoder)
     tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
     return tmr_similarity(model, tokens, mean, std, device)

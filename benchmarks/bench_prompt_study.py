@@ -1,0 +1,118 @@
+"""Wall time of the prompt_study stage with params.yaml's settings, on untrained models of the configured sizes.
+
+    python -m benchmarks.bench_prompt_study [--threads 2] [--config cpu]
+
+Builds, in a temporary folder, an LGTM of ``lgtm.configs.<lgtm.config>.model`` (random weights, random text
+latents), a whole-body TMR of ``tmr.configs.<tmr.config>.model`` (384-d word tokens, like MiniLM) and the
+feature statistics (``paths.features`` when present, else a flat standing pose), then runs the stage on
+``prompts/ik_fk_pairs.yaml`` with ``prompt_study.configs.<config>`` (samples, sampling steps) and prints the
+time of the whole stage and of its parts. Untrained weights cost the same compute as trained ones.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+
+class WordTokens:
+    """A stand-in for the embed_texts encoder: one seeded 384-d token per word."""
+
+    name, cache_id, token_dim, sentence_dim = "bench", "bench:words", 384, 384
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token features per word and their normalised mean."""
+        tokens = [np.stack([np.random.default_rng(zlib.crc32(w.encode())).standard_normal(384) for w in t.split()])
+                  .astype(np.float32) for t in texts]
+        return tokens, np.stack([t.mean(0) / np.linalg.norm(t.mean(0)) for t in tokens])
+
+
+def build(root: Path, params: dict, study_config: str) -> dict:
+    """Untrained models and statistics under ``root``; returns the params to run the stage with."""
+    import torch
+
+    from models.lgtm import LGTM, LGTMConfig
+    from models.lgtm_train import save_model
+    from models.tmr import TMR, TMRConfig, save_tmr
+    from motion.io import write_json
+    from motion.text.cache import ArrayCache
+    from motion.text.embeddings import write_embeddings
+
+    torch.manual_seed(0)
+    lgtm, tmr = params["lgtm"], params["tmr"]
+    cfg = LGTMConfig.from_dict(lgtm["configs"][lgtm["config"]]["model"])
+    save_model(LGTM(cfg).eval(), root / "lgtm" / "model.safetensors")
+    write_json(root / "lgtm" / "config.json", {"model": cfg.to_dict()})
+    tmr_model = tmr["configs"][tmr["config"]]["model"]
+    save_tmr(TMR(TMRConfig(motion_dim=263, token_dim=384, **tmr_model)), root / "tmr" / "whole_body")
+    features = Path(params["paths"]["features"])
+    stats = root / "features"
+    stats.mkdir()
+    if (features / "Mean.npy").is_file() and (features / "part_stats.npz").is_file():
+        for name in ("Mean.npy", "Std.npy", "part_stats.npz"):
+            (stats / name).write_bytes((features / name).read_bytes())
+    else:
+        from motion.features import extract_features
+        from motion.kinematics import axis_angle_to_matrix, forward_kinematics
+
+        rest = forward_kinematics(axis_angle_to_matrix(np.zeros((22, 3))), np.zeros(3))
+        mean = extract_features(np.repeat((rest - [0, rest[:, 1].min(), 0])[None], 30, axis=0)).mean(axis=0)
+        np.save(stats / "Mean.npy", mean)
+        np.save(stats / "Std.npy", np.full(263, 0.05))
+        np.savez(stats / "part_stats.npz", whole_body_mean=mean, whole_body_std=np.ones(263))
+    prompts = sorted({text for line in Path("prompts/ik_fk_pairs.yaml").read_text().splitlines()
+                      for key in ("ik:", "fk:") if line.strip().startswith(key)
+                      for text in [line.split(":", 1)[1].strip()]})
+    cache = ArrayCache(root / "cache")
+    cache.add(prompts, *WordTokens().encode(prompts))
+    write_embeddings(root / "embeddings", prompts, cache, WordTokens())
+    paths = {**params["paths"], "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "features": str(stats),
+             "embeddings": str(root / "embeddings"), "metrics": str(root / "metrics"), "cache": str(root / "cache")}
+    study = {**params["prompt_study"], "out_dir": str(root / "out"), "config": study_config}
+    return {**params, "paths": paths, "lgtm": {**lgtm, "text_latents": "random", "device": "cpu"},
+            "prompt_study": study}
+
+
+def main() -> None:
+    """Build the models, run the stage once and print the timings."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--config", default=None, help="prompt_study config (default: params)")
+    args = parser.parse_args()
+    from motion.config import load_params
+
+    params = load_params()
+    params["lgtm"]["num_threads"] = args.threads
+    config = args.config or params["prompt_study"]["config"]
+    import motion.prompt_study_report as report
+    import motion.text.embeddings as embeddings
+    from stages import prompt_study
+
+    embeddings.make_encoder = lambda section: WordTokens()  # every prompt is stored; never called
+    timings: dict[str, float] = {"write_study": 0.0}
+    original = report.write_study
+
+    def timed_write(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        t = time.perf_counter()
+        out = original(*a, **k)
+        timings["write_study"] += time.perf_counter() - t
+        return out
+
+    prompt_study.write_study = timed_write
+    with tempfile.TemporaryDirectory() as tmp:
+        run_params = build(Path(tmp), params, config)
+        t = time.perf_counter()
+        prompt_study.run(run_params)
+        total = time.perf_counter() - t
+    section = params["prompt_study"]["configs"][config]
+    print(f"prompt_study ({config}: {section['samples']} samples/prompt, {section['sampling']}), "
+          f"{args.threads} threads: total {total:.1f} s, of which plots+videos+reports {timings['write_study']:.1f} s, "
+          f"sampling+measuring {total - timings['write_study']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
