@@ -167,3 +167,15 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, *, sampler: 
             x = scheduler.step(x0, t, x).prev_sample
     model.train(was_training)
     return unpack_parts(x * mask[..., None].to(x.dtype))
+
+
+def sample_features(model: nn.Module, text_latents: Tensor, lengths: Tensor, mean: Tensor, std: Tensor,
+                    cfg: SamplingConfig = SamplingConfig(), generator: torch.Generator | None = None,
+                    progress: bool = False) -> list[Tensor]:
+    """Generate de-normalised HumanML3D features, one (length, 263) tensor per sample, with ``cfg``'s sampler."""
+    from motion.parts import merge_parts
+
+    parts = sample(model, text_latents, lengths, sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta,
+                   guidance_scale=cfg.guidance_scale, generator=generator, progress=progress)
+    features = merge_parts(parts) * std.to(text_latents.device) + mean.to(text_latents.device)
+    return [f[:n] for f, n in zip(features, lengths.tolist())]

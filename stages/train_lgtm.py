@@ -1,7 +1,7 @@
 """Stage train_lgtm: cache the 7 TMR text latents of every caption, then train the LGTM denoiser.
 
 Reads ``paths`` and ``lgtm`` from params.yaml; the features, poses/texts (captions), the part texts of
-split_texts, the token features of embed_texts and the trained TMRs (data/tmr/<name>). Writes into
+split_texts, the token features of embed_texts and the trained TMRs (``tmr.out_dir``/<name>). Writes into
 ``paths.lgtm`` (default data/lgtm): text_latents.npz (all splits, for evaluation too), model.safetensors
 (best validation weights), config.json, metrics.json, dvclive/ (curves + PNG plots) and checkpoints/
 (last + best; an interrupted run resumes from last when its settings and data are unchanged).
@@ -32,13 +32,15 @@ def output_dir(paths: dict[str, Any]) -> Path:
     return Path(paths.get("lgtm", "data/lgtm"))
 
 
-def build_latents(paths: dict[str, Any], section: dict[str, Any], segments: list, device: str) -> TextLatentCache:
+def build_latents(params: dict[str, Any], segments: list, device: str) -> TextLatentCache:
     """Encode the 7 texts of every caption once with the frozen TMR text encoders (or random ones)."""
+    paths, section = params["paths"], params["lgtm"]
     part_texts = read_part_texts(Path(paths["texts"]) / "body_part_annotations.json")
     if section.get("text_latents", "tmr") == "random":
-        provider = RandomTextLatents(256, seed=int(section.get("seed", 0)))
+        provider = RandomTextLatents(256, seed=int(params.get("seed", 0)))
     else:
-        provider = TMRTextLatents(paths.get("tmr", "data/tmr"), paths["embeddings"], device=device)
+        tmr_root = (params.get("tmr") or {}).get("out_dir") or paths.get("tmr", "data/tmr")
+        provider = TMRTextLatents(tmr_root, paths["embeddings"], device=device)
     return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                    provider)
 
@@ -61,7 +63,7 @@ def main() -> None:
         splits = {s: read_segments(features, texts, read_split(features, s), lo, hi) for s in ("train", "val", "test")}
         if rank == 0:
             every = sorted({seg.seg_id: seg for segs in splits.values() for seg in segs}.values(), key=lambda s: s.seg_id)
-            cache = build_latents(paths, section, every, device)
+            cache = build_latents(params, every, device)
             cache.save(out / LATENTS_FILE)
             print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
         if world > 1:

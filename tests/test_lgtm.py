@@ -194,3 +194,24 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
     assert torch.equal(data[1]["parts"]["head"], data[1]["parts"]["head"])
     segs = read_segments(paths["features"], paths["texts"], ids, min_frames=40)
     assert segs == []  # all motions are shorter than 40 frames
+
+
+def test_sample_features_denormalises_and_cuts() -> None:
+    from models.diffusion import SamplingConfig, sample_features
+    from models.text_latents import encode_captions
+
+    torch.manual_seed(0)
+    model = LGTM(TINY)
+    provider = RandomTextLatents(TINY.text_dim)
+    parts = {p: "does nothing" for p in PART_NAMES}
+    text = torch.from_numpy(encode_captions(provider, ["a person waves", "a person kicks"], [parts, parts]))
+    assert text.shape == (2, 7, TINY.text_dim)
+    mean, std = torch.full((263,), 5.0), torch.full((263,), 2.0)
+    cfg = SamplingConfig(sampler="dpmsolver++", steps=3)
+    out = sample_features(model, text, torch.tensor([10, 24]), mean, std, cfg, torch.Generator().manual_seed(0))
+    raw = sample(model, text, torch.tensor([10, 24]), sampler="dpmsolver++", steps=3,
+                 generator=torch.Generator().manual_seed(0))
+    assert [o.shape for o in out] == [(10, 263), (24, 263)]
+    torch.testing.assert_close(out[0], merge_parts(raw)[0, :10] * 2 + 5)
+    with pytest.raises(ValueError, match="sampler"):
+        SamplingConfig.from_dict({"sampler": "plms"})
