@@ -356,7 +356,8 @@ def compare_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], alpha: floa
     """Welch's test of a - b for every metric the two rows share (needs >= 2 replications).
 
     Metrics constant over the replications of both rows (FID, MM-Dist, similarities when each row has one
-    generated set) get ``{"testable": False}``: their CI is zero only because nothing was redrawn.
+    generated set; R-precision with a single batch) get ``{"testable": False}``: their CI is zero only because
+    nothing was redrawn.
     """
     out: dict[str, dict] = {}
     for k in sorted(set(a) & set(b)):

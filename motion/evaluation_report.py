@@ -47,16 +47,16 @@ def significance_lines(comparisons: dict[str, dict[str, dict[str, Any]]],
     for pair, tests in comparisons.items():
         a, b = pair.split(" vs ")
         tested = {m: t for m, t in tests.items() if m in metrics and t.get("testable", True)}
-        sig = [f"{m} (Δ {t['difference']:+.3f}, p = {t['p_value']:.3g})" for m, t in tested.items() if t["significant"]]
+        sig = [f"{m} (Δ {t['difference']:+.4g}, p = {t['p_value']:.3g})" for m, t in tested.items() if t["significant"]]
         same = [m for m, t in tested.items() if not t["significant"]]
-        untested = [f"{m} (Δ {t['difference']:+.3f})" for m, t in tests.items()
+        untested = [f"{m} (Δ {t['difference']:+.4g})" for m, t in tests.items()
                     if m in metrics and not t.get("testable", True)]
         text = f"- **{a} vs {b}**: "
         text += ("significant differences in " + "; ".join(sig)) if sig else "no significant difference"
         if same:
             text += f"; not significant: {', '.join(same)}"
         if untested:
-            text += f"; not testable (identical over replications, one generated set): {', '.join(untested)}"
+            text += f"; not testable (the same value in every replication: nothing redrawn): {', '.join(untested)}"
         lines.append(text + ".")
     return lines
 

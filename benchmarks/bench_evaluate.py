@@ -1,0 +1,75 @@
+"""Wall time of the evaluate stage's CPU default on the pipeline's data, with untrained models of the CPU configs.
+
+    python -m benchmarks.bench_evaluate [--config cpu] [--threads 2]
+
+Needs the outputs of features, split_texts and embed_texts (paths in params.yaml). The TMRs and the LGTM are
+randomly initialised with the sizes of ``tmr.configs.<tmr.config>`` and ``lgtm.configs.<lgtm.config>`` and
+saved in a temporary folder: the metric values are meaningless, the timings are those of trained models.
+Prints the seconds spent in generation, in evaluator encoding + metrics, and in total.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    """Run the evaluation once cold (sampling) and once warm (cache hits only) and print the timings."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", default=None, help="evaluate.config (default: params)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    from models.lgtm import LGTM, LGTMConfig
+    from models.lgtm_train import save_model
+    from models.tmr import TMR, TMRConfig, save_tmr
+    from motion.config import load_params
+    from motion.datasets import feature_dims
+    from motion.evaluation import ENCODERS, LGTMGenerator, TMREvaluator
+    from motion.io import write_json
+    from motion.parts import FEATURE_DIM
+    from motion.text.embeddings import TextEmbeddings
+    from stages import evaluate as stage
+
+    torch.set_num_threads(args.threads)
+    params = load_params()
+    if args.config:
+        params["evaluate"]["config"] = args.config
+    paths = params["paths"]
+    token_dim = TextEmbeddings.load(paths["embeddings"]).token_dim
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        torch.manual_seed(0)
+        tmr_model = params["tmr"]["configs"][params["tmr"]["config"]]["model"]
+        for name in ENCODERS:
+            dims = feature_dims(name)
+            cfg = TMRConfig.from_dict({**tmr_model, "motion_dim": FEATURE_DIM if dims is None else len(dims),
+                                       "token_dim": token_dim})
+            save_tmr(TMR(cfg), root / "tmr" / name)
+        lgtm_cfg = LGTMConfig.from_dict({**params["lgtm"]["configs"][params["lgtm"]["config"]]["model"],
+                                         "text_dim": int(tmr_model["latent_dim"])})  # as train_lgtm sets it
+        save_model(LGTM(lgtm_cfg).eval(), root / "lgtm" / "model.safetensors")
+        write_json(root / "lgtm" / "config.json", {"model": lgtm_cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
+        params["paths"] = {**paths, "tmr": str(root / "tmr"), "lgtm": str(root / "lgtm"), "cache": str(root / "cache")}
+        params["tmr"] = {**params["tmr"], "out_dir": str(root / "tmr")}
+        timings = {}
+        for label in ("cold", "warm"):
+            start = time.perf_counter()
+            tmr = TMREvaluator.from_folders(root / "tmr", paths["embeddings"], Path(paths["features"]) / "part_stats.npz")
+            generator = LGTMGenerator(params, "cpu", int(stage.settings_of(params).get("batch_size", 32)))
+            results = stage.run(params, tmr, generator, lgtm_cfg.window)
+            stage.write_outputs(results, root / "evaluate", root / "metrics" / "evaluate.json")
+            timings[label] = round(time.perf_counter() - start, 1)
+        counts = results["counts"]
+    print(json.dumps({"config": params["evaluate"]["config"], "threads": args.threads, "captions": counts["captions"],
+                      "motions": counts["motions"], "seconds_cold": timings["cold"],
+                      "seconds_warm_cache": timings["warm"],
+                      "seconds_generation": round(timings["cold"] - timings["warm"], 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
