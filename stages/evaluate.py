@@ -210,7 +210,7 @@ def main() -> None:
                                     device)
         results = run(params, tmr, generator, int(generator.model.cfg.window), t2m)
         write_outputs(results, cfg.get("out_dir", "data/evaluate"), Path(paths["metrics"]) / "evaluate.json")
-    except (DataError, ValueError) as e:
+    except (DataError, ValueError, KeyError) as e:
         sys.exit(f"evaluate: {e}")
     c = results["counts"]
     print(f"evaluate: {c['captions']} captions, {len(c['motions'])} rows, cache {c['cache_hits']} hits / "

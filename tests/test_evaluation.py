@@ -387,3 +387,10 @@ def test_stage_with_the_t2m_evaluator_as_a_second_space(dataset: dict, tmp_path:
     assert results["summary"]["t2m"]["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert results["summary"]["t2m"]["lgtm"]["fid"]["mean"] > 0
     assert "t2m" in stage.metrics_json(results) and "t2m evaluator" in stage.report_markdown(results)
+
+
+def test_stage_main_names_the_missing_models(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
+    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
+    with pytest.raises(SystemExit, match="evaluate: .*config.json.*train_tmr"):
+        stage.main()
