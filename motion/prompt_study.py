@@ -1,8 +1,9 @@
 """The IK-vs-FK prompt study: does an end-effector ("IK-like") or a joint-rotation ("FK-like") phrasing of the
 same goal give motions that better satisfy its spatial constraint?
 
-For every prompt pair (``prompts/ik_fk_pairs.yaml``) and both phrasings, K motions are sampled in one batch
-from the study's seed (so sample k of both phrasings starts from the same noise), each prompt's six part texts come from
+For every prompt pair (``prompts/ik_fk_pairs.yaml``) and both phrasings, K motions are sampled (all prompts'
+motions go to the sampler at once, with the study's seed; every motion starts from its own noise, so the
+samples are independent as the unpaired comparisons assume), each prompt's six part texts come from
 the configured splitter, and each sample is measured: the pair's constraint (``motion.constraints``), its
 text-motion similarity under a TMR model, foot skating and physical plausibility (ground penetration, bone
 length drift). Per pair, the two distributions of the constraint's deciding number are compared: the
@@ -31,9 +32,9 @@ CI_METHODS = ("bootstrap", "welch")
 SIMILARITY = "tmr_similarity"
 PLAUSIBILITY_KEYS = ("foot_sliding", "foot_skating_ratio", "ground_penetration", "bone_length_drift")
 
-# (prompt, six part texts, frames, seed, count) -> ``count`` motions, joint positions (frames, 22, 3) each
-# (HumanML3D frame, 20 fps); the same seed and count must give the same noise to every prompt.
-MotionSampler = Callable[[str, dict[str, str], int, int, int], Sequence[np.ndarray]]
+# (prompts, their six part texts, their frames, seed) -> one motion per prompt, joint positions (frames, 22, 3)
+# (HumanML3D frame, 20 fps); a repeated prompt must get a new noise draw each time; the seed fixes them all.
+MotionSampler = Callable[[list[str], list[dict[str, str]], list[int], int], Sequence[np.ndarray]]
 # prompt -> its six part texts (the configured splitter).
 PartSplitter = Callable[[str], dict[str, str]]
 # (prompt, joints (T, 22, 3)) -> text-motion similarity (cosine of TMR latents).
@@ -157,25 +158,26 @@ class StudyRun:
 
 def run_study(pairs: Sequence[PromptPair], sampler: MotionSampler, splitter: PartSplitter,
               similarity: TextMotionSimilarity | None, settings: StudySettings, progress: bool = True) -> StudyRun:
-    """Sample K motions per prompt of every pair and measure each one."""
+    """Split every prompt, sample K motions per prompt (one sampler call for all) and measure each motion."""
     from tqdm import tqdm
 
     run = StudyRun(list(pairs), settings, {}, [], {})
-    jobs = [(pair, phrasing) for pair in pairs for phrasing in PHRASINGS]
-    for pair, phrasing in tqdm(jobs, desc="prompt_study", unit="prompt", disable=not progress):
+    for pair in pairs:
+        run.part_texts[pair.id] = {ph: dict(splitter(pair.prompt(ph))) for ph in PHRASINGS}
+    jobs = [(pair, ph, k) for pair in pairs for ph in PHRASINGS for k in range(settings.samples)]
+    motions = list(sampler([p.prompt(ph) for p, ph, _ in jobs], [run.part_texts[p.id][ph] for p, ph, _ in jobs],
+                           [p.frames for p, _, _ in jobs], settings.seed))
+    if len(motions) != len(jobs):
+        raise ValueError(f"the sampler returned {len(motions)} motions, {len(jobs)} were asked for")
+    for (pair, phrasing, k), joints in tqdm(list(zip(jobs, motions)), desc="prompt_study measures", unit="motion",
+                                           disable=not progress):
+        joints = check_motion(joints, pair.frames, f"pair {pair.id} {phrasing} sample {k}")
+        run.motions.setdefault((pair.id, phrasing), []).append(joints)
         prompt = pair.prompt(phrasing)
-        parts = run.part_texts.setdefault(pair.id, {})[phrasing] = dict(splitter(prompt))
-        motions = list(sampler(prompt, parts, pair.frames, settings.seed, settings.samples))
-        if len(motions) != settings.samples:
-            raise ValueError(f"pair {pair.id} {phrasing}: the sampler returned {len(motions)} motions, "
-                             f"{settings.samples} were asked for")
-        for k, joints in enumerate(motions):
-            joints = check_motion(joints, pair.frames, f"pair {pair.id} {phrasing} sample {k}")
-            run.motions.setdefault((pair.id, phrasing), []).append(joints)
-            record = {"pair": pair.id, "phrasing": phrasing, "prompt": prompt, "seed": settings.seed, "sample": k,
-                      "frames": pair.frames, **measure_sample(pair.constraint, joints, settings.fps)}
-            record[SIMILARITY] = None if similarity is None else float(similarity(prompt, joints))
-            run.records.append(record)
+        record = {"pair": pair.id, "phrasing": phrasing, "prompt": prompt, "seed": settings.seed, "sample": k,
+                  "frames": pair.frames, **measure_sample(pair.constraint, joints, settings.fps)}
+        record[SIMILARITY] = None if similarity is None else float(similarity(prompt, joints))
+        run.records.append(record)
     return run
 
 

@@ -179,8 +179,8 @@ def markdown_report(result: dict[str, Any], plots: dict[str, str], videos: dict[
     """report.md: the settings, the results table, the per-pair plots and videos (relative links), details."""
     s, t = result["settings"], result["tally"]
     lines = ["# IK-vs-FK prompt study", "",
-             f"{s['samples']} samples per prompt (one batch from seed {s['seed']}: sample k of both phrasings "
-             f"starts from the same noise); intervals: {s['ci']} ({int(100 * (1 - s['alpha']))}%), difference = IK-like − FK-like.",
+             f"{s['samples']} samples per prompt (seed {s['seed']}; every sample from its own noise); "
+             f"intervals: {s['ci']} ({int(100 * (1 - s['alpha']))}%), difference = IK-like − FK-like.",
              "", *(f"- {k}: {v}" for k, v in sorted(meta.items())), "",
              f"IK-like wins {t['ik_wins']} pair(s) ({t['ik_significant_wins']} significant), FK-like wins "
              f"{t['fk_wins']} ({t['fk_significant_wins']} significant), ties {t['ties']}.", "",
@@ -212,8 +212,8 @@ def html_report(result: dict[str, Any], root: Path, plots: dict[str, str], video
     s, t = result["settings"], result["tally"]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>IK-vs-FK prompt study</title>"
              f"<style>{CSS}</style></head><body><h1>IK-vs-FK prompt study</h1>",
-             f"<p>{s['samples']} samples per prompt (one batch from seed {s['seed']}: sample k of both phrasings "
-             f"starts from the same noise); intervals: {html.escape(s['ci'])} ({int(100 * (1 - s['alpha']))}%), "
+             f"<p>{s['samples']} samples per prompt (seed {s['seed']}; every sample from its own noise); "
+             f"intervals: {html.escape(s['ci'])} ({int(100 * (1 - s['alpha']))}%), "
              "difference = IK-like &minus; FK-like.</p><ul>",
              *(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in sorted(meta.items())), "</ul>",
              f"<p>IK-like wins {t['ik_wins']} pair(s) ({t['ik_significant_wins']} significant), FK-like wins "

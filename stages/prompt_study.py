@@ -54,13 +54,15 @@ def text_latents(params: dict[str, Any], model: Any, device: str) -> Any:
     return tmr_text_latents(tmr_root(params), tokens, device)
 
 
-def study_sampler(params: dict[str, Any], overrides: dict[str, Any], device: str) -> tuple[Any, int, dict[str, Any]]:
-    """(prompt, parts, frames, seed, count) -> count joint motions from the trained LGTM, its window, the settings.
+def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size: int,
+                  device: str) -> tuple[Any, int, dict[str, Any]]:
+    """(prompts, parts, frames, seed) -> joint motions from the trained LGTM, its window, the sampling settings.
 
-    The count samples of a prompt are one batch whose noise comes from ``seed``: every prompt gets the same
-    noise (a paired design), and a batch costs little more than one sample on a CPU.
+    Motions are sampled in batches of ``batch_size`` (batch b draws its noise from seed + b): on a CPU a batch
+    of 40 costs little more than one motion.
     """
     import torch
+    from tqdm import tqdm
 
     from models.diffusion import sample
     from models.lgtm_train import load_lgtm
@@ -74,14 +76,26 @@ def study_sampler(params: dict[str, Any], overrides: dict[str, Any], device: str
     model = load_lgtm(params["paths"].get("lgtm", "data/lgtm"), device)
     latents = text_latents(params, model, device)
 
-    def run(prompt: str, parts: dict[str, str], frames: int, seed: int, count: int) -> list[np.ndarray]:
-        cond = torch.as_tensor(latents([prompt] + [parts[p] for p in PART_NAMES]), dtype=torch.float32)
-        out = sample(model, cond[None].expand(count, -1, -1).to(device), torch.full((count,), frames, device=device),
-                     sampler=request.sampler, steps=int(request.steps), eta=float(request.eta),
-                     guidance_scale=float(request.guidance_scale), generator=torch.Generator().manual_seed(seed),
-                     progress=True)
-        return [features_to_joints({p: out[p][i, :frames].float().cpu().numpy() for p in PART_NAMES}, mean, std)[1]
-                for i in range(count)]
+    def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
+        cache: dict[tuple[str, ...], torch.Tensor] = {}
+        cond = []
+        for prompt, texts in zip(prompts, parts):
+            key = (prompt, *(texts[p] for p in PART_NAMES))
+            if key not in cache:
+                cache[key] = torch.as_tensor(latents(list(key)), dtype=torch.float32)
+            cond.append(cache[key])
+        motions: list[np.ndarray] = []
+        starts = range(0, len(prompts), batch_size)
+        for b, start in enumerate(tqdm(starts, desc=f"{request.sampler} {request.steps} steps", unit="batch")):
+            stop = start + batch_size
+            lengths = torch.tensor(frames[start:stop], device=device)
+            out = sample(model, torch.stack(cond[start:stop]).to(device), lengths, sampler=request.sampler, steps=int(request.steps), eta=float(request.eta),
+                         guidance_scale=float(request.guidance_scale),
+                         generator=torch.Generator().manual_seed(seed + b), progress=False)
+            for i, n in enumerate(frames[start:stop]):
+                motions.append(features_to_joints({p: out[p][i, :n].float().cpu().numpy() for p in PART_NAMES},
+                                                  mean, std)[1])
+        return motions
 
     return run, int(model.cfg.window), asdict(request)
 
@@ -119,7 +133,8 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
     pairs_path = section.get("pairs", "prompts/ik_fk_pairs.yaml")
     pairs = load_pairs(pairs_path)
     split = section.get("split") or (params.get("split_texts", {}) or {}).get("backend", "rules")
-    sampler, window, sampling = study_sampler(params, config.get("sampling", {}) or {}, device)
+    sampler, window, sampling = study_sampler(params, config.get("sampling", {}) or {},
+                                              int(config.get("batch_size", 64)), device)
     used = [replace(p, frames=min(p.frames, window)) for p in pairs]
     encoder = section.get("tmr_encoder", "whole_body")
     similarity = similarity_scorer(params, encoder, device)

@@ -81,11 +81,11 @@ def fake_sampler(calls: list[tuple[str, int, int, int]]):  # noqa: ANN201
             return pitch_torso((44.0 if ik else 20.0) + 2.0 * rng.random(), frames)
         return lift_right_foot((0.5 if ik else 1.2) + 0.05 * rng.integers(0, 3), frames)
 
-    def sample(prompt: str, parts: dict[str, str], frames: int, seed: int, count: int) -> list[np.ndarray]:
-        calls.append((prompt, frames, seed, count))
-        assert set(parts) == set(PART_NAMES)
-        return [one(prompt, frames, np.random.default_rng([seed, k, zlib.crc32(prompt.encode())]))
-                for k in range(count)]
+    def sample(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
+        calls.extend(zip(prompts, frames, [seed] * len(prompts)))
+        assert all(set(p) == set(PART_NAMES) for p in parts)
+        return [one(prompt, n, np.random.default_rng([seed, k, zlib.crc32(prompt.encode())]))
+                for k, (prompt, n) in enumerate(zip(prompts, frames))]
     return sample
 
 
@@ -120,7 +120,7 @@ def test_samples_seeds_and_part_texts(study) -> None:  # noqa: ANN001
     run, result, samples, splits = study
     assert len(run.records) == 3 * 2 * 5
     assert sorted(splits) == sorted(p.prompt(ph) for p in PAIRS for ph in ("ik", "fk"))  # one split per prompt
-    assert sorted(samples) == sorted((p.prompt(ph), p.frames, 3, 5) for p in PAIRS for ph in ("ik", "fk"))
+    assert samples == [(p.prompt(ph), p.frames, 3) for p in PAIRS for ph in ("ik", "fk") for _ in range(5)]
     assert [r["sample"] for r in run.records[:6]] == [0, 1, 2, 3, 4, 0] and {r["seed"] for r in run.records} == {3}
     assert result["part_texts"]["1"]["ik"]["head"] == f"head: {PAIRS[0].ik}"
     record = run.records[0]
@@ -161,7 +161,7 @@ def test_welch_intervals_and_ties() -> None:
     assert boot.ci_high < 0 and boot == compare(a, b, StudySettings(samples=4, seed=1, n_resamples=500), "x")
     assert winner(-0.1, higher_is_better=False) == "ik" and winner(-0.1, higher_is_better=True) == "fk"
     assert winner(0.0, True) == "tie"
-    same = run_study(PAIRS[:1], lambda p, parts, f, s, n: [touch_shoulder(0.1, f)] * n, lambda p: {q: p for q in PART_NAMES},
+    same = run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, n) for n in f], lambda p: {q: p for q in PART_NAMES},
                      None, StudySettings(samples=3, ci="welch"), progress=False)
     pair = aggregate(same)["pairs"][0]
     assert pair["winner"] == "tie" and not pair["significant"]
@@ -173,10 +173,10 @@ def test_welch_intervals_and_ties() -> None:
 def test_bad_samples_are_named() -> None:
     split = lambda p: {q: p for q in PART_NAMES}  # noqa: E731
     with pytest.raises(ValueError, match="pair 1 ik sample 1: .*shape"):
-        run_study(PAIRS[:1], lambda p, parts, f, s, n: [touch_shoulder(0.1, f), np.zeros((f - 1, NUM_JOINTS, 3))],
+        run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, f[0]), np.zeros((1, NUM_JOINTS, 3))] * 2,
                   split, None, StudySettings(samples=2), progress=False)
-    with pytest.raises(ValueError, match="pair 1 ik: the sampler returned 1 motions, 2"):
-        run_study(PAIRS[:1], lambda p, parts, f, s, n: [touch_shoulder(0.1, f)], split, None,
+    with pytest.raises(ValueError, match="the sampler returned 1 motions, 4 were asked for"):
+        run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, f[0])], split, None,
                   StudySettings(samples=2), progress=False)
 
 
@@ -309,7 +309,7 @@ def write_tiny_pipeline(root: Path) -> Path:
         "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
                  "configs": {"cpu": {"sampling": {"steps": 1000}}}, "sampling": {"sampler": "ddim", "steps": 1000}},
         "prompt_study": {"pairs": str(root / "pairs.yaml"), "out_dir": str(root / "out"), "config": "cpu",
-                         "seed": 0, "split": "", "ci": "welch", "configs": {"cpu": {"samples": 2,
+                         "seed": 0, "split": "", "ci": "welch", "configs": {"cpu": {"samples": 2, "batch_size": 3,
                                                                                      "sampling": {"steps": 2}}}},
     }
     path = root / "params.yaml"
@@ -338,18 +338,20 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     assert [(r["phrasing"], r["sample"]) for r in saved["samples"]] == [("ik", 0), ("ik", 1), ("fk", 0), ("fk", 1)]
     first = np.load(out / "joints.npz")
     assert first["1_ik_0"].shape == (24, NUM_JOINTS, 3) and not np.array_equal(first["1_ik_0"], first["1_ik_1"])
-    assert not np.array_equal(first["1_ik_0"], first["1_fk_0"])  # same noise, other text
+
     assert (out / "videos" / "pair_1.mp4").is_file() and (out / "frames" / "pair_1.png").is_file()
     from stages.prompt_study import study_sampler
     from tools.generate import SamplingRequest, features_to_joints, load_trained_sampler
 
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    batched, window, _ = study_sampler(params, {"steps": 2}, "cpu")
+    batched, window, _ = study_sampler(params, {"steps": 2}, 2, "cpu")
     single, _ = load_trained_sampler(params, SamplingRequest(steps=2, seed=0), "cpu")  # the generate command's glue
     mean, std = np.load(tmp_path / "features" / "Mean.npy"), np.load(tmp_path / "features" / "Std.npy")
     parts = saved["part_texts"]["1"]["ik"]
     alone = features_to_joints(single(PAIRS[0].ik, parts, 24), mean, std)[1]
-    assert window == 24 and np.allclose(batched(PAIRS[0].ik, parts, 24, 0, 3)[0], alone, atol=1e-4)
+    motions = batched([PAIRS[0].ik] * 3, [parts] * 3, [24, 20, 24], 0)  # batches of 2: seeds 0, 1
+    assert window == 24 and [len(m) for m in motions] == [24, 20, 24]
+    assert np.allclose(motions[0], alone, atol=1e-4) and np.abs(motions[0] - motions[2]).max() > 1e-3
     main()  # reruns are deterministic
     again = np.load(out / "joints.npz")
     assert all(np.array_equal(first[k], again[k]) for k in first.files)
