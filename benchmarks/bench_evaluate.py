@@ -59,7 +59,8 @@ def main() -> None:
         timings = {}
         for label in ("cold", "warm"):
             start = time.perf_counter()
-            tmr = TMREvaluator.from_folders(root / "tmr", paths["embeddings"], Path(paths["features"]) / "part_stats.npz")
+            stats = Path(paths["features"]) / "part_stats.npz"
+            tmr = TMREvaluator.from_folders(root / "tmr", paths["embeddings"], stats)
             generator = LGTMGenerator(params, "cpu", int(stage.settings_of(params).get("batch_size", 32)))
             results = stage.run(params, tmr, generator, lgtm_cfg.window)
             stage.write_outputs(results, root / "evaluate", root / "metrics" / "evaluate.json")

@@ -132,7 +132,8 @@ class WordVectorizer:
 
 def caption_tokens(text: str, tokens: str = "") -> list[str]:
     """T2M's token list: the caption's ``word/POS`` tokens (or its lower-cased words tagged OTHER), cut to 20."""
-    items = tokens.split() if tokens.strip() else [f"{w}/OTHER" for w in text.lower().replace(".", " ").replace(",", " ").split()]
+    words = text.lower().replace(".", " ").replace(",", " ").split()
+    items = tokens.split() if tokens.strip() else [f"{w}/OTHER" for w in words]
     return ["sos/OTHER"] + items[:MAX_TEXT_LEN] + ["eos/OTHER"]
 
 

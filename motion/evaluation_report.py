@@ -47,7 +47,8 @@ def significance_lines(comparisons: dict[str, dict[str, dict[str, Any]]],
     for pair, tests in comparisons.items():
         a, b = pair.split(" vs ")
         tested = {m: t for m, t in tests.items() if m in metrics and t.get("testable", True)}
-        sig = [f"{m} (Δ {t['difference']:+.4g}, p = {t['p_value']:.3g})" for m, t in tested.items() if t["significant"]]
+        sig = [f"{m} (Δ {t['difference']:+.4g}, p = {t['p_value']:.3g})"
+               for m, t in tested.items() if t["significant"]]
         same = [m for m, t in tested.items() if not t["significant"]]
         untested = [f"{m} (Δ {t['difference']:+.4g})" for m, t in tests.items()
                     if m in metrics and not t.get("testable", True)]

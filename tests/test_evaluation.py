@@ -48,14 +48,15 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
     stats = {"whole_body_mean": stacked.mean(0), "whole_body_std": stacked.std(0)}
     from motion.parts import PART_INDICES
     for p in PART_NAMES:
-        stats[f"{p}_mean"], stats[f"{p}_std"] = stacked[:, PART_INDICES[p]].mean(0), stacked[:, PART_INDICES[p]].std(0)
+        part = stacked[:, PART_INDICES[p]]
+        stats[f"{p}_mean"], stats[f"{p}_std"] = part.mean(0), part.std(0)
     np.savez(features / "part_stats.npz", **stats)
     (texts / "body_part_annotations.json").write_text(json.dumps(parts))
     return {
         "seed": 3,
         "paths": {"features": str(features), "poses": str(root / "poses"), "texts": str(texts),
-                  "embeddings": str(root / "embeddings"), "cache": str(root / "cache"), "metrics": str(root / "metrics"),
-                  "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr")},
+                  "embeddings": str(root / "embeddings"), "cache": str(root / "cache"),
+                  "metrics": str(root / "metrics"), "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr")},
         "lgtm": {"min_frames": 40, "max_frames": 200, "text_latents": "random"},
         "evaluate": {"config": "cpu", "out_dir": str(root / "evaluate"), "device": "cpu", "num_threads": 1,
                      "seed": 5, "batch_size": 16, "compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
