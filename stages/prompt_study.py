@@ -3,9 +3,9 @@
 Reads params ``prompt_study`` (pairs file, samples K and sampling overrides of the chosen config, CI method,
 output folder), ``lgtm`` (the model's sampling defaults, device, text latents), ``split_texts`` (the part
 splitter, unless ``prompt_study.split`` names one), ``embed_texts`` (the encoder for prompts never embedded) and
-``paths``. Inputs: the LGTM model (``paths.lgtm``, default data/lgtm), the TMR models (``paths.tmr``, default
-``tmr.out_dir``; the ``prompt_study.tmr_encoder`` one scores text-motion similarity), ${paths.embeddings},
-Mean/Std and part_stats.npz of ${paths.features}, and the pairs YAML. Writes ${prompt_study.out_dir}/ whole
+``paths``. Inputs: the LGTM model (``paths.lgtm``, default data/lgtm), the TMR models (``tmr.out_dir``, else
+``paths.tmr``: their text encoders give LGTM's text latents, and the ``prompt_study.tmr_encoder`` one scores
+text-motion similarity), ${paths.embeddings}, Mean/Std and part_stats.npz of ${paths.features}, the pairs YAML. Writes ${prompt_study.out_dir}/ whole
 (motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
 """
 from __future__ import annotations
@@ -36,8 +36,8 @@ def chosen_config(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def tmr_root(params: dict[str, Any]) -> Path:
-    """Folder of the trained TMR models: ``paths.tmr``, else ``tmr.out_dir``, else data/tmr."""
-    return Path(params["paths"].get("tmr") or (params.get("tmr", {}) or {}).get("out_dir") or "data/tmr")
+    """Folder of the trained TMR models, looked up as train_lgtm does: ``tmr.out_dir``, else ``paths.tmr``."""
+    return Path((params.get("tmr", {}) or {}).get("out_dir") or params["paths"].get("tmr") or "data/tmr")
 
 
 def text_latents(params: dict[str, Any], model: Any, device: str) -> Any:
@@ -47,8 +47,8 @@ def text_latents(params: dict[str, Any], model: Any, device: str) -> Any:
     from tools.generate import TokenSource, tmr_text_latents
 
     paths, section = params["paths"], params.get("lgtm", {}) or {}
-    if section.get("text_latents", "tmr") == "random":  # as train_lgtm and tools.generate
-        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(section.get("seed", 0)))
+    if section.get("text_latents", "tmr") == "random":  # smoke runs: the latents train_lgtm conditioned on
+        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(params.get("seed", 0)))
         return lambda texts: np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
     tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
     return tmr_text_latents(tmr_root(params), tokens, device)
