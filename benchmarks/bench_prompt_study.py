@@ -1,6 +1,6 @@
 """Wall time of the prompt_study stage with params.yaml's settings, on untrained models of the configured sizes.
 
-    python -m benchmarks.bench_prompt_study [--threads 2] [--config cpu]
+    python -m benchmarks.bench_prompt_study [--threads 2] [--config cpu] [--keep outputs/bench_prompt_study]
 
 Builds, in a temporary folder, an LGTM of ``lgtm.configs.<lgtm.config>.model`` (random weights, random text
 latents), a whole-body TMR of ``tmr.configs.<tmr.config>.model`` (384-d word tokens, like MiniLM) and the
@@ -74,6 +74,7 @@ def build(root: Path, params: dict, study_config: str) -> dict:
              "embeddings": str(root / "embeddings"), "metrics": str(root / "metrics"), "cache": str(root / "cache")}
     study = {**params["prompt_study"], "out_dir": str(root / "out"), "config": study_config}
     return {**params, "paths": paths, "lgtm": {**lgtm, "text_latents": "random", "device": "cpu"},
+            "tmr": {**tmr, "out_dir": str(root / "tmr")},
             "prompt_study": study}
 
 
@@ -82,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config", default=None, help="prompt_study config (default: params)")
+    parser.add_argument("--keep", default=None, help="copy the stage outputs (report, videos) to this folder")
     args = parser.parse_args()
     from motion.config import load_params
 
@@ -108,6 +110,10 @@ def main() -> None:
         t = time.perf_counter()
         prompt_study.run(run_params)
         total = time.perf_counter() - t
+        if args.keep:
+            import shutil
+
+            shutil.copytree(Path(tmp) / "out", args.keep, dirs_exist_ok=True)
     section = params["prompt_study"]["configs"][config]
     print(f"prompt_study ({config}: {section['samples']} samples/prompt, {section['sampling']}), "
           f"{args.threads} threads: total {total:.1f} s, of which plots+videos+reports {timings['write_study']:.1f} s, "

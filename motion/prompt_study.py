@@ -212,7 +212,7 @@ def winner(difference: float, higher_is_better: bool) -> str:
 
 
 def metric_values(records: Sequence[dict[str, Any]], pair: str, phrasing: str, metric: str) -> list[float | None]:
-    """One metric of every sample of a prompt: 'primary', 'tmr_similarity', a plausibility key or 'constraint.<name>'."""
+    """One metric of a prompt's samples: 'primary', 'tmr_similarity', a plausibility key or 'constraint.<name>'."""
     out: list[float | None] = []
     for r in records:
         if r["pair"] != pair or r["phrasing"] != phrasing:

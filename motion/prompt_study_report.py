@@ -53,7 +53,8 @@ def winner_text(pair: dict[str, Any]) -> str:
 def metric_label(pair: dict[str, Any], metric: str) -> str:
     """Axis label of a plotted metric."""
     if metric == "primary":
-        return f"{pair['constraint']}: {pair['primary']} ({'higher' if pair['higher_is_better'] else 'lower'} is better)"
+        better = "higher" if pair["higher_is_better"] else "lower"
+        return f"{pair['constraint']}: {pair['primary']} ({better} is better)"
     return {SIMILARITY: "TMR text-motion similarity", "foot_skating_ratio": "foot skating ratio"}.get(metric, metric)
 
 

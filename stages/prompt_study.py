@@ -5,8 +5,8 @@ output folder), ``lgtm`` (the model's sampling defaults, device, text latents), 
 splitter, unless ``prompt_study.split`` names one), ``embed_texts`` (the encoder for prompts never embedded) and
 ``paths``. Inputs: the LGTM model (``paths.lgtm``, default data/lgtm), the TMR models (``tmr.out_dir``, else
 ``paths.tmr``: their text encoders give LGTM's text latents, and the ``prompt_study.tmr_encoder`` one scores
-text-motion similarity), ${paths.embeddings}, Mean/Std and part_stats.npz of ${paths.features}, the pairs YAML. Writes ${prompt_study.out_dir}/ whole
-(motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
+text-motion similarity), ${paths.embeddings}, Mean/Std and part_stats.npz of ${paths.features}, the pairs YAML.
+Writes ${prompt_study.out_dir}/ whole (motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
 """
 from __future__ import annotations
 
@@ -89,9 +89,9 @@ def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size:
         for b, start in enumerate(tqdm(starts, desc=f"{request.sampler} {request.steps} steps", unit="batch")):
             stop = start + batch_size
             lengths = torch.tensor(frames[start:stop], device=device)
-            out = sample(model, torch.stack(cond[start:stop]).to(device), lengths, sampler=request.sampler, steps=int(request.steps), eta=float(request.eta),
-                         guidance_scale=float(request.guidance_scale),
-                         generator=torch.Generator().manual_seed(seed + b), progress=False)
+            out = sample(model, torch.stack(cond[start:stop]).to(device), lengths, sampler=request.sampler,
+                         steps=int(request.steps), eta=float(request.eta), guidance_scale=float(request.guidance_scale),
+                         generator=torch.Generator().manual_seed(seed + b), progress=True)
             for i, n in enumerate(frames[start:stop]):
                 motions.append(features_to_joints({p: out[p][i, :n].float().cpu().numpy() for p in PART_NAMES},
                                                   mean, std)[1])

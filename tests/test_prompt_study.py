@@ -161,7 +161,8 @@ def test_welch_intervals_and_ties() -> None:
     assert boot.ci_high < 0 and boot == compare(a, b, StudySettings(samples=4, seed=1, n_resamples=500), "x")
     assert winner(-0.1, higher_is_better=False) == "ik" and winner(-0.1, higher_is_better=True) == "fk"
     assert winner(0.0, True) == "tie"
-    same = run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, n) for n in f], lambda p: {q: p for q in PART_NAMES},
+    same = run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, n) for n in f],
+                     lambda p: {q: p for q in PART_NAMES},
                      None, StudySettings(samples=3, ci="welch"), progress=False)
     pair = aggregate(same)["pairs"][0]
     assert pair["winner"] == "tie" and not pair["significant"]
