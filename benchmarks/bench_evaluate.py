@@ -1,6 +1,6 @@
 """Wall time of the evaluate stage's CPU default on the pipeline's data, with untrained models of the CPU configs.
 
-    python -m benchmarks.bench_evaluate [--config cpu] [--threads 2]
+    python -m benchmarks.bench_evaluate [--config cpu] [--threads 1]
 
 Needs the outputs of features, split_texts and embed_texts (paths in params.yaml). The TMRs and the LGTM are
 randomly initialised with the sizes of ``tmr.configs.<tmr.config>`` and ``lgtm.configs.<lgtm.config>`` and
@@ -22,7 +22,7 @@ def main() -> None:
     """Run the evaluation once cold (sampling) and once warm (cache hits only) and print the timings."""
     p = argparse.ArgumentParser()
     p.add_argument("--config", default=None, help="evaluate.config (default: params)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     from models.lgtm import LGTM, LGTMConfig
     from models.lgtm_train import save_model
