@@ -1,6 +1,6 @@
 """Wall time of the prompt_study stage with params.yaml's settings, on untrained models of the configured sizes.
 
-    python -m benchmarks.bench_prompt_study [--threads 2] [--config cpu] [--keep outputs/bench_prompt_study]
+    python -m benchmarks.bench_prompt_study [--threads N] [--config cpu] [--keep outputs/bench_prompt_study]
 
 Builds, in a temporary folder, an LGTM of ``lgtm.configs.<lgtm.config>.model`` (random weights, random text
 latents), a whole-body TMR of ``tmr.configs.<tmr.config>.model`` (384-d word tokens, like MiniLM) and the
@@ -81,14 +81,15 @@ def build(root: Path, params: dict, study_config: str) -> dict:
 def main() -> None:
     """Build the models, run the stage once and print the timings."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: params lgtm.num_threads)")
     parser.add_argument("--config", default=None, help="prompt_study config (default: params)")
     parser.add_argument("--keep", default=None, help="copy the stage outputs (report, videos) to this folder")
     args = parser.parse_args()
     from motion.config import load_params
 
     params = load_params()
-    params["lgtm"]["num_threads"] = args.threads
+    if args.threads is not None:
+        params["lgtm"]["num_threads"] = args.threads
     config = args.config or params["prompt_study"]["config"]
     import motion.prompt_study_report as report
     import motion.text.embeddings as embeddings
@@ -116,7 +117,7 @@ def main() -> None:
             shutil.copytree(Path(tmp) / "out", args.keep, dirs_exist_ok=True)
     section = params["prompt_study"]["configs"][config]
     print(f"prompt_study ({config}: {section['samples']} samples/prompt, {section['sampling']}), "
-          f"{args.threads} threads: total {total:.1f} s, of which plots+videos+reports {timings['write_study']:.1f} s, "
+          f"{params['lgtm'].get('num_threads', 2)} thread(s): total {total:.1f} s, of which plots+videos+reports {timings['write_study']:.1f} s, "
           f"sampling+measuring {total - timings['write_study']:.1f} s")
 
 
