@@ -75,11 +75,11 @@ def masked_part_mse(pred: dict[str, Tensor], target: dict[str, Tensor], mask: Te
     ``num_valid`` (valid frames in the global batch) lets data-parallel ranks divide their sums by the
     global count, so averaging gradients over ranks equals one big batch; by default it is this batch's.
     """
-    m = mask.to(pred[PART_NAMES[0]].dtype)[..., None]
+    m = mask.float()[..., None]
     frames = m.sum() if num_valid is None else num_valid
-    loss = pred[PART_NAMES[0]].new_zeros(())
+    loss = m.new_zeros(())
     for p in PART_NAMES:
-        loss = loss + (((pred[p] - target[p]) ** 2) * m).sum() / (frames * PART_DIMS[p])
+        loss = loss + (((pred[p].float() - target[p].float()) ** 2) * m).sum() / (frames * PART_DIMS[p])
     return loss
 
 
@@ -117,10 +117,10 @@ def predict_x0(model: nn.Module, x_t: Tensor, t: Tensor, text_latents: Tensor, m
     """Packed x0 prediction at one step, with classifier-free guidance when guidance_scale != 1."""
     timesteps = t.expand(x_t.shape[0]).to(x_t.device)
     if guidance_scale == 1.0:
-        return pack_parts(model(unpack_parts(x_t), timesteps, text_latents, mask))
+        return pack_parts(model(unpack_parts(x_t), timesteps, text_latents, mask)).to(x_t.dtype)
     both = torch.cat([x_t, x_t])
     texts = torch.cat([text_latents, torch.zeros_like(text_latents)])
-    pred = pack_parts(model(unpack_parts(both), timesteps.repeat(2), texts, mask.repeat(2, 1)))
+    pred = pack_parts(model(unpack_parts(both), timesteps.repeat(2), texts, mask.repeat(2, 1))).to(x_t.dtype)
     cond, uncond = pred.chunk(2)
     return uncond + guidance_scale * (cond - uncond)
 
