@@ -209,7 +209,7 @@ class LGTMGenerator:
         from motion.lgtm_data import load_normalisation
 
         paths, section = params["paths"], params.get("lgtm", {}) or {}
-        folder = Path(paths.get("lgtm", "data/lgtm"))
+        folder = Path(paths["lgtm"])
         self.model = load_lgtm(folder, device)
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         self.supports_guidance = float((config.get("train") or {}).get("cond_drop_prob", 0.0)) > 0.0
@@ -220,7 +220,7 @@ class LGTMGenerator:
             self.provider = RandomTextLatents(int(self.model.cfg.text_dim), seed=int(params.get("seed", 0)))
             latent_key = f"random:{params.get('seed', 0)}"
         else:
-            tmr_root = Path((params.get("tmr") or {}).get("out_dir") or paths.get("tmr", "data/tmr"))
+            tmr_root = Path(paths["tmr"])
             self.provider = TMRTextLatents(tmr_root, paths["embeddings"], device=device)
             keyed += sorted(tmr_root.glob("*/model.safetensors")) + [Path(paths["embeddings"]) / "tokens.npy"]
             latent_key = "tmr"

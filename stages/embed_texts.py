@@ -44,7 +44,7 @@ def main() -> None:
     try:
         texts = unique_texts(Path(paths["texts"]) / "part_texts.parquet")
         encoder = make_encoder(section)
-        cache = ArrayCache(Path(paths.get("cache", "data/cache")) / "embeddings" / cache_key(encoder.cache_id)[:16])
+        cache = ArrayCache(Path(paths["cache"]) / "embeddings" / cache_key(encoder.cache_id)[:16])
         new = embed_with_cache(texts, encoder, cache, int(section.get("batch_size", 128)))
         with atomic_dir(paths["embeddings"]) as tmp:
             write_embeddings(tmp, texts, cache, encoder)

@@ -1,10 +1,10 @@
 """Stage eval_tmr: retrieval metrics of the seven trained TMR encoders on the test split.
 
-Reads ``paths`` and ``tmr`` from params.yaml and ${tmr.out_dir}/<name>/ for every name in
+Reads ``paths`` and ``tmr`` from params.yaml and ${paths.tmr}/<name>/ for every name in
 ``tmr.encoders``. Each encoder is evaluated on the first caption of every test motion (part
 encoders on their part texts) with TMR's protocols: all pairs, the sentence-similarity threshold,
 and shuffled batches of 32; R@1, 2, 3, 5, 10 and median rank, text->motion and motion->text.
-Writes ${paths.metrics}/tmr.json (DVC metrics, with chance levels) and ${tmr.eval_dir}/part_study.json: the
+Writes ${paths.metrics}/tmr.json (DVC metrics, with chance levels) and ${paths.tmr_eval}/part_study.json: the
 2-way accuracy of each encoder on motion pairs that differ in one part's action (models.tmr_eval; ground-truth
 actions from ${paths.poses}/part_texts.json when present, else from part_texts.parquet).
 """
@@ -54,7 +54,7 @@ def main() -> None:
 
         embeddings = TextEmbeddings.load(paths["embeddings"])
         for name in section.get("encoders", []):
-            folder = Path(section.get("out_dir", "data/tmr")) / name
+            folder = Path(paths["tmr"]) / name
             model = load_tmr(folder, device)
             crop_frames = read_tmr_config(folder).get("data", {}).get("crop_frames")  # the length it was trained on
             test_set = load_text_motion(paths["features"], paths["texts"], embeddings, name, "test",
@@ -72,7 +72,7 @@ def main() -> None:
                   f"(chance {100 / batch_size:.1f}% / {300 / batch_size:.1f}%)")
     except DataError as e:
         sys.exit(f"eval_tmr: {e}")
-    with atomic_dir(section.get("eval_dir", "data/tmr_eval")) as tmp:
+    with atomic_dir(paths["tmr_eval"]) as tmp:
         write_json(tmp / "part_study.json", {"actions_from": source if study else "", "encoders": study})
     write_json(Path(paths["metrics"]) / "tmr.json", metrics)
 

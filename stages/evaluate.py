@@ -5,7 +5,7 @@ params.yaml; the features, captions, part texts, token features, the trained TMR
 (data/lgtm). Rows: Real (the test motions), then ``evaluate.configs.<config>.rows`` (LGTM, the
 whole-body-text ablation, other samplers/step counts, guidance). Generated sets are cached in
 ``${paths.cache}/eval_samples`` per (checkpoint, sampler, steps, guidance, seed, captions), so a rerun only
-recomputes metrics. Writes ``${paths.metrics}/evaluate.json`` (DVC metrics) and ``evaluate.out_dir``:
+recomputes metrics. Writes ``${paths.metrics}/evaluate.json`` (DVC metrics) and ``paths.evaluate``:
 report.md, results.json (per-replication values, tests, notes) and PNG bar charts.
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run(params: dict[str, Any], tmr: TMREvaluator, generator: MotionGenerator | 
         notes.append(f"{len(seeds)} generated set(s) per row for {settings.replications} replications: the CIs of "
                      "FID, MM-Dist and similarities (deterministic given a set) reflect "
                      + ("only one generation" if len(seeds) == 1 else f"{len(seeds)} generations") + ".")
-    cache_dir = Path(paths.get("cache", "data/cache")) / "eval_samples"
+    cache_dir = Path(paths["cache"]) / "eval_samples"
     lengths = [c.length for c in captions]
     mm_rng = np.random.default_rng([seed, 7])
     mm_idx = np.sort(mm_rng.choice(n, min(int(cfg.get("mm_texts", 100)), n), replace=False))
@@ -100,7 +100,7 @@ def run(params: dict[str, Any], tmr: TMREvaluator, generator: MotionGenerator | 
         name = str(spec["name"])
         setting = SamplerSetting(**{k: spec[k] for k in ("sampler", "steps", "eta", "guidance_scale") if k in spec})
         if generator is None:
-            raise DataError(paths.get("lgtm", "data/lgtm"), "no trained LGTM to evaluate", "run train_lgtm")
+            raise DataError(paths["lgtm"], "no trained LGTM to evaluate", "run train_lgtm")
         if setting.guidance_scale != 1.0 and not generator.supports_guidance:
             notes.append(f"Row {name} skipped: guidance_scale {setting.guidance_scale} needs a model trained with "
                          "lgtm cond_drop_prob > 0 (this one has no unconditional branch).")
@@ -197,7 +197,7 @@ def main() -> None:
     try:
         from motion.evaluation import LGTMGenerator
 
-        tmr_root = (params.get("tmr") or {}).get("out_dir") or paths.get("tmr", "data/tmr")
+        tmr_root = paths["tmr"]
         tmr = TMREvaluator.from_folders(tmr_root, paths["embeddings"], Path(paths["features"]) / "part_stats.npz",
                                         device)
         generator = LGTMGenerator(params, device, int(cfg.get("batch_size", 32)))
@@ -209,12 +209,12 @@ def main() -> None:
             t2m = T2MEvaluator.load(t2m_cfg["checkpoint"], t2m_cfg.get("glove_dir", ""), t2m_cfg.get("meta_dir", ""),
                                     device)
         results = run(params, tmr, generator, int(generator.model.cfg.window), t2m)
-        write_outputs(results, cfg.get("out_dir", "data/evaluate"), Path(paths["metrics"]) / "evaluate.json")
+        write_outputs(results, paths["evaluate"], Path(paths["metrics"]) / "evaluate.json")
     except (DataError, ValueError, KeyError) as e:
         sys.exit(f"evaluate: {e}")
     c = results["counts"]
     print(f"evaluate: {c['captions']} captions, {len(c['motions'])} rows, cache {c['cache_hits']} hits / "
-          f"{c['cache_misses']} misses -> {cfg.get('out_dir', 'data/evaluate')}")
+          f"{c['cache_misses']} misses -> {paths['evaluate']}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 Reads params ``prompt_study`` (pairs file, samples K and sampling overrides of the chosen config, CI method,
 output folder), ``lgtm`` (the model's sampling defaults, device, text latents), ``split_texts`` (the part
 splitter, unless ``prompt_study.split`` names one), ``embed_texts`` (the encoder for prompts never embedded) and
-``paths``. Inputs: the LGTM model (``paths.lgtm``, default data/lgtm), the TMR models (``tmr.out_dir``, else
-``paths.tmr``: their text encoders give LGTM's text latents, and the ``prompt_study.tmr_encoder`` one scores
+``paths``. Inputs: the LGTM model (``paths.lgtm``), the TMR models (``paths.tmr``:
+their text encoders give LGTM's text latents, and the ``prompt_study.tmr_encoder`` one scores
 text-motion similarity), ${paths.embeddings}, Mean/Std and part_stats.npz of ${paths.features}, the pairs YAML.
-Writes ${prompt_study.out_dir}/ whole (motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
+Writes ${paths.prompt_study}/ whole (motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def chosen_config(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def tmr_root(params: dict[str, Any]) -> Path:
-    """Folder of the trained TMR models, looked up as train_lgtm does: ``tmr.out_dir``, else ``paths.tmr``."""
-    return Path((params.get("tmr", {}) or {}).get("out_dir") or params["paths"].get("tmr") or "data/tmr")
+    """Folder of the trained TMR models, ``paths.tmr``."""
+    return Path(params["paths"]["tmr"])
 
 
 def text_latents(params: dict[str, Any], model: Any, device: str) -> Any:
@@ -73,7 +73,7 @@ def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size:
                                seed=None)
     request = sampling_request(params, flags)
     mean, std = load_normalisation(params["paths"]["features"])
-    model = load_lgtm(params["paths"].get("lgtm", "data/lgtm"), device)
+    model = load_lgtm(params["paths"]["lgtm"], device)
     latents = text_latents(params, model, device)
 
     def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
@@ -142,10 +142,10 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
                       settings)
     result = aggregate(study)
     meta = {"pairs_file": str(pairs_path), "splitter": split, "config": section.get("config", "cpu"),
-            "lgtm": str(params["paths"].get("lgtm", "data/lgtm")), "model_window": window, "tmr_encoder": encoder,
+            "lgtm": str(params["paths"]["lgtm"]), "model_window": window, "tmr_encoder": encoder,
             "device": device, "frames": {p.id: {"requested": p.frames, "used": u.frames} for p, u in zip(pairs, used)},
             "sampling": {k: v for k, v in sampling.items() if k != "seed"}}
-    out_dir = Path(section.get("out_dir", "data/prompt_study"))
+    out_dir = Path(params["paths"]["prompt_study"])
     with atomic_dir(out_dir) as tmp:
         files = write_study(tmp, study, result, meta, int(section.get("video_sample", 0)),
                             float(section.get("embed_video_mb", 8.0)))

@@ -26,7 +26,7 @@ def main() -> None:
         settings = SplitSettings.from_params(params.get("split_texts"))
         rows = read_caption_rows(Path(paths["poses"]) / "texts")
         results, backend_of, report = split_unique([r["caption"] for r in rows], settings,
-                                                   paths.get("cache", "data/cache"))
+                                                   paths["cache"])
         table = part_table(rows, results, backend_of)
         export = annotations_export(table)
         report["captions"] = len(table)

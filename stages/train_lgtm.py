@@ -1,8 +1,8 @@
 """Stage train_lgtm: cache the 7 TMR text latents of every caption, then train the LGTM denoiser.
 
 Reads ``paths`` and ``lgtm`` from params.yaml; the features, poses/texts (captions), the part texts of
-split_texts, the token features of embed_texts and the trained TMRs (``tmr.out_dir``/<name>). Writes into
-``paths.lgtm`` (default data/lgtm): text_latents.npz (all splits, for evaluation too), model.safetensors
+split_texts, the token features of embed_texts and the trained TMRs (``paths.tmr``/<name>). Writes into
+``paths.lgtm``: text_latents.npz (all splits, for evaluation too), model.safetensors
 (best validation weights), config.json, metrics.json, dvclive/ (curves + PNG plots) and checkpoints/
 (last + best; an interrupted run resumes from last when its settings and data are unchanged).
 
@@ -28,8 +28,8 @@ LATENTS_FILE = "text_latents.npz"
 
 
 def output_dir(paths: dict[str, Any]) -> Path:
-    """Where the stage writes (``paths.lgtm``, default data/lgtm)."""
-    return Path(paths.get("lgtm", "data/lgtm"))
+    """Where the stage writes (``paths.lgtm``)."""
+    return Path(paths["lgtm"])
 
 
 def build_latents(params: dict[str, Any], segments: list, device: str) -> TextLatentCache:
@@ -39,7 +39,7 @@ def build_latents(params: dict[str, Any], segments: list, device: str) -> TextLa
     if section.get("text_latents", "tmr") == "random":
         provider = RandomTextLatents(256, seed=int(params.get("seed", 0)))
     else:
-        tmr_root = (params.get("tmr") or {}).get("out_dir") or paths.get("tmr", "data/tmr")
+        tmr_root = paths["tmr"]
         provider = TMRTextLatents(tmr_root, paths["embeddings"], device=device)
     return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                    provider)

@@ -2,7 +2,7 @@
 
 ``python -m stages.train_tmr <name>`` reads ``paths`` and ``tmr`` from params.yaml, the features
 (new_joint_vecs, part_stats.npz, splits), ${paths.texts}/part_texts.parquet and ${paths.embeddings};
-trains on the train split (validating on val each epoch) and writes ${tmr.out_dir}/<name>/
+trains on the train split (validating on val each epoch) and writes ${paths.tmr}/<name>/
 (model.safetensors, config.json, metrics.json, dvclive/) whole or not at all. The checkpoint and
 the live DVCLive log sit in ${paths.cache}/tmr/<name>/ meanwhile, so an interrupted run resumes.
 """
@@ -47,13 +47,13 @@ def main() -> None:
         train_set = load_text_motion(split="train", filter_lengths=True, random_crop=True, **common)
         val_set = load_text_motion(split="val", filter_lengths=True, **common)
         model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim, **model_kwargs)
-        work_dir = Path(paths.get("cache", "data/cache")) / "tmr" / name
+        work_dir = Path(paths["cache"]) / "tmr" / name
         with exclusive_gpu(resolve_device(train_cfg.device)) as device:
             train_cfg = dataclasses.replace(train_cfg, device=device)
             model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir)
     except DataError as e:
         sys.exit(f"train_tmr {name}: {e}")
-    out = Path(section.get("out_dir", "data/tmr")) / name
+    out = Path(paths["tmr"]) / name
     dims = feature_dims(name)
     extra = {
         "name": name,

@@ -56,9 +56,10 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
         "seed": 3,
         "paths": {"features": str(features), "poses": str(root / "poses"), "texts": str(texts),
                   "embeddings": str(root / "embeddings"), "cache": str(root / "cache"),
-                  "metrics": str(root / "metrics"), "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr")},
+                  "metrics": str(root / "metrics"), "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"),
+                  "evaluate": str(root / "evaluate")},
         "lgtm": {"min_frames": 40, "max_frames": 200, "text_latents": "random"},
-        "evaluate": {"config": "cpu", "out_dir": str(root / "evaluate"), "device": "cpu", "num_threads": 1,
+        "evaluate": {"config": "cpu", "device": "cpu", "num_threads": 1,
                      "seed": 5, "batch_size": 16, "compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
                      "configs": {"cpu": {
                          "max_captions": 32, "replications": 3, "generation_seeds": 2, "diversity_times": 300,
@@ -250,8 +251,8 @@ def test_stage_writes_all_outputs_and_a_rerun_uses_the_cache(dataset: dict, tmp_
     ev = fake_evaluator(dataset)
     gen = ReplayGenerator(dataset)
     results = stage.run(dataset, ev, gen, WINDOW)
-    stage.write_outputs(results, dataset["evaluate"]["out_dir"], Path(dataset["paths"]["metrics"]) / "evaluate.json")
-    out = Path(dataset["evaluate"]["out_dir"])
+    stage.write_outputs(results, dataset["paths"]["evaluate"], Path(dataset["paths"]["metrics"]) / "evaluate.json")
+    out = Path(dataset["paths"]["evaluate"])
     assert {f.name for f in out.iterdir()} >= {"report.md", "results.json", "fid.png", "r_precision_top1.png",
                                                 "diversity.png", "multimodality.png", "part_similarity.png"}
     metrics = json.loads((Path(dataset["paths"]["metrics"]) / "evaluate.json").read_text())

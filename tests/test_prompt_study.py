@@ -303,13 +303,13 @@ def write_tiny_pipeline(root: Path) -> Path:
         {"id": p.id, "ik": p.ik, "fk": p.fk, "constraint": p.constraint, "frames": f}
         for p, f in ((pairs[0], 30),)]}))
     params = {
-        "paths": {"lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "features": str(root / "features"),
+        "paths": {"lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"), "features": str(root / "features"),
                   "embeddings": str(root / "embeddings"), "cache": str(root / "cache"), "metrics": str(root / "m")},
         "split_texts": {"backend": "rules"},
         "embed_texts": {"encoder": "fake"},
         "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
                  "configs": {"cpu": {"sampling": {"steps": 1000}}}, "sampling": {"sampler": "ddim", "steps": 1000}},
-        "prompt_study": {"pairs": str(root / "pairs.yaml"), "out_dir": str(root / "out"), "config": "cpu",
+        "prompt_study": {"pairs": str(root / "pairs.yaml"), "config": "cpu",
                          "seed": 0, "split": "", "ci": "welch", "configs": {"cpu": {"samples": 2, "batch_size": 3,
                                                                                      "sampling": {"steps": 2}}}},
     }

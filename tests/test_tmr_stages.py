@@ -36,9 +36,9 @@ def project(tmp_path, monkeypatch):
     params = {
         "paths": {"features": str(features), "texts": str(texts), "embeddings": str(tmp_path / "embeddings"),
                   "poses": str(tmp_path / "poses"), "cache": str(tmp_path / "cache"),
-                  "metrics": str(tmp_path / "metrics")},
-        "tmr": {"config": "cpu", "encoders": ["whole_body", "right_arm"], "out_dir": str(tmp_path / "tmr"),
-                "eval_dir": str(tmp_path / "tmr_eval"), "seed": 3,
+                  "metrics": str(tmp_path / "metrics"), "tmr": str(tmp_path / "tmr"),
+                  "tmr_eval": str(tmp_path / "tmr_eval")},
+        "tmr": {"config": "cpu", "encoders": ["whole_body", "right_arm"], "seed": 3,
                 "data": {"min_frames": 20, "max_frames": 40, "one_per_motion": True},
                 "loss": {"temperature": 0.1, "threshold_selfsim": 0.8},
                 "configs": {"cpu": {"model": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2},

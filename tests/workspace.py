@@ -35,8 +35,8 @@ def set_param(params: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def make_workspace(dest: Path, overrides: dict[str, Any] | None = None,
-                   edit: Callable[[dict[str, Any]], None] | None = None) -> Path:
-    """Copy the project into ``dest`` as a fresh git+DVC repo with tiny params committed."""
+                   edit: Callable[[dict[str, Any]], None] | None = None, tiny: bool = True) -> Path:
+    """Copy the project into ``dest`` as a fresh git+DVC repo with (by default tiny) params committed."""
     for rel in project_files():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ def make_workspace(dest: Path, overrides: dict[str, Any] | None = None,
     for lock in ("dvc.lock",):
         (dest / lock).unlink(missing_ok=True)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    for key, value in {**TINY_OVERRIDES, **(overrides or {})}.items():
+    for key, value in {**(TINY_OVERRIDES if tiny else {}), **(overrides or {})}.items():
         set_param(params, key, value)
     if edit:
         edit(params)

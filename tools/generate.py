@@ -220,7 +220,7 @@ def load_trained_sampler(params: dict[str, Any], request: SamplingRequest, devic
     from models.text_latents import RandomTextLatents
 
     paths, section = params["paths"], params.get("lgtm", {})
-    model = load_lgtm(paths.get("lgtm", "data/lgtm"), device)
+    model = load_lgtm(paths["lgtm"], device)
     if section.get("text_latents", "tmr") == "random":  # as train_lgtm: smoke-run models condition on random latents
         provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(section.get("seed", 0)))
 
@@ -228,7 +228,7 @@ def load_trained_sampler(params: dict[str, Any], request: SamplingRequest, devic
             return np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
     else:
         tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
-        latents = tmr_text_latents(paths.get("tmr", "data/tmr"), tokens, device)
+        latents = tmr_text_latents(paths["tmr"], tokens, device)
     return lgtm_part_sampler(model, latents, request, device), int(model.cfg.window)
 
 
