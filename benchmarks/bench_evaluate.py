@@ -55,7 +55,6 @@ def main() -> None:
         save_model(LGTM(lgtm_cfg).eval(), root / "lgtm" / "model.safetensors")
         write_json(root / "lgtm" / "config.json", {"model": lgtm_cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
         params["paths"] = {**paths, "tmr": str(root / "tmr"), "lgtm": str(root / "lgtm"), "cache": str(root / "cache")}
-        params["tmr"] = {**params["tmr"], "out_dir": str(root / "tmr")}
         timings = {}
         for label in ("cold", "warm"):
             start = time.perf_counter()

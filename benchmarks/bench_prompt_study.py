@@ -70,11 +70,11 @@ def build(root: Path, params: dict, study_config: str) -> dict:
     cache = ArrayCache(root / "cache")
     cache.add(prompts, *WordTokens().encode(prompts))
     write_embeddings(root / "embeddings", prompts, cache, WordTokens())
-    paths = {**params["paths"], "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "features": str(stats),
+    paths = {**params["paths"], "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"), "features": str(stats),
              "embeddings": str(root / "embeddings"), "metrics": str(root / "metrics"), "cache": str(root / "cache")}
-    study = {**params["prompt_study"], "out_dir": str(root / "out"), "config": study_config}
+    study = {**params["prompt_study"], "config": study_config}
     return {**params, "paths": paths, "lgtm": {**lgtm, "text_latents": "random", "device": "cpu"},
-            "tmr": {**tmr, "out_dir": str(root / "tmr")},
+            "tmr": tmr,
             "prompt_study": study}
 
 
