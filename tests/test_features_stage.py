@@ -1,6 +1,8 @@
 """The features stage end to end on a tiny ${paths.poses} built here (FK of smooth random rotations)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,7 +47,7 @@ def project(tmp_path, monkeypatch):
     """A working folder with tiny inputs and a private params file; returns (folder, clips)."""
     clips = make_poses(tmp_path, np.random.default_rng(0))
     params = {
-        "paths": {"poses": "poses", "annotations": "annotations", "features": "features"},
+        "paths": {"poses": "poses", "annotations": "annotations", "features": "features", "metrics": "metrics"},
         "features": {"feet_threshold": 0.002, "min_frames": 40, "fix_root_wrap": False, "batch_frames": 150},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -60,6 +62,8 @@ def test_stage_writes_features_stats_splits_and_manifest(project):
     out = root / "features"
     written = sorted(p.stem for p in (out / "new_joint_vecs").glob("*.npy"))
     assert written == sorted(ORIGINALS + ["M" + i for i in ORIGINALS])
+    metrics = json.loads((root / "metrics" / "data.json").read_text())
+    assert metrics["clips"] == len(written) and metrics["clips_train"] == 6
     for clip_id in written:
         vecs = np.load(out / "new_joint_vecs" / f"{clip_id}.npy")
         joints = np.load(out / "new_joints" / f"{clip_id}.npy")
