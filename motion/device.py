@@ -59,3 +59,11 @@ def exclusive_gpu(device: str) -> Iterator[str]:
         with open(LOCK_DIR / f"gpu{candidates[0]}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_HELD = contextlib.ExitStack()
+
+
+def claim_gpu(device: str) -> str:
+    """Like exclusive_gpu, but hold the GPU until this process exits (for a stage's whole run)."""
+    return _HELD.enter_context(exclusive_gpu(device))

@@ -190,10 +190,10 @@ def main() -> None:
     seed_everything(int(params.get("seed", 0)))
     import torch
 
-    from motion.device import resolve_device
+    from motion.device import claim_gpu, resolve_device
 
     torch.set_num_threads(int(cfg.get("num_threads", 2)))
-    device = resolve_device(cfg.get("device", "auto"))
+    device = claim_gpu(resolve_device(cfg.get("device", "auto")))
     try:
         from motion.evaluation import LGTMGenerator
 

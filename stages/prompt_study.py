@@ -119,14 +119,14 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
     """Sample, measure, compare and write every output; returns the main files."""
     import torch
 
-    from motion.device import resolve_device
+    from motion.device import claim_gpu, resolve_device
     from tools.generate import resolve_part_texts
 
     section = params.get("prompt_study", {}) or {}
     config = chosen_config(section)
     lgtm = params.get("lgtm", {}) or {}
     torch.set_num_threads(int(lgtm.get("num_threads", 2)))
-    device = resolve_device(lgtm.get("device", "auto"))
+    device = claim_gpu(resolve_device(lgtm.get("device", "auto")))
     settings = StudySettings(samples=int(config.get("samples", 4)), seed=int(section.get("seed", 0)),
                              ci=section.get("ci", "bootstrap"), n_resamples=int(section.get("n_resamples", 10000)),
                              alpha=float(section.get("alpha", 0.05)))

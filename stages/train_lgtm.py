@@ -11,6 +11,7 @@ Multi-GPU: ``torchrun --nproc_per_node N -m stages.train_lgtm`` (rank 0 builds t
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,11 @@ def main() -> None:
     paths, section = params["paths"], params["lgtm"]
     seed_everything(params.get("seed", 0))
     torch.set_num_threads(int(section.get("num_threads", 2)))
-    from motion.device import resolve_device
+    from motion.device import claim_gpu, resolve_device
 
     device = resolve_device(section.get("device", "auto"))
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun each rank takes its LOCAL_RANK GPU
+        device = claim_gpu(device)
     rank, world, device = setup_distributed(device)
     model_cfg, train_cfg, _ = resolve_settings(section)
     out = output_dir(paths)
