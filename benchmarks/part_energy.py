@@ -1,0 +1,90 @@
+"""Does LGTM move the part a single-part prompt names? Share of motion energy per body part.
+
+For each single-part prompt ("waves the right hand", "kicks with the left leg", "nods") it samples K
+motions from the trained LGTM (paths.lgtm, sampler of the selected lgtm config) and measures, per part,
+the energy of the part's joints (mean squared speed of root-relative joint positions, summed over
+the part's joints of motion.parts.PART_JOINTS); the share of the named part is compared with the same
+measure on the real synthetic motions that perform that action alone (originals and mirrors).
+
+Run after `dvc repro train_lgtm`:  python -m benchmarks.part_energy [--samples 8]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from motion.config import load_params
+from motion.parts import PART_JOINTS, PART_NAMES
+
+# prompt -> (named part, synthetic action of that part, action of the mirrored side)
+PROMPTS: dict[str, tuple[str, str, str]] = {
+    "a person waves the right hand": ("right_arm", "wave_right", "wave_left"),
+    "a person kicks with the left leg": ("left_leg", "kick_left", "kick_right"),
+    "a person nods": ("head", "nod", "nod"),
+}
+MIRROR_PART = {"left_arm": "right_arm", "right_arm": "left_arm", "left_leg": "right_leg", "right_leg": "left_leg"}
+
+
+def part_energy_shares(joints: np.ndarray) -> dict[str, float]:
+    """Share of each part in the motion's energy: mean squared speed of root-relative joints, summed per part."""
+    relative = joints - joints[:, :1]
+    speed2 = (np.diff(relative, axis=0) ** 2).sum(-1).mean(0)  # (22,)
+    energy = {p: float(speed2[list(PART_JOINTS[p])].sum()) for p in PART_NAMES}
+    total = sum(energy.values()) or 1.0
+    return {p: e / total for p, e in energy.items()}
+
+
+def real_motions(labels_path: Path, joints_dir: Path, part: str, action: str, mirrored_action: str) -> list[np.ndarray]:
+    """Recovered joints of the synthetic motions doing only ``action`` with ``part`` (and mirrors doing it)."""
+    labels = json.loads(labels_path.read_text())
+    out = []
+    for motion_id, label in sorted(labels.items()):
+        moving = {p: a for p, a in label["parts"].items() if a != "idle"}
+        if moving == {part: action}:
+            out.append(np.load(joints_dir / f"{motion_id}.npy"))
+        if moving == {MIRROR_PART.get(part, part): mirrored_action} and (joints_dir / f"M{motion_id}.npy").is_file():
+            out.append(np.load(joints_dir / f"M{motion_id}.npy"))
+    return out
+
+
+def main() -> None:
+    """Print a table of the named part's energy share, generated vs real."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=8, help="generated motions per prompt")
+    args = parser.parse_args()
+    import torch
+
+    from motion.lgtm_data import load_normalisation
+    from tools.generate import SamplingRequest, features_to_joints, load_trained_sampler, resolve_part_texts
+
+    params = load_params()
+    paths, section = params["paths"], params["lgtm"]
+    torch.set_num_threads(int(section.get("num_threads", 1)))
+    sampling = {**section.get("sampling", {}), **section["configs"][section["config"]].get("sampling", {})}
+    mean, std = load_normalisation(paths["features"])
+    split = params["split_texts"]["backend"]
+    request = SamplingRequest(sampler=sampling.get("sampler", "ddim"), steps=int(sampling.get("steps", 50)))
+    sampler, window = load_trained_sampler(params, request, "cpu")  # reads request.seed at each call
+    print(f"| prompt | part | generated share (K={args.samples}) | real share (n) | generated parts (mean share) |")
+    print("|---|---|---|---|---|")
+    for prompt, (part, action, mirrored) in PROMPTS.items():
+        texts = resolve_part_texts(prompt, {}, split, params)
+        shares = []
+        for seed in range(args.samples):
+            request.seed = seed
+            parts = sampler(prompt, texts, window)
+            _, joints = features_to_joints(parts, mean, std)
+            shares.append(part_energy_shares(joints))
+        real = [part_energy_shares(j) for j in real_motions(Path(paths["annotations"]) / "synthetic_labels.json",
+                                                            Path(paths["features"]) / "new_joints", part, action, mirrored)]
+        gen = np.array([s[part] for s in shares])
+        ref = np.array([s[part] for s in real])
+        spread = ", ".join(f"{p} {np.mean([s[p] for s in shares]):.2f}" for p in PART_NAMES)
+        print(f"| {prompt} | {part} | {gen.mean():.2f} ± {gen.std():.2f} | {ref.mean():.2f} ± {ref.std():.2f} ({len(ref)}) | {spread} |")
+
+
+if __name__ == "__main__":
+    main()
