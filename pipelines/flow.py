@@ -66,22 +66,30 @@ def stage_is_up_to_date(name: str, cwd: Path) -> bool:
     return json.loads(result.stdout or "{}") == {}
 
 
-def _stream(cmd: str, cwd: Path, env: dict[str, str], logger) -> tuple[int, str]:
-    """Run a shell command, sending each output line (tqdm's carriage returns too) to the Prefect log.
+def _stream(cmd: str, cwd: Path, env: dict[str, str], logger, progress_every_s: float = 5.0) -> tuple[int, str]:
+    """Run a shell command, sending its output lines to the Prefect log.
 
-    Returns the exit code and the last line printed (a failing stage's one-line error)."""
+    Progress-bar updates (lines ended by a carriage return, as tqdm writes them) are logged at most
+    every ``progress_every_s`` seconds. Returns the exit code and the last line printed (a failing
+    stage's one-line error)."""
+    import time
+
     proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    last = ""
-    buffer = b""
-    while chunk := proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096):
+    last, buffer, last_progress = "", b"", 0.0
+    while chunk := proc.stdout.read1(4096):
         buffer += chunk
-        *lines, buffer = re.split(rb"[\r\n]", buffer)
-        for raw in lines:
+        *pieces, buffer = re.split(rb"(\r\n|\r|\n)", buffer)
+        for raw, end in zip(pieces[0::2], pieces[1::2]):
             line = raw.decode(errors="replace").rstrip()
-            if line and line != last:
-                logger.info(line)
-                last = line
+            if not line or line == last:
+                continue
+            if end == b"\r":
+                if time.monotonic() - last_progress < progress_every_s:
+                    continue
+                last_progress = time.monotonic()
+            logger.info(line)
+            last = line
     if buffer.strip():
         last = buffer.decode(errors="replace").rstrip()
         logger.info(last)
