@@ -100,3 +100,28 @@ def test_two_point_sweep_with_the_dvc_queue(tmp_path):
                 values.add((params["download"]["synthetic"]["num_motions"], metrics["clips"]))
     assert {v[0] for v in values} == {12, 20}, values
     assert len({v[1] for v in values}) == 2, values
+
+
+TINY_TRAINING = {
+    "tmr.configs.cpu.train.epochs": 2,
+    "lgtm.configs.cpu.train.max_steps": 20,
+    "lgtm.configs.cpu.train.val_every": 10,
+    "lgtm.configs.cpu.train.checkpoint_every": 10,
+    "evaluate.configs.cpu.replications": 2,
+    "prompt_study.configs.cpu.samples": 2,
+}
+
+
+def test_whole_pipeline_on_a_tiny_config(tmp_path):
+    ws = make_workspace(tmp_path / "ws", overrides=TINY_TRAINING)
+    dvc("repro", cwd=ws, timeout=1800)
+    assert json.loads(dvc("status", "--json", cwd=ws)) == {}
+    metrics = json.loads(dvc("metrics", "show", "--json", cwd=ws))
+    files = next(iter(metrics.values()))["data"]
+    names = {Path(f).name for f in files}
+    assert {"data.json", "tmr.json", "evaluate.json", "prompt_study.json", "metrics.json"} <= names, names
+    evaluate = json.loads((ws / "metrics/evaluate.json").read_text())
+    assert any(k.startswith("lgtm") for k in evaluate) and any(k.startswith("real") for k in evaluate)
+    assert (ws / "data/prompt_study/report.html").is_file()
+    assert list((ws / "data/prompt_study/videos").glob("*.mp4"))
+    assert (ws / "data/evaluate/report.md").read_text().count("|") > 10
