@@ -10,7 +10,6 @@ they belong to; the poses stage reads only the ``.npz`` files that ``index.csv``
 """
 from __future__ import annotations
 
-import csv
 import errno
 import hashlib
 import http.client
@@ -34,7 +33,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
-from motion.amass import DATASET_ALIASES, HUMANACT12
+from motion.amass import DATASET_ALIASES, HUMANACT12, read_index
 from motion.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ AUTH_MODES = ("none", "basic", "bearer", "cookie", "form")
 HUMANML3D_DATASET_FOLDERS: dict[str, str] = {
     alias: name for name, aliases in DATASET_ALIASES.items() for alias in aliases}
 
-INDEX_COLUMNS = ("source_path", "start_frame", "end_frame", "new_name")
 SPLITS = ("train", "val", "test")
 _TEXT_NAME = re.compile(r"^M?\d+\.txt$")
 _NPY_NAME = re.compile(r"^[\w.-]+\.npy$")
@@ -583,16 +581,6 @@ def _first_existing(candidates: list[Path]) -> Path | None:
     return next((p for p in candidates if p.exists()), None)
 
 
-def _read_index(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(path, f"index.csv lacks the columns {missing}",
-                            "use the index.csv of the HumanML3D repository")
-        return [Path(row["new_name"]).stem for row in reader if row["new_name"]]
-
-
 def _copy_texts(texts: Path, out: Path) -> set[str]:
     """Copy HumanML3D caption files (from a texts/ folder or texts.zip) into ``out``; return their ids."""
     out.mkdir(parents=True, exist_ok=True)
@@ -634,7 +622,7 @@ def prepare_annotations(humanml3d_dir: str | Path, out: str | Path) -> dict[str,
         raise DataError(root, "has no index.csv", "point download.humanml3d_dir at a HumanML3D checkout")
     if texts is None:
         raise DataError(root, "has neither texts/ nor texts.zip", "point download.humanml3d_dir at a HumanML3D checkout")
-    index_ids = _read_index(index)
+    index_ids = [clip.clip_id for clip in read_index(index)]
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(index, out / "index.csv")
     text_ids = _copy_texts(texts, out / "texts")

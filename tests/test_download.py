@@ -461,7 +461,7 @@ def test_prepare_annotations_rejects_inconsistent_inputs(tmp_path: Path) -> None
     with pytest.raises(DataError, match="test.txt: 1 ids are not in index.csv"):
         prepare_annotations(root, tmp_path / "out")
     (root / "index.csv").write_text("path,new_name\nx,000000.npy\n")
-    with pytest.raises(DataError, match="lacks the columns"):
+    with pytest.raises(DataError, match="index.csv: columns .* are missing"):
         prepare_annotations(root, tmp_path / "out2")
     with pytest.raises(DataError, match="does not exist"):
         prepare_annotations(tmp_path / "missing", tmp_path / "out3")
