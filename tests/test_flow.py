@@ -17,7 +17,7 @@ STAGE_SCRIPT = textwrap.dedent(
     import json, os, sys, time
     name, out = sys.argv[1], sys.argv[2]
     start = time.time()
-    time.sleep(float(os.environ.get("STAGE_SLEEP", "3")))
+    time.sleep(float(os.environ.get("STAGE_SLEEP", "8")))
     ins = [open(p).read() for p in sys.argv[3:]]
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
