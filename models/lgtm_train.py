@@ -76,11 +76,22 @@ def resolve_settings(section: dict[str, Any]) -> tuple[LGTMConfig, TrainConfig, 
     return model, train_cfg, sampling
 
 
+def model_code_hash() -> str:
+    """Hash of the source files that define the model and its training, so a code change never resumes a stale run."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("lgtm.py", "conformer.py", "smoothnet.py", "diffusion.py", "lgtm_train.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def fingerprint(model_cfg: LGTMConfig, cfg: TrainConfig, num_train: int) -> str:
-    """What a checkpoint must match to be resumed (settings that change the run, and the data size)."""
+    """What a checkpoint must match to be resumed (settings that change the run, the code, and the data size)."""
     skip = {"val_every", "checkpoint_every", "log_every", "num_workers"}
     return json.dumps({"model": model_cfg.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
-                       "num_train": num_train}, sort_keys=True)
+                       "num_train": num_train, "code": model_code_hash()}, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -295,12 +306,14 @@ def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: 
     scheduler = training_scheduler()
 
     step, best_val = 0, math.inf
+    val_loss, last_loss = math.nan, math.nan
     last_path = out_dir / CHECKPOINT_DIR / LAST
     run_id = fingerprint(model_cfg, cfg, len(train_set))
     if resume and last_path.is_file():
         if _checkpoint_meta(last_path).get("fingerprint") == run_id:
             info = load_checkpoint(last_path, model, optimizer, lr_schedule, scaler)
             step, best_val = int(info["step"]), float(info["best_val"])
+            val_loss, last_loss = float(info.get("val_loss", math.nan)), float(info.get("last_loss", math.nan))
         elif rank == 0:
             tqdm.write(f"{last_path}: settings or data changed since this checkpoint; training from scratch")
     if step == 0 and rank == 0:
@@ -317,15 +330,13 @@ def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: 
         live.log_param("trainable_parameters", count_parameters(model))
     end = total_steps if stop_at is None else min(stop_at, total_steps)
     bar = tqdm(total=end, initial=step, desc="train_lgtm", unit="step", disable=not progress or rank != 0)
-    val_loss = math.nan
-    last_loss = math.nan
     model.train()
 
     def checkpoint() -> None:
         if rank == 0:
             save_checkpoint(last_path, model, optimizer, lr_schedule, scaler,
                             {"step": step, "best_val": best_val, "total_steps": total_steps,
-                             "fingerprint": run_id})
+                             "val_loss": val_loss, "last_loss": last_loss, "fingerprint": run_id})
         _barrier(world)
 
     def validate() -> None:

@@ -74,6 +74,10 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path) -> None:
         str(tmp_path / "resumed" / "model.safetensors")).keys()
     metrics = [json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("straight", "resumed")]
     assert metrics[0]["val_loss"] == metrics[1]["val_loss"]
+    # a rerun of a finished run (DVC reruns the stage; checkpoints persist) keeps its figures
+    train(model_cfg, cfg, data, data, tmp_path / "straight", progress=False)
+    again = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert again["train_loss"] == metrics[0]["train_loss"] is not None and again["val_loss"] == metrics[0]["val_loss"]
 
 
 def _free_port() -> int:
