@@ -40,20 +40,6 @@ def tmr_root(params: dict[str, Any]) -> Path:
     return Path(params["paths"]["tmr"])
 
 
-def text_latents(params: dict[str, Any], model: Any, device: str) -> Any:
-    """The 7 texts -> (7, D) latents LGTM was trained with: frozen TMR text encoders, or random ones (smoke runs)."""
-    from models.lgtm import TEXT_SLOTS
-    from models.text_latents import RandomTextLatents
-    from tools.generate import TokenSource, tmr_text_latents
-
-    paths, section = params["paths"], params.get("lgtm", {}) or {}
-    if section.get("text_latents", "tmr") == "random":  # smoke runs: the latents train_lgtm conditioned on
-        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(params.get("seed", 0)))
-        return lambda texts: np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
-    tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
-    return tmr_text_latents(tmr_root(params), tokens, device)
-
-
 def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size: int,
                   device: str) -> tuple[Any, int, dict[str, Any]]:
     """(prompts, parts, frames, seed) -> joint motions from the trained LGTM, its window, the sampling settings.
@@ -67,14 +53,14 @@ def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size:
     from models.diffusion import sample
     from models.lgtm_train import load_lgtm
     from motion.lgtm_data import load_normalisation
-    from tools.generate import features_to_joints, sampling_request
+    from tools.generate import features_to_joints, sampling_request, text_latents_for
 
     flags = argparse.Namespace(**{k: overrides.get(k) for k in ("sampler", "steps", "eta", "guidance_scale")},
                                seed=None)
     request = sampling_request(params, flags)
     mean, std = load_normalisation(params["paths"]["features"])
     model = load_lgtm(params["paths"]["lgtm"], device)
-    latents = text_latents(params, model, device)
+    latents = text_latents_for(params, model, device)
 
     def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
         cache: dict[tuple[str, ...], torch.Tensor] = {}

@@ -213,23 +213,25 @@ def tmr_text_latents(tmr_root: str | Path, tokens: Callable[[str], np.ndarray],
     return encode
 
 
-def load_trained_sampler(params: dict[str, Any], request: SamplingRequest, device: str) -> tuple[PartSampler, int]:
-    """The trained LGTM (paths.lgtm) with its text latents as a PartSampler, and the model's window."""
+def text_latents_for(params: dict[str, Any], model: Any, device: str) -> Callable[[list[str]], np.ndarray]:
+    """The 7 texts -> (7, D) latents the model was trained with: frozen TMR text encoders, or random ones."""
     from models.lgtm import TEXT_SLOTS
-    from models.lgtm_train import load_lgtm
     from models.text_latents import RandomTextLatents
 
-    paths, section = params["paths"], params.get("lgtm", {})
-    model = load_lgtm(paths["lgtm"], device)
+    paths, section = params["paths"], params.get("lgtm", {}) or {}
     if section.get("text_latents", "tmr") == "random":  # as train_lgtm: smoke-run models condition on random latents
-        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(section.get("seed", 0)))
+        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(params.get("seed", 0)))
+        return lambda texts: np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
+    tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
+    return tmr_text_latents(paths["tmr"], tokens, device)
 
-        def latents(texts: list[str]) -> np.ndarray:
-            return np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
-    else:
-        tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
-        latents = tmr_text_latents(paths["tmr"], tokens, device)
-    return lgtm_part_sampler(model, latents, request, device), int(model.cfg.window)
+
+def load_trained_sampler(params: dict[str, Any], request: SamplingRequest, device: str) -> tuple[PartSampler, int]:
+    """The trained LGTM (paths.lgtm) with its text latents as a PartSampler, and the model's window."""
+    from models.lgtm_train import load_lgtm
+
+    model = load_lgtm(params["paths"]["lgtm"], device)
+    return lgtm_part_sampler(model, text_latents_for(params, model, device), request, device), int(model.cfg.window)
 
 
 # ----------------------------------------------------------------------------- command line
