@@ -150,14 +150,3 @@ def build_text_latent_cache(seg_ids: Sequence[str], texts: Sequence[Sequence[str
         tables[slot] = provider.encode(slot, unique).astype(np.float32)
         uniques[slot] = np.array(unique, dtype=str)
     return TextLatentCache(np.array(list(seg_ids), dtype=str), index, tables, uniques)
-
-
-def encode_captions(provider: TextLatentProvider, whole_texts: Sequence[str],
-                    part_texts: Sequence[dict[str, str]]) -> np.ndarray:
-    """(B, 7, dim) latents for new captions (generation): each whole text and its six part texts."""
-    from motion.parts import PART_NAMES
-
-    columns = [provider.encode(TEXT_SLOTS[0], list(whole_texts))]
-    for part in PART_NAMES:
-        columns.append(provider.encode(part, [p[part] for p in part_texts]))
-    return np.stack(columns, axis=1).astype(np.float32)

@@ -1,7 +1,7 @@
 """Text-to-motion evaluation of LGTM: test captions, cached generations, evaluator embeddings, metric rows.
 
 All glue to the other parts of the pipeline lives here (TMR via ``models.tmr.load_tmr``, LGTM via
-``models.lgtm_train.load_lgtm`` + ``models.diffusion.sample``, text latents as ``train_lgtm``).
+``models.lgtm_train.load_lgtm`` + ``models.diffusion.sample_features``, text latents as ``train_lgtm``).
 
 Normalisation is explicit: generated motions come out of LGTM HumanML3D-normalised (Mean/Std) and are
 de-normalised here with Mean/Std; every evaluator gets de-normalised features and applies its own
@@ -240,9 +240,9 @@ class LGTMGenerator:
         import torch
         from tqdm import tqdm
 
-        from models.diffusion import SamplingConfig, sample
-        from motion.parts import merge_parts
+        from models.diffusion import SamplingConfig, sample_features
 
+        mean, std = torch.from_numpy(self.mean).float(), torch.from_numpy(self.std).float()
         cfg = SamplingConfig.from_dict(asdict(setting))
         out: list[np.ndarray] = []
         starts = range(0, len(texts), self.batch_size)
@@ -252,11 +252,9 @@ class LGTMGenerator:
             latents = torch.from_numpy(self.latents(chunk)).float().to(self.device)
             gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + b)
             lens = list(lengths[start:start + len(chunk)])
-            parts = sample(self.model, latents, torch.tensor(lens, device=self.device), sampler=cfg.sampler,
-                           steps=cfg.steps, eta=cfg.eta, guidance_scale=cfg.guidance_scale, generator=gen)
-            # LGTM outputs HumanML3D-normalised features: de-normalise with Mean/Std (evaluators re-normalise)
-            normalised = merge_parts({p: v.float().cpu().numpy() for p, v in parts.items()})
-            out.extend((f[:n] * self.std + self.mean).astype(np.float32) for f, n in zip(normalised, lens))
+            # LGTM outputs HumanML3D-normalised features: de-normalised here (the evaluators re-normalise)
+            features = sample_features(self.model, latents, torch.tensor(lens, device=self.device), mean, std, cfg, gen)
+            out.extend(f.float().cpu().numpy() for f in features)
         return out
 
 

@@ -9,7 +9,7 @@ from motion import features as F
 from motion.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_parts
 from motion.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quaternion_to_cont6d, quaternion_to_matrix
-from motion.skeleton import KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
+from motion.skeleton import FACE_JOINTS, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
 from motion.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
 
 PARITY = 1e-4
@@ -126,7 +126,7 @@ def test_first_frame_faces_plus_z_and_bones_take_target_lengths():
     lengths = np.linalg.norm(canonical[:, 1:] - canonical[:, list(PARENTS[1:])], axis=-1)
     target = np.linalg.norm(TARGET_OFFSETS[1:], axis=-1)
     np.testing.assert_allclose(lengths, np.broadcast_to(target, lengths.shape), atol=1e-5)
-    r_hip, l_hip, r_sh, l_sh = 2, 1, 17, 16
+    r_hip, l_hip, r_sh, l_sh = FACE_JOINTS
     across = canonical[0, r_hip] - canonical[0, l_hip] + canonical[0, r_sh] - canonical[0, l_sh]
     forward = np.cross([0.0, 1.0, 0.0], across)
     assert forward[2] > 0 and abs(forward[0]) < 1e-9 * np.linalg.norm(forward) + 1e-12

@@ -198,13 +198,14 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
 
 def test_sample_features_denormalises_and_cuts() -> None:
     from models.diffusion import SamplingConfig, sample_features
-    from models.text_latents import encode_captions
+    from models.lgtm import TEXT_SLOTS
 
     torch.manual_seed(0)
     model = LGTM(TINY)
     provider = RandomTextLatents(TINY.text_dim)
-    parts = {p: "does nothing" for p in PART_NAMES}
-    text = torch.from_numpy(encode_captions(provider, ["a person waves", "a person kicks"], [parts, parts]))
+    captions = ["a person waves", "a person kicks"]
+    text = torch.from_numpy(np.stack([provider.encode(slot, captions if slot == "whole_body" else ["does nothing"] * 2)
+                                      for slot in TEXT_SLOTS], axis=1)).float()
     assert text.shape == (2, 7, TINY.text_dim)
     mean, std = torch.full((263,), 5.0), torch.full((263,), 2.0)
     cfg = SamplingConfig(sampler="dpmsolver++", steps=3)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from models.tmr import (TMR, TMRConfig, filtered_negatives, info_nce, kl_divergence, load_tmr, read_tmr_config,
                         save_tmr)
 from motion.errors import DataError
+from motion.parts import PART_NAMES
 
 TINY = dict(latent_dim=16, ff_size=32, num_layers=1, num_heads=2)
 
@@ -105,7 +106,7 @@ def test_part_study_groups_and_two_way_accuracy():
 
     from models.tmr_eval import pair_study, study_groups
 
-    idle = {p: "idle" for p in ("head", "left_arm", "right_arm", "torso", "left_leg", "right_leg")}
+    idle = {p: "idle" for p in PART_NAMES}
     actions = {"a": {**idle, "right_arm": "wave"}, "b": {**idle, "right_arm": "punch"},
                "c": {**idle, "right_arm": "wave", "left_leg": "kick"}}
     groups = study_groups(actions, "right_arm")
