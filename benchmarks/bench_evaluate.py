@@ -27,11 +27,11 @@ def main() -> None:
     from models.lgtm import LGTM, LGTMConfig
     from models.lgtm_train import save_model
     from models.tmr import TMR, TMRConfig, save_tmr
-    from motion.config import load_params
+    from motion.core.config import load_params
     from motion.datasets import feature_dims
-    from motion.evaluation import ENCODERS, LGTMGenerator, TMREvaluator
-    from motion.io import write_json
-    from motion.parts import FEATURE_DIM
+    from motion.eval.evaluation import ENCODERS, LGTMGenerator, TMREvaluator
+    from motion.core.io import write_json
+    from motion.core.parts import FEATURE_DIM
     from motion.text.embeddings import TextEmbeddings
     from stages import evaluate as stage
 

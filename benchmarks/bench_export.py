@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_features import synthetic_clip
-from motion.bvh import read_bvh, write_bvh
-from motion.render import render_video
-from motion.skeleton import JOINT_NAMES
+from motion.export.bvh import read_bvh, write_bvh
+from motion.export.render import render_video
+from motion.core.skeleton import JOINT_NAMES
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from motion.features import extract_features, extract_features_batch
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.data.features import extract_features, extract_features_batch
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 
 
 def synthetic_clip(rng: np.random.Generator, frames: int) -> np.ndarray:

@@ -10,7 +10,9 @@ import time
 
 import numpy as np
 
-from motion import constraints, metrics
+from motion.study import constraints
+
+from motion.eval import metrics
 
 
 def _time(label: str, fn, repeat: int = 3) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from motion.body_model import make_body_model
-from motion.device import resolve_device
-from motion.pose_extraction import PoseSettings, extract_poses
+from motion.data.body_model import make_body_model
+from motion.core.device import resolve_device
+from motion.data.poses import PoseSettings, extract_poses
 from tests.test_amass import write_amass_npz
 from tests.test_body_model import write_smplh_model
 

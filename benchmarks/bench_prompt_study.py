@@ -38,7 +38,7 @@ def build(root: Path, params: dict, study_config: str) -> dict:
     from models.lgtm import LGTM, LGTMConfig
     from models.lgtm_train import save_model
     from models.tmr import TMR, TMRConfig, save_tmr
-    from motion.io import write_json
+    from motion.core.io import write_json
     from motion.text.cache import ArrayCache
     from motion.text.embeddings import write_embeddings
 
@@ -56,8 +56,8 @@ def build(root: Path, params: dict, study_config: str) -> dict:
         for name in ("Mean.npy", "Std.npy", "part_stats.npz"):
             (stats / name).write_bytes((features / name).read_bytes())
     else:
-        from motion.features import extract_features
-        from motion.kinematics import axis_angle_to_matrix, forward_kinematics
+        from motion.data.features import extract_features
+        from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 
         rest = forward_kinematics(axis_angle_to_matrix(np.zeros((22, 3))), np.zeros(3))
         mean = extract_features(np.repeat((rest - [0, rest[:, 1].min(), 0])[None], 30, axis=0)).mean(axis=0)
@@ -85,13 +85,13 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="prompt_study config (default: params)")
     parser.add_argument("--keep", default=None, help="copy the stage outputs (report, videos) to this folder")
     args = parser.parse_args()
-    from motion.config import load_params
+    from motion.core.config import load_params
 
     params = load_params()
     if args.threads is not None:
         params["lgtm"]["num_threads"] = args.threads
     config = args.config or params["prompt_study"]["config"]
-    import motion.prompt_study_report as report
+    import motion.study.report as report
     import motion.text.embeddings as embeddings
     from stages import prompt_study
 

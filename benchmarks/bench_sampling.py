@@ -18,8 +18,8 @@ import torch
 from models.diffusion import sample
 from models.lgtm import LGTM
 from models.lgtm_train import autocast_dtype, resolve_settings
-from motion.config import load_params
-from motion.device import resolve_device
+from motion.core.config import load_params
+from motion.core.device import resolve_device
 
 RUNS = (("ddim", 1000), ("ddim", 50), ("dpmsolver++", 20))
 

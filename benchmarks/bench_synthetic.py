@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from motion.synthetic import generate_dataset
+from motion.data.synthetic import generate_dataset
 
 
 def _digest(folder: Path) -> str:

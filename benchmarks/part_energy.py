@@ -3,7 +3,7 @@
 For each single-part prompt ("waves the right hand", "kicks with the left leg", "nods") it samples K
 motions from the trained LGTM (paths.lgtm, sampler of the selected lgtm config) and measures, per part,
 the energy of the part's joints (mean squared speed of root-relative joint positions, summed over
-the part's joints of motion.parts.PART_JOINTS); the share of the named part is compared with the same
+the part's joints of motion.core.parts.PART_JOINTS); the share of the named part is compared with the same
 measure on the real synthetic motions that perform that action alone (originals and mirrors).
 
 Run after `dvc repro train_lgtm`:  python -m benchmarks.part_energy [--samples 8]
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.config import load_params
-from motion.parts import PART_JOINTS, PART_NAMES
+from motion.core.config import load_params
+from motion.core.parts import PART_JOINTS, PART_NAMES
 
 # prompt -> (named part, synthetic action of that part, action of the mirrored side)
 PROMPTS: dict[str, tuple[str, str, str]] = {
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from motion.lgtm_data import load_normalisation
+    from motion.datasets_lgtm import load_normalisation
     from tools.generate import SamplingRequest, features_to_joints, load_trained_sampler, resolve_part_texts
 
     params = load_params()

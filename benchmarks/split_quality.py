@@ -20,8 +20,8 @@ import random
 import time
 from pathlib import Path
 
-from motion.config import load_params
-from motion.parts import PART_NAMES
+from motion.core.config import load_params
+from motion.core.parts import PART_NAMES
 from motion.text.quality import majority_parts, part_accuracy, set_scores
 from motion.text.rules import split_caption
 from motion.text.schema import active_parts

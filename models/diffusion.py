@@ -16,7 +16,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor, nn
 
-from motion.parts import PART_DIMS, PART_NAMES
+from motion.core.parts import PART_DIMS, PART_NAMES
 
 NUM_TRAIN_TIMESTEPS = 1000
 SAMPLERS = ("ddim", "dpmsolver++")
@@ -173,7 +173,7 @@ def sample_features(model: nn.Module, text_latents: Tensor, lengths: Tensor, mea
                     cfg: SamplingConfig = SamplingConfig(), generator: torch.Generator | None = None,
                     progress: bool = False) -> list[Tensor]:
     """Generate de-normalised HumanML3D features, one (length, 263) tensor per sample, with ``cfg``'s sampler."""
-    from motion.parts import merge_parts
+    from motion.core.parts import merge_parts
 
     parts = sample(model, text_latents, lengths, sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta,
                    guidance_scale=cfg.guidance_scale, generator=generator, progress=progress)

@@ -2,7 +2,7 @@
 
 Inputs per sample: noisy part features x_t (one tensor per part, HumanML3D-normalised), the
 diffusion timestep, seven frozen TMR text latents (whole caption first, then the six part texts in
-``motion.parts.PART_NAMES`` order) and the valid-frame mask. Conditioning is additive: each part's
+``motion.core.parts.PART_NAMES`` order) and the valid-frame mask. Conditioning is additive: each part's
 text latent (through its own trainable Linear(256, d) adapter) plus the timestep embedding is added
 to every frame of that part's stream; the whole-caption latent is added to every part slot before
 the full-body attention.
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from models.conformer import ConformerBlock, zero_padding
 from models.smoothnet import SmoothNet
-from motion.parts import PART_DIMS, PART_NAMES
+from motion.core.parts import PART_DIMS, PART_NAMES
 
 TEXT_SLOTS: tuple[str, ...] = ("whole_body",) + PART_NAMES  # order of the 7 text latents per caption
 

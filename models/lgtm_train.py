@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from models.diffusion import SamplingConfig, diffusion_loss, draw_noise, training_scheduler
 from models.lgtm import LGTM, LGTMConfig, count_parameters
-from motion.io import atomic_path, write_json
+from motion.core.io import atomic_path, write_json
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.safetensors"
@@ -198,7 +198,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 def load_lgtm(folder: str | Path, device: str | torch.device = "cpu", weights: str = MODEL_FILE) -> LGTM:
     """Load a trained LGTM (``config.json`` + ``model.safetensors``) in eval mode."""
-    from motion.errors import DataError
+    from motion.core.errors import DataError
 
     folder = Path(folder)
     cfg_path = folder / CONFIG_FILE

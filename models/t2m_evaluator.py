@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from motion.errors import DataError
+from motion.core.errors import DataError
 
 UNIT_LENGTH = 4
 MAX_MOTION_LEN = 196

@@ -16,8 +16,8 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from models.lgtm import TEXT_SLOTS
-from motion.errors import DataError
-from motion.io import atomic_path
+from motion.core.errors import DataError
+from motion.core.io import atomic_path
 
 
 class TextLatentProvider(Protocol):

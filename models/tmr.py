@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from motion.errors import DataError
-from motion.io import atomic_path, write_json
+from motion.core.errors import DataError
+from motion.core.io import atomic_path, write_json
 
 Gaussian = tuple[Tensor, Tensor]  # (mu, logvar)
 

@@ -17,8 +17,8 @@ import torch
 from models.tmr import TMR
 from models.tmr_train import encode_pairs
 from motion.datasets import TextMotionDataset, first_caption_indices
-from motion.parts import PART_NAMES
-from motion.retrieval import cosine_similarities
+from motion.core.parts import PART_NAMES
+from motion.eval.retrieval import cosine_similarities
 
 
 def test_pairs(model: TMR, dataset: TextMotionDataset, device: torch.device | str = "cpu",

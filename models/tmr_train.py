@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 
 from models.tmr import TMR, TMRConfig
 from motion.datasets import TextMotionDataset, collate_text_motion, epoch_indices, first_caption_indices
-from motion.device import resolve_device
-from motion.io import atomic_path
-from motion.retrieval import batched_retrieval_metrics, retrieval_metrics
+from motion.core.device import resolve_device
+from motion.core.io import atomic_path
+from motion.eval.retrieval import batched_retrieval_metrics, retrieval_metrics
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOSS_TERMS = ("loss", "recons", "kl", "latent", "contrastive")
@@ -245,7 +245,7 @@ def fit_tmr(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionD
     ``work_dir`` holds the checkpoint and the live DVCLive folder (``dvclive/``, with PNG plots
     at the end). ``epoch_callback(epoch, metrics)`` runs after each epoch's checkpoint.
     """
-    from motion.config import seed_everything
+    from motion.core.config import seed_everything
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from motion.errors import DataError
-from motion.parts import PART_INDICES, PART_NAMES
+from motion.core.errors import DataError
+from motion.core.parts import PART_INDICES, PART_NAMES
 
 WHOLE_BODY = "whole_body"
 ENCODER_NAMES: tuple[str, ...] = (WHOLE_BODY, *PART_NAMES)

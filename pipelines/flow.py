@@ -6,7 +6,7 @@ Design (DVC cannot run two stages at once in one workspace: "Unable to acquire l
   only DVC's own bookkeeping (`dvc status`, `dvc commit`) is serialised under a one-slot Prefect
   global concurrency limit, so after the flow `dvc repro` is a no-op.
 - Stages marked `meta: {gpu: true}` in dvc.yaml also hold a slot of the `gpu` limit (one slot per GPU);
-  inside, motion.device.exclusive_gpu gives each process its own GPU.
+  inside, motion.core.device.exclusive_gpu gives each process its own GPU.
 - Prefect result caching is off for these tasks: DVC decides what reruns.
 
 Run:  python -m pipelines.flow [--target STAGE ...] [--gpu-slots N]

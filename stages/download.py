@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from motion.config import load_params
-from motion.download import (
+from motion.core.config import load_params
+from motion.data.download import (
     archive_url,
     bring_humanact12,
     build_amass_tree,
@@ -21,8 +21,8 @@ from motion.download import (
     find_humanact12,
     prepare_annotations,
 )
-from motion.errors import DataError
-from motion.io import atomic_dir, write_json
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir, write_json
 
 log = logging.getLogger("stages.download")
 SOURCES = ("synthetic", "amass_local", "amass_remote")
@@ -30,7 +30,7 @@ SOURCES = ("synthetic", "amass_local", "amass_remote")
 
 def make_synthetic(cfg: Mapping[str, Any], amass: Path, annotations: Path) -> None:
     """Generate the synthetic AMASS-format dataset and its annotations (incl. ground-truth part texts)."""
-    from motion.synthetic import generate_dataset
+    from motion.data.synthetic import generate_dataset
 
     with atomic_dir(amass) as amass_tmp, atomic_dir(annotations) as annotations_tmp:
         generate_dataset(amass_tmp, annotations_tmp, int(cfg["num_motions"]), int(cfg["seed"]))

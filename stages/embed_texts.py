@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from motion.config import load_params, seed_everything
-from motion.errors import DataError
-from motion.io import atomic_dir
-from motion.parts import PART_NAMES
+from motion.core.config import load_params, seed_everything
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir
+from motion.core.parts import PART_NAMES
 from motion.text.cache import ArrayCache, cache_key
 from motion.text.embeddings import embed_with_cache, make_encoder, write_embeddings
 

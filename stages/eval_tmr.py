@@ -19,13 +19,13 @@ import torch
 
 from models.tmr import load_tmr, read_tmr_config
 from models.tmr_eval import pair_study, study_groups, test_pairs
-from motion.config import load_params
+from motion.core.config import load_params
 from motion.datasets import load_text_motion
-from motion.device import resolve_device
-from motion.errors import DataError
-from motion.io import atomic_dir, write_json
-from motion.parts import PART_NAMES
-from motion.retrieval import all_protocols, chance_metrics
+from motion.core.device import resolve_device
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir, write_json
+from motion.core.parts import PART_NAMES
+from motion.eval.retrieval import all_protocols, chance_metrics
 
 
 def part_actions(poses_dir: Path, texts_dir: Path, seg_ids: list[str]) -> tuple[dict[str, dict[str, str]], str]:

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from motion.config import load_params, seed_everything
-from motion.errors import DataError
-from motion.evaluation import (ENCODERS, WHOLE_BODY, Evaluator, MetricSettings, MotionGenerator, RowData,
+from motion.core.config import load_params, seed_everything
+from motion.core.errors import DataError
+from motion.eval.evaluation import (ENCODERS, WHOLE_BODY, Evaluator, MetricSettings, MotionGenerator, RowData,
                                SamplerSetting, TMREvaluator, cached_generate, compare_rows, condition_texts,
                                read_test_captions, real_motions, row_metrics, summarise)
-from motion.evaluation_report import bar_charts, markdown_table, part_table, significance_lines
-from motion.io import atomic_dir, write_json, write_text
+from motion.eval.report import bar_charts, markdown_table, part_table, significance_lines
+from motion.core.io import atomic_dir, write_json, write_text
 
 REAL = "real"
 
@@ -190,12 +190,12 @@ def main() -> None:
     seed_everything(int(params.get("seed", 0)))
     import torch
 
-    from motion.device import claim_gpu, resolve_device
+    from motion.core.device import claim_gpu, resolve_device
 
     torch.set_num_threads(int(cfg.get("num_threads", 2)))
     device = claim_gpu(resolve_device(cfg.get("device", "auto")))
     try:
-        from motion.evaluation import LGTMGenerator
+        from motion.eval.evaluation import LGTMGenerator
 
         tmr_root = paths["tmr"]
         tmr = TMREvaluator.from_folders(tmr_root, paths["embeddings"], Path(paths["features"]) / "part_stats.npz",

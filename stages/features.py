@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from motion.config import load_params
-from motion.errors import DataError
-from motion.features import extract_features_packed, pack, recover_from_ric, unpack
-from motion.io import atomic_dir, write_json, write_parquet, write_text
-from motion.skeleton import NUM_JOINTS
-from motion.stats import Moments, humanml3d_mean_std, part_stats
+from motion.core.config import load_params
+from motion.core.errors import DataError
+from motion.data.features import extract_features_packed, pack, recover_from_ric, unpack
+from motion.core.io import atomic_dir, write_json, write_parquet, write_text
+from motion.core.skeleton import NUM_JOINTS
+from motion.data.stats import Moments, humanml3d_mean_std, part_stats
 
 SPLITS = ("train", "val", "test")
 CLIP_COLUMNS = ("id", "source_path", "frames", "mirrored", "num_captions")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from motion.body_model import make_body_model
-from motion.config import load_params, seed_everything
-from motion.device import exclusive_gpu, resolve_device
-from motion.errors import DataError
-from motion.io import atomic_dir
-from motion.pose_extraction import PoseSettings, extract_poses
+from motion.data.body_model import make_body_model
+from motion.core.config import load_params, seed_everything
+from motion.core.device import exclusive_gpu, resolve_device
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir
+from motion.data.poses import PoseSettings, extract_poses
 
 
 def main() -> None:

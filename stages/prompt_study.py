@@ -6,7 +6,7 @@ splitter, unless ``prompt_study.split`` names one), ``embed_texts`` (the encoder
 ``paths``. Inputs: the LGTM model (``paths.lgtm``), the TMR models (``paths.tmr``:
 their text encoders give LGTM's text latents, and the ``prompt_study.tmr_encoder`` one scores
 text-motion similarity), ${paths.embeddings}, Mean/Std and part_stats.npz of ${paths.features}, the pairs YAML.
-Writes ${paths.prompt_study}/ whole (motion.prompt_study_report) and ${paths.metrics}/prompt_study.json (DVC metrics).
+Writes ${paths.prompt_study}/ whole (motion.study.report) and ${paths.metrics}/prompt_study.json (DVC metrics).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from motion.config import load_params
-from motion.errors import DataError
-from motion.io import atomic_dir, write_json
-from motion.parts import PART_NAMES
-from motion.prompt_study import StudySettings, aggregate, dvc_metrics, load_pairs, run_study, tmr_similarity
-from motion.prompt_study_report import write_study
+from motion.core.config import load_params
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir, write_json
+from motion.core.parts import PART_NAMES
+from motion.study.prompt_study import StudySettings, aggregate, dvc_metrics, load_pairs, run_study, tmr_similarity
+from motion.study.report import write_study
 
 
 def chosen_config(section: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size:
 
     from models.diffusion import sample
     from models.lgtm_train import load_lgtm
-    from motion.lgtm_data import load_normalisation
+    from motion.datasets_lgtm import load_normalisation
     from tools.generate import features_to_joints, sampling_request, text_latents_for
 
     flags = argparse.Namespace(**{k: overrides.get(k) for k in ("sampler", "steps", "eta", "guidance_scale")},
@@ -105,7 +105,7 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
     """Sample, measure, compare and write every output; returns the main files."""
     import torch
 
-    from motion.device import claim_gpu, resolve_device
+    from motion.core.device import claim_gpu, resolve_device
     from tools.generate import resolve_part_texts
 
     section = params.get("prompt_study", {}) or {}

@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from motion.config import load_params
-from motion.errors import DataError
-from motion.io import atomic_dir, write_json, write_parquet
+from motion.core.config import load_params
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir, write_json, write_parquet
 from motion.text.schema import active_parts
 from motion.text.split import (SplitSettings, annotations_export, ground_truth_agreement, part_table,
                                read_caption_rows, split_unique)

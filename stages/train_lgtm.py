@@ -20,9 +20,9 @@ import torch
 
 from models.lgtm_train import resolve_settings, setup_distributed, train
 from models.text_latents import RandomTextLatents, TextLatentCache, TMRTextLatents, build_text_latent_cache
-from motion.config import load_params, seed_everything
-from motion.errors import DataError
-from motion.lgtm_data import (LGTMDataset, load_normalisation, read_part_texts, read_segments, read_split,
+from motion.core.config import load_params, seed_everything
+from motion.core.errors import DataError
+from motion.datasets_lgtm import (LGTMDataset, load_normalisation, read_part_texts, read_segments, read_split,
                               segment_texts)
 
 LATENTS_FILE = "text_latents.npz"
@@ -52,7 +52,7 @@ def main() -> None:
     paths, section = params["paths"], params["lgtm"]
     seed_everything(params.get("seed", 0))
     torch.set_num_threads(int(section.get("num_threads", 2)))
-    from motion.device import claim_gpu, resolve_device
+    from motion.core.device import claim_gpu, resolve_device
 
     device = resolve_device(section.get("device", "auto"))
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun each rank takes its LOCAL_RANK GPU

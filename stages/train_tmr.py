@@ -17,11 +17,11 @@ import torch
 
 from models.tmr import TMRConfig, save_tmr
 from models.tmr_train import copy_live, fit_tmr, select_config
-from motion.config import load_params
+from motion.core.config import load_params
 from motion.datasets import ENCODER_NAMES, feature_dims, load_text_motion, text_column
-from motion.device import exclusive_gpu, resolve_device
-from motion.errors import DataError
-from motion.io import atomic_dir, write_json
+from motion.core.device import exclusive_gpu, resolve_device
+from motion.core.errors import DataError
+from motion.core.io import atomic_dir, write_json
 
 
 def main() -> None:

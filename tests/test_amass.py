@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion.amass import (DATASET_ALIASES, candidate_paths, check_amass_file, check_motion_file, downsample,
+from motion.data.amass import (DATASET_ALIASES, candidate_paths, check_amass_file, check_motion_file, downsample,
                           is_motion_file, load_amass, read_index, resolve_source, smplx_variant_of, source_parts)
-from motion.body_model import BuiltinSkeleton
-from motion.conventions import amass_to_pose_data, downsample_step
-from motion.errors import DataError
+from motion.data.body_model import BuiltinSkeleton
+from motion.core.conventions import amass_to_pose_data, downsample_step
+from motion.core.errors import DataError
 
 
 def write_amass_npz(path: Path, frames: int = 240, fps: float = 120.0, gender: str = "male", seed: int = 0,

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion.body_model import (BuiltinSkeleton, SmplhBodyModel, body_scale, load_smplh_data, make_body_model,
+from motion.data.body_model import (BuiltinSkeleton, SmplhBodyModel, body_scale, load_smplh_data, make_body_model,
                                smplh_model_path)
-from motion.errors import DataError
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.skeleton import PARENTS, TARGET_OFFSETS
+from motion.core.errors import DataError
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.core.skeleton import PARENTS, TARGET_OFFSETS
 
 NUM_VERTICES = 6890  # smplx picks extra joints at fixed SMPL-H vertex ids, so the mesh needs this size
 NUM_SMPLH_JOINTS = 52
@@ -162,5 +162,5 @@ def test_builtin_skeleton_rest_pose_and_batches() -> None:
 
 
 def test_body_scale_falls_back_only_when_the_module_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "motion.synthetic", None)  # import -> ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "motion.data.synthetic", None)  # import -> ModuleNotFoundError
     assert body_scale(np.full(16, 3.0)) == 1.0

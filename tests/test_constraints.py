@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion.constraints import (
+from motion.study.constraints import (
     CONSTRAINTS,
     bone_length_drift,
     foot_contact,
@@ -26,8 +26,8 @@ from motion.constraints import (
     wrist_forward_reach,
     wrist_to_shoulder_distance,
 )
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSETS, mirror_joints
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSETS, mirror_joints
 
 J = JOINT_INDEX
 DOWN = np.array([0.0, -1.0, 0.0])

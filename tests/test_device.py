@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from motion import device as device_mod
+from motion.core import device as device_mod
 
 
 @pytest.fixture

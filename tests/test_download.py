@@ -1,4 +1,4 @@
-"""motion.download against a real HTTP server on 127.0.0.1: resume, checksums, retries, credentials, safe extraction."""
+"""motion.data.download against a real HTTP server on 127.0.0.1: resume, checksums, retries, credentials, safe extraction."""
 from __future__ import annotations
 
 import base64
@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import pytest
 
-from motion.download import (
+from motion.data.download import (
     Credentials,
     archive_url,
     build_amass_tree,
@@ -29,7 +29,7 @@ from motion.download import (
     prepare_annotations,
     safe_member_path,
 )
-from motion.errors import DataError
+from motion.core.errors import DataError
 
 # ----------------------------------------------------------------------------- test data builders
 

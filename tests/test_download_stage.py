@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from motion.amass import resolve_source
-from motion.errors import DataError
+from motion.data.amass import resolve_source
+from motion.core.errors import DataError
 from stages.download import run
 from tests.test_download import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
 
@@ -115,9 +115,9 @@ def test_main_reads_params_file(tmp_path: Path, local_inputs: dict[str, Any]) ->
 
 
 def test_synthetic_source_follows_the_contract(tmp_path: Path) -> None:
-    synthetic = pytest.importorskip("motion.synthetic")
+    synthetic = pytest.importorskip("motion.data.synthetic")
     if not hasattr(synthetic, "generate_dataset"):
-        pytest.skip("motion.synthetic.generate_dataset is not written yet")
+        pytest.skip("motion.data.synthetic.generate_dataset is not written yet")
     data = tmp_path / "data"
     run(stage_params(data, {"source": "synthetic", "synthetic": {"num_motions": 12, "seed": 7}}))
     amass, annotations = data / "raw/amass", data / "raw/annotations"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from motion.evaluation import (ENCODERS, SamplerSetting, TMREvaluator, cached_generate, compare_rows,
+from motion.eval.evaluation import (ENCODERS, SamplerSetting, TMREvaluator, cached_generate, compare_rows,
                                condition_texts, read_test_captions, real_motions, sample_key)
-from motion.parts import FEATURE_DIM, PART_DIMS, PART_NAMES
+from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES
 from stages import evaluate as stage
 
 ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
@@ -46,7 +46,7 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
     np.save(features / "Mean.npy", stacked.mean(0).astype(np.float32))
     np.save(features / "Std.npy", (stacked.std(0) + 0.1).astype(np.float32))
     stats = {"whole_body_mean": stacked.mean(0), "whole_body_std": stacked.std(0)}
-    from motion.parts import PART_INDICES
+    from motion.core.parts import PART_INDICES
     for p in PART_NAMES:
         part = stacked[:, PART_INDICES[p]]
         stats[f"{p}_mean"], stats[f"{p}_std"] = part.mean(0), part.std(0)
@@ -182,7 +182,7 @@ def test_cache_key_and_second_call_skips_the_sampler(dataset: dict, tmp_path: Pa
 def test_tmr_evaluator_normalises_with_part_stats(dataset: dict) -> None:
     import torch
 
-    from motion.parts import PART_INDICES
+    from motion.core.parts import PART_INDICES
 
     ev = fake_evaluator(dataset)
     motion = np.load(Path(dataset["paths"]["features"]) / "new_joint_vecs" / "000001.npy")[:40]
@@ -308,7 +308,7 @@ def write_trained(dataset: dict, tmp_path: Path) -> None:
     from models.lgtm import LGTM, LGTMConfig
     from models.lgtm_train import save_model
     from models.tmr import save_tmr
-    from motion.io import write_json
+    from motion.core.io import write_json
     from motion.text.cache import ArrayCache
     from motion.text.embeddings import write_embeddings
 
@@ -340,9 +340,9 @@ def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path
     import torch
 
     from models.diffusion import sample
-    from motion.evaluation import LGTMGenerator
-    from motion.lgtm_data import load_normalisation
-    from motion.parts import merge_parts
+    from motion.eval.evaluation import LGTMGenerator
+    from motion.datasets_lgtm import load_normalisation
+    from motion.core.parts import merge_parts
 
     write_trained(dataset, tmp_path)
     gen = LGTMGenerator(dataset, "cpu", batch_size=4)

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_features import synthetic_clip
-from motion import features as F
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_parts
-from motion.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quaternion_to_cont6d, quaternion_to_matrix
-from motion.skeleton import FACE_JOINTS, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
-from motion.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
+from motion.data import features as F
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.core.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_parts
+from tests.oracles.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quaternion_to_cont6d, quaternion_to_matrix
+from motion.core.skeleton import FACE_JOINTS, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
+from motion.data.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
 
 PARITY = 1e-4
 
@@ -46,7 +46,7 @@ def test_target_offsets_equal_published(reference):
 
 def test_recover_from_ric_matches_published_joints(reference):
     torch = pytest.importorskip("torch")
-    from motion.features_torch import recover_from_ric as recover_torch
+    from tests.oracles.features_torch import recover_from_ric as recover_torch
 
     ids = _reference_ids(reference)
     assert len(ids) >= 7
@@ -200,7 +200,7 @@ def test_foot_contacts_follow_the_threshold():
 
 def test_torch_recover_matches_numpy_on_padded_batch():
     torch = pytest.importorskip("torch")
-    from motion.features_torch import recover_from_ric as recover_torch
+    from tests.oracles.features_torch import recover_from_ric as recover_torch
 
     rng = np.random.default_rng(13)
     a, b = F.extract_features(synthetic_clip(rng, 50)), F.extract_features(synthetic_clip(rng, 80))

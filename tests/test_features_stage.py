@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from benchmarks.bench_features import synthetic_clip
-from motion.features import extract_features, recover_from_ric
-from motion.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
-from motion.skeleton import mirror_joints
+from motion.data.features import extract_features, recover_from_ric
+from motion.core.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
+from motion.core.skeleton import mirror_joints
 from stages import features as stage
 
 ORIGINALS = ["000000", "000001", "000002", "000003", "000004", "000005"]

@@ -4,8 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motion import captions, conventions, io, kinematics, parts, skeleton
-from motion.errors import DataError
+from motion.data import captions
+
+from motion.core import conventions
+
+from motion.core import io
+
+from motion.core import kinematics
+
+from motion.core import parts
+
+from motion.core import skeleton
+from motion.core.errors import DataError
 
 
 def test_part_partition_matches_lgtm_slices():

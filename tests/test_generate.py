@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import yaml
 
-from motion.bvh import read_bvh
-from motion.errors import DataError
-from motion.features import extract_features, recover_from_ric
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.parts import FEATURE_DIM, PART_NAMES, split_parts
-from motion.render import ffmpeg_exe
-from motion.skeleton import JOINT_NAMES
+from motion.export.bvh import read_bvh
+from motion.core.errors import DataError
+from motion.data.features import extract_features, recover_from_ric
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.core.parts import FEATURE_DIM, PART_NAMES, split_parts
+from motion.export.render import ffmpeg_exe
+from motion.core.skeleton import JOINT_NAMES
 from tools.generate import (
     SamplingRequest, features_to_joints, generate, lgtm_part_sampler, main, parse_part_args, resolve_part_texts,
 )
@@ -168,7 +168,7 @@ def test_lgtm_part_sampler_glue() -> None:
 def write_trained_folders(root: Path) -> Path:
     """A params file whose paths hold a saved tiny LGTM and Mean/Std (random text latents)."""
     from models.lgtm_train import save_model
-    from motion.io import write_json
+    from motion.core.io import write_json
 
     model = tiny_lgtm()
     save_model(model, root / "lgtm" / "model.safetensors")
@@ -251,7 +251,7 @@ def write_tmr_folders(root: Path, known: list[str]) -> None:
 
     from models.lgtm import TEXT_SLOTS
     from models.tmr import TMR, TMRConfig, save_tmr
-    from motion.parts import PART_DIMS
+    from motion.core.parts import PART_DIMS
     from motion.text.cache import ArrayCache
     from motion.text.embeddings import write_embeddings
 
@@ -298,7 +298,7 @@ def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.Monke
     import motion.text.embeddings as embeddings
     from models.lgtm import LGTM, LGTMConfig
     from models.lgtm_train import save_model
-    from motion.io import write_json
+    from motion.core.io import write_json
 
     params_path = write_trained_folders(tmp_path)
     write_tmr_folders(tmp_path, ["does nothing"])

@@ -11,8 +11,8 @@ from models.diffusion import (diffusion_loss, draw_noise, lengths_to_mask, maske
                               training_scheduler, unpack_parts)
 from models.lgtm import LGTM, TEXT_SLOTS, LGTMConfig, count_parameters
 from models.text_latents import RandomTextLatents, TextLatentCache, build_text_latent_cache
-from motion.lgtm_data import crop_span, read_segments
-from motion.parts import PART_DIMS, PART_NAMES, merge_parts, split_parts
+from motion.datasets_lgtm import crop_span, read_segments
+from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts, split_parts
 from tests.lgtm_helpers import TINY, make_corpus, make_dataset
 
 torch.set_num_threads(1)

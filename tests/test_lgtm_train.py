@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from models.diffusion import sample
 from models.lgtm import LGTM
 from models.lgtm_train import LAST, TrainConfig, epoch_batches, load_lgtm, train
-from motion.parts import PART_NAMES
+from motion.core.parts import PART_NAMES
 from tests.lgtm_helpers import TINY, make_corpus, make_dataset
 
 torch.set_num_threads(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motion.metrics import (
+from motion.eval.metrics import (
     cosine_similarity_score,
     diversity,
     evaluate_replications,
@@ -17,7 +17,7 @@ from motion.metrics import (
     r_precision,
     run_replications,
 )
-from motion.stats_ci import bootstrap_difference, mean_ci95, welch_test
+from motion.eval.confidence import bootstrap_difference, mean_ci95, welch_test
 
 
 def samples_with_moments(mu: np.ndarray, sigma: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -273,7 +273,7 @@ def test_bootstrap_difference():
 
 def test_fid_falls_back_when_sqrtm_fails(monkeypatch):
     """A NaN square root triggers the diagonal-offset retry, then the eigenvalue fallback: never NaN."""
-    import motion.metrics as m
+    import motion.eval.metrics as m
 
     mu1, mu2 = np.zeros(4), np.ones(4)
     s1, s2 = random_spd(4, 20), random_spd(4, 21)

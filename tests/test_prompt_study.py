@@ -10,11 +10,11 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
-from motion.constraints import CONSTRAINTS, heading
-from motion.errors import DataError
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.parts import PART_NAMES
-from motion.prompt_study import (
+from motion.study.constraints import CONSTRAINTS, heading
+from motion.core.errors import DataError
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.core.parts import PART_NAMES
+from motion.study.prompt_study import (
     PromptPair,
     StudySettings,
     aggregate,
@@ -24,9 +24,9 @@ from motion.prompt_study import (
     run_study,
     winner,
 )
-from motion.prompt_study_report import html_report, write_study
-from motion.skeleton import JOINT_INDEX, NUM_JOINTS
-from motion.stats_ci import welch_test
+from motion.study.report import html_report, write_study
+from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS
+from motion.eval.confidence import welch_test
 
 REPO = Path(__file__).resolve().parents[1]
 J = JOINT_INDEX
@@ -182,7 +182,7 @@ def test_bad_samples_are_named() -> None:
 
 
 def test_reports_plots_and_videos(study, tmp_path: Path) -> None:  # noqa: ANN001
-    from motion.render import decode_first_frame
+    from motion.export.render import decode_first_frame
 
     run, result, _, _ = study
     files = write_study(tmp_path, run, result, {"splitter": "fake"}, video_sample=1, progress=False)
@@ -276,8 +276,8 @@ def write_tiny_pipeline(root: Path) -> Path:
     from models.lgtm import LGTM, LGTMConfig
     from models.lgtm_train import save_model
     from models.tmr import TMR, TMRConfig, save_tmr
-    from motion.features import extract_features
-    from motion.io import write_json
+    from motion.data.features import extract_features
+    from motion.core.io import write_json
     from motion.text.cache import ArrayCache
     from motion.text.embeddings import write_embeddings
 

@@ -8,8 +8,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from motion.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.render import (
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.export.render import (
     StickFigureRenderer, camera_axes, decode_first_frame, encode_mp4, ffmpeg_exe, project, render_video,
     save_frame_png, wrap_lines,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motion import retrieval
+from motion.eval import retrieval
 
 
 def test_identity_similarity_is_perfect():

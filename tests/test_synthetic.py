@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion import conventions
-from motion.captions import IDLE, read_captions
-from motion.kinematics import smpl_forward_kinematics
-from motion.parts import PART_NAMES
-from motion.skeleton import JOINT_INDEX as J
-from motion.skeleton import PARENTS, TARGET_OFFSETS
-from motion.synthetic import body_scale_from_betas, generate_dataset
-from motion.synthetic.actions import ACTIONS
-from motion.synthetic.body import Body, betas_from_body_scale
-from motion.synthetic.captions import LEXICON, make_captions
-from motion.synthetic.compose import caption_order, pose_track, sample_motion, to_amass
-from motion.synthetic.track import Segment
+from motion.core import conventions
+from motion.data.captions import IDLE, read_captions
+from motion.core.kinematics import smpl_forward_kinematics
+from motion.core.parts import PART_NAMES
+from motion.core.skeleton import JOINT_INDEX as J
+from motion.core.skeleton import PARENTS, TARGET_OFFSETS
+from motion.data.synthetic import body_scale_from_betas, generate_dataset
+from motion.data.synthetic.actions import ACTIONS
+from motion.data.synthetic.body import Body, betas_from_body_scale
+from motion.data.synthetic.captions import LEXICON, make_captions
+from motion.data.synthetic.compose import caption_order, pose_track, sample_motion, to_amass
+from motion.data.synthetic.track import Segment
 
 NUM_MOTIONS = 60
 

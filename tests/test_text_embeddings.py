@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motion.errors import DataError
+from motion.core.errors import DataError
 from motion.text.cache import ArrayCache
 from motion.text.embeddings import TextEmbeddings, embed_with_cache, make_encoder, write_embeddings
 

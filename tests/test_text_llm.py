@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from motion.captions import IDLE
-from motion.parts import PART_NAMES
+from motion.data.captions import IDLE
+from motion.core.parts import PART_NAMES
 from motion.text.cache import JsonCache
 from motion.text.llm import (EndpointError, LLMConfig, build_messages, llm_cache_key, split_captions_llm)
 from motion.text.schema import SchemaError, parse_reply

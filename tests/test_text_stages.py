@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from motion.parts import PART_NAMES
+from motion.core.parts import PART_NAMES
 from motion.text.embeddings import TextEmbeddings
 from stages import embed_texts, split_texts
 from tests.test_text_llm import FakeServer

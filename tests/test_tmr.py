@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from models.tmr import (TMR, TMRConfig, filtered_negatives, info_nce, kl_divergence, load_tmr, read_tmr_config,
                         save_tmr)
-from motion.errors import DataError
-from motion.parts import PART_NAMES
+from motion.core.errors import DataError
+from motion.core.parts import PART_NAMES
 
 TINY = dict(latent_dim=16, ff_size=32, num_layers=1, num_heads=2)
 

@@ -9,7 +9,7 @@ from models.tmr import TMRConfig
 from models.tmr_train import CHECKPOINT_FILE, TrainConfig, fit_tmr
 from motion.datasets import (collate_text_motion, epoch_indices, first_caption_indices, load_text_motion,
                              segment_frames)
-from motion.errors import DataError
+from motion.core.errors import DataError
 from tests.tmr_fakes import FakeEmbeddings, make_fake_data
 
 MODEL = dict(latent_dim=32, ff_size=64, num_layers=1, num_heads=2, dropout=0.1)

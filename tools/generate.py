@@ -6,7 +6,7 @@
 
 Writes into ``--out`` (each file atomically; other files there are left alone):
 ``joints.npy`` (T, 22, 3) float32 (HumanML3D frame, y up, metres, 20 fps), ``features.npy`` (T, 263) float32
-(de-normalised HumanML3D features), ``motion.bvh`` (analytic IK, motion.bvh), ``motion.mp4`` (stick figure,
+(de-normalised HumanML3D features), ``motion.bvh`` (analytic IK, motion.export.bvh), ``motion.mp4`` (stick figure,
 caption burned in) and ``parts.json`` (the caption, the six part texts used and the sampling settings).
 
 Part texts: ``--part name=text`` sets a part by hand; the other parts come from the configured splitter
@@ -28,12 +28,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from motion.bvh import write_bvh
-from motion.errors import DataError
-from motion.features import recover_from_ric
-from motion.io import save_npy, write_json
-from motion.parts import PART_DIMS, PART_NAMES, merge_parts
-from motion.render import render_video
+from motion.export.bvh import write_bvh
+from motion.core.errors import DataError
+from motion.data.features import recover_from_ric
+from motion.core.io import save_npy, write_json
+from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
+from motion.export.render import render_video
 
 FPS = 20
 SPLITS = ("rules", "llm", "none")
@@ -271,14 +271,14 @@ def sampling_request(params: dict[str, Any], args: argparse.Namespace) -> Sampli
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command."""
     args = build_parser().parse_args(argv)
-    from motion.config import load_params
+    from motion.core.config import load_params
 
     try:
         params = load_params(args.params)
         import torch
 
-        from motion.device import resolve_device
-        from motion.lgtm_data import load_normalisation
+        from motion.core.device import resolve_device
+        from motion.datasets_lgtm import load_normalisation
 
         section = params.get("lgtm", {}) or {}
         torch.set_num_threads(int(section.get("num_threads", 2)))

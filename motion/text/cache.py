@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from motion.io import atomic_path
+from motion.core.io import atomic_path
 
 
 def cache_key(*parts: Any) -> str:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from motion.errors import DataError
-from motion.io import save_npy, write_json, write_parquet
+from motion.core.errors import DataError
+from motion.core.io import save_npy, write_json, write_parquet
 from motion.text.cache import ArrayCache, cache_key
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub

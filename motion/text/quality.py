@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from motion.parts import PART_NAMES
+from motion.core.parts import PART_NAMES
 
 BABEL_WORDS: dict[str, tuple[str, ...]] = {
     "right arm": ("right_arm",), "left arm": ("left_arm",),

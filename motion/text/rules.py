@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from motion.captions import IDLE
-from motion.parts import PART_NAMES
+from motion.data.captions import IDLE
+from motion.core.parts import PART_NAMES
 from motion.text.schema import PartAnnotation
 
 ARMS = ("left_arm", "right_arm")

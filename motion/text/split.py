@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from motion.captions import read_captions
-from motion.errors import DataError
-from motion.parts import PART_NAMES
+from motion.data.captions import read_captions
+from motion.core.errors import DataError
+from motion.core.parts import PART_NAMES
 from motion.text.cache import JsonCache
 from motion.text.llm import PROMPT_VERSION, EndpointError, LLMConfig, split_captions_llm
 from motion.text.rules import split_caption

@@ -1,0 +1,1 @@
+"""Data preparation: AMASS reading, body models, pose extraction, captions, HumanML3D features, statistics, synthetic data, downloads."""

@@ -1,0 +1,273 @@
+"""HumanML3D's pose extraction: AMASS sequences -> 20 fps y-up joint clips, their mirrors and captions.
+
+Per source sequence: read it, keep every ``int(fps / 20)``-th frame, run the body model, swap to
+y-up (``pose_data``); per index.csv row: cut the clip (``cut_clip``) and its mirror (``M`` id).
+Everything is checked first (``preflight``): missing or malformed files stop the run before any
+heavy work, or are skipped and counted when the user asks for it (``on_missing``/``on_invalid``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from motion.data.amass import (AMASS_SITE, DATASET_ALIASES, HUMANACT12, ClipSpec, MotionHeader, candidate_paths, check_motion_file,
+                          dataset_of, downsample, load_amass, load_pose_data, read_index, resolve_source,
+                          smplx_variant_of)
+from motion.data.body_model import BodyModel
+from motion.data.captions import Caption, format_captions, mirror_caption, mirror_part_annotation, read_captions
+from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
+from motion.core.errors import DataError
+from motion.core.io import write_json, write_parquet
+from motion.core.skeleton import mirror_joints
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("error", "skip")
+SKIP_REASONS = ("missing_file", "invalid_file", "missing_text", "too_short")
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """The ``poses:`` section of params.yaml."""
+
+    target_fps: int = 20
+    min_frames: int = 40
+    batch_frames: int = 1024
+    on_missing: str = "error"  # a motion or caption file named by index.csv is absent: error | skip
+    on_invalid: str = "error"  # a motion file is malformed (corrupt, wrong format, NaN): error | skip
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> "PoseSettings":
+        """Build from the params.yaml section (unknown keys such as body_model are ignored here)."""
+        settings = cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+        for key in ("on_missing", "on_invalid"):
+            if getattr(settings, key) not in POLICIES:
+                raise DataError(f"params.yaml poses.{key}", f"is {getattr(settings, key)!r}", "use error or skip")
+        return settings
+
+
+@dataclass
+class SourcePlan:
+    """One source sequence to process and the clips cut from it."""
+
+    source_path: str
+    header: MotionHeader
+    clips: list[ClipSpec]
+
+
+@dataclass
+class Plan:
+    """What preflight found: sources to process, captions per clip, and skipped clips by reason."""
+
+    sources: list[SourcePlan]
+    captions: dict[str, list[Caption]]
+    skipped: dict[str, dict[str, str]] = field(default_factory=lambda: {r: {} for r in SKIP_REASONS})
+    problems: dict[str, str] = field(default_factory=dict)  # file -> why it was skipped
+
+
+def _missing_fix(amass_root: Path, datasets: Counter) -> str:
+    """What to download for the missing sources of each HumanML3D dataset folder."""
+    fixes = []
+    archives = [f"{DATASET_ALIASES[d][0]} (HumanML3D's {d})" if d in DATASET_ALIASES else d
+                for d in sorted(datasets) if d != HUMANACT12]
+    if archives:
+        fixes.append(f"download the 'SMPL+H G' archives of {', '.join(archives)} from {AMASS_SITE} "
+                     f"and extract them under {amass_root}")
+    if HUMANACT12 in datasets:
+        fixes.append(f"copy HumanML3D's pose_data/humanact12 folder to {amass_root / HUMANACT12}")
+    return "; ".join(fixes + ["or set poses.on_missing: skip"])
+
+
+def _skip(plan: Plan, reason: str, clips: list[ClipSpec]) -> None:
+    for clip in clips:
+        plan.skipped[reason][clip.clip_id] = clip.source_path
+
+
+def _locate_sources(by_source: dict[str, list[ClipSpec]], amass_root: Path, settings: PoseSettings,
+                    plan: Plan) -> None:
+    """Find and check the file behind every source; missing/invalid ones raise or are skipped."""
+    missing: list[tuple[str, list[ClipSpec]]] = []
+    invalid: list[DataError] = []
+    for source in tqdm(sorted(by_source), desc="poses preflight", unit="file", leave=False):
+        clips = by_source[source]
+        path = resolve_source(amass_root, source) or smplx_variant_of(amass_root, source)
+        if path is None:
+            missing.append((source, clips))
+            continue
+        try:
+            plan.sources.append(SourcePlan(source, check_motion_file(path, source), clips))
+        except DataError as e:  # includes SMPL-X files found where the SMPL+H one was expected
+            invalid.append(e)
+            plan.problems[str(path)] = str(e)
+            _skip(plan, "invalid_file", clips)
+    if invalid:
+        if settings.on_invalid == "error":
+            first = invalid[0]
+            more = f" ({len(invalid) - 1} more files are invalid too)" if len(invalid) > 1 else ""
+            raise DataError(first.path, first.problem + more, first.fix)
+        log.warning("skipping the clips of %d invalid files, e.g. %s", len(invalid), invalid[0])
+    if missing:
+        datasets = Counter(dataset_of(s) for s, clips in missing for _ in clips)
+        first_source, first_clips = missing[0]
+        expected = candidate_paths(amass_root, first_source)
+        also = f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else ""
+        error = DataError(expected[0] if expected else first_source,
+                          f"motion file of clip {first_clips[0].clip_id} is missing{also}; {len(missing)} of "
+                          f"{len(by_source)} source files ({sum(datasets.values())} clips) are missing",
+                          _missing_fix(amass_root, datasets))
+        if settings.on_missing == "error":
+            raise error
+        log.warning("skipping %d clips: %s", sum(datasets.values()), error)
+        for source, clips in missing:
+            plan.problems[str(candidate_paths(amass_root, source)[0])] = "missing"
+            _skip(plan, "missing_file", clips)
+
+
+def _attach_captions(plan: Plan, texts_dir: Path, settings: PoseSettings) -> None:
+    """Read every clip's captions; mirrored ones come from ``M<id>.txt`` or by swapping left/right."""
+    kept: list[SourcePlan] = []
+    for source in plan.sources:
+        clips = []
+        for clip in source.clips:
+            text_file = texts_dir / f"{clip.clip_id}.txt"
+            if not text_file.is_file() and settings.on_missing == "skip":
+                plan.skipped["missing_text"][clip.clip_id] = clip.source_path
+                continue
+            plan.captions[clip.clip_id] = read_captions(text_file)
+            mirror_file = texts_dir / f"M{clip.clip_id}.txt"
+            plan.captions["M" + clip.clip_id] = (read_captions(mirror_file) if mirror_file.is_file()
+                                                 else [mirror_caption(c) for c in plan.captions[clip.clip_id]])
+            clips.append(clip)
+        if clips:
+            kept.append(SourcePlan(source.source_path, source.header, clips))
+    if plan.skipped["missing_text"]:
+        log.warning("skipping %d clips without a caption file in %s", len(plan.skipped["missing_text"]), texts_dir)
+    plan.sources = kept
+
+
+def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Path, body_model: BodyModel,
+              settings: PoseSettings) -> Plan:
+    """Check every source, caption file and body-model file before any heavy work."""
+    by_source: dict[str, list[ClipSpec]] = defaultdict(list)
+    for row in rows:
+        by_source[row.source_path].append(row)
+    plan = Plan(sources=[], captions={})
+    _locate_sources(by_source, Path(amass_root), settings, plan)
+    _attach_captions(plan, Path(texts_dir), settings)
+    body_model.check(s.header.gender for s in plan.sources if s.header.kind == "amass")
+    return plan
+
+
+def source_pose_data(source: SourcePlan, body_model: BodyModel, target_fps: int = 20) -> np.ndarray:
+    """A whole source sequence as HumanML3D ``pose_data``: (T20, 22, 3) joints, y-up, at ``target_fps``."""
+    if source.header.kind == "pose_data":
+        return load_pose_data(source.header.path)
+    sequence = load_amass(source.header.path)
+    step = downsample_step(sequence.fps, str(source.header.path), target_fps)
+    poses, trans = downsample(sequence, step)
+    return amass_to_pose_data(body_model.joints(poses, trans, sequence.betas, sequence.gender))
+
+
+def clip_and_mirror(pose_data: np.ndarray, clip: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
+    """One clip (T, 22, 3) float32 in HumanML3D's frame and its mirrored copy."""
+    joints = cut_clip(pose_data, clip.start_frame, clip.end_frame, clip.source_path).astype(np.float32)
+    return joints, mirror_joints(joints)
+
+
+def read_part_texts(path: str | Path) -> dict[str, dict[str, dict[str, str]]]:
+    """Ground-truth part annotations ``{seg_id: {part: {action, text}}}`` (synthetic data only)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"cannot be read as JSON ({type(e).__name__})", "rerun the download stage") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise DataError(path, "is not {seg_id: {part: {action, text}}}", "rerun the download stage")
+    return data
+
+
+def part_texts_for(ids: list[str], annotations: dict[str, dict[str, dict[str, str]]]) -> dict[str, dict]:
+    """Part annotations of the written original clips ``ids`` and of their mirrors (``M`` seg_ids taken
+    from ``annotations`` when present, else made by ``mirror_part_annotation``)."""
+    by_motion: dict[str, list[str]] = defaultdict(list)
+    for seg_id in annotations:
+        by_motion[seg_id.rsplit("_", 1)[0]].append(seg_id)
+    out: dict[str, dict] = {}
+    for clip_id in ids:
+        for seg_id in by_motion.get(clip_id, []):
+            out[seg_id] = annotations[seg_id]
+            mirror_id = "M" + seg_id
+            out[mirror_id] = annotations.get(mirror_id) or mirror_part_annotation(annotations[seg_id])
+    return out
+
+
+def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir: str | Path, out_dir: str | Path,
+                  body_model: BodyModel, settings: PoseSettings) -> dict[str, Any]:
+    """Run the whole poses stage into ``out_dir`` (a fresh temporary folder); returns the report."""
+    annotations_dir, out_dir = Path(annotations_dir), Path(out_dir)
+    rows = read_index(index_csv)
+    plan = preflight(rows, amass_root, annotations_dir / "texts", body_model, settings)
+    (out_dir / "joints").mkdir(parents=True, exist_ok=True)
+    (out_dir / "texts").mkdir(parents=True, exist_ok=True)
+
+    records: list[dict[str, Any]] = []
+    for source in tqdm(plan.sources, desc="poses", unit="file"):
+        try:
+            pose_data = source_pose_data(source, body_model, settings.target_fps)
+        except DataError as e:
+            if settings.on_invalid == "error":
+                raise
+            log.warning("skipping %d clips: %s", len(source.clips), e)
+            plan.problems[str(source.header.path)] = str(e)
+            _skip(plan, "invalid_file", source.clips)
+            continue
+        for clip in source.clips:
+            joints, mirrored = clip_and_mirror(pose_data, clip)
+            if joints.shape[0] < settings.min_frames:
+                plan.skipped["too_short"][clip.clip_id] = clip.source_path
+                continue
+            for clip_id, data, is_mirror in ((clip.clip_id, joints, False), ("M" + clip.clip_id, mirrored, True)):
+                np.save(out_dir / "joints" / f"{clip_id}.npy", data)
+                (out_dir / "texts" / f"{clip_id}.txt").write_text(format_captions(plan.captions[clip_id]), encoding="utf-8")
+                records.append({"id": clip_id, "source_path": clip.source_path, "start_frame": clip.start_frame,
+                                "end_frame": clip.end_frame, "frames": int(data.shape[0]), "mirrored": is_mirror,
+                                "num_captions": len(plan.captions[clip_id])})
+
+    if not records:
+        counts = ", ".join(f"{reason} {len(ids)}" for reason, ids in plan.skipped.items() if ids)
+        raise DataError(index_csv, f"no clip was written (skipped: {counts or 'none'})",
+                        "check the AMASS files, captions and poses.min_frames")
+    records.sort(key=lambda r: r["id"])
+    clips = pd.DataFrame.from_records(records)
+    clips = clips.astype({"start_frame": "int64", "end_frame": "int64", "frames": "int64", "num_captions": "int64"})
+    write_parquet(out_dir / "clips.parquet", clips)
+
+    part_file = annotations_dir / "part_texts.json"
+    if part_file.is_file():
+        originals = list(clips.loc[~clips["mirrored"], "id"])
+        write_json(out_dir / "part_texts.json", part_texts_for(originals, read_part_texts(part_file)))
+
+    written = int((~clips["mirrored"]).sum())
+    report = {
+        "body_model": body_model.name,
+        "target_fps": settings.target_fps,
+        "min_frames": settings.min_frames,
+        "clips_in_index": len(rows),
+        "source_files": len(plan.sources),
+        "clips_written": written,
+        "mirrored_written": int(clips["mirrored"].sum()),
+        "frames_written": int(clips.loc[~clips["mirrored"], "frames"].sum()),
+        "skipped": {r: len(v) for r, v in plan.skipped.items()},
+        "skipped_ids": {r: sorted(v) for r, v in plan.skipped.items()},
+        "problem_files": dict(sorted(plan.problems.items())),
+    }
+    write_json(out_dir / "report.json", report)
+    return report

@@ -1,0 +1,1 @@
+"""Evaluation: text-to-motion metrics, retrieval protocols, confidence intervals, the evaluation report."""

@@ -1,0 +1,1 @@
+"""Exports: BVH writer and stick-figure video rendering."""

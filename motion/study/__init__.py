@@ -1,0 +1,1 @@
+"""The IK-like vs FK-like prompt study: constraints, the study, its report."""
