@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from motion.datasets_lgtm import load_normalisation
+    from motion.datasets import load_normalisation
     from tools.generate import SamplingRequest, features_to_joints, load_trained_sampler, resolve_part_texts
 
     params = load_params()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from motion.core.config import load_params
 from motion.core.parts import PART_NAMES
+from motion.data.captions import read_part_annotations
 from motion.text.quality import majority_parts, part_accuracy, set_scores
 from motion.text.rules import split_caption
 from motion.text.schema import active_parts
@@ -62,7 +63,7 @@ def synthetic(run, params: dict) -> None:
     if not truth_file.is_file():
         print(f"  skipped: {truth_file} is absent (run dvc repro poses on the synthetic source)")
         return
-    truth = json.loads(truth_file.read_text(encoding="utf-8"))
+    truth = read_part_annotations(truth_file, "rerun `dvc repro poses`")
     rows = [r for r in read_caption_rows(poses / "texts") if r["seg_id"] in truth]
     results = run([r["caption"] for r in rows])
     predicted = {r["seg_id"]: active_parts(results[r["caption"]]) for r in rows}

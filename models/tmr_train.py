@@ -65,7 +65,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def fingerprint(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionDataset) -> str:
     """Hash of what determines the training trajectory (not the epoch count, device or workers)."""
     settings = {k: v for k, v in asdict(train_cfg).items() if k not in ("epochs", "device", "num_workers")}
-    samples = [(s.seg_id, s.text, s.first, s.last) for s in train_set.segments]
+    samples = [(s.seg_id, s.text, s.start, s.end) for s in train_set.segments]
     blob = json.dumps({"model": asdict(model_cfg), "train": settings, "name": train_set.name,
                        "samples": samples, "mean": train_set.mean.tolist(), "std": train_set.std.tolist()})
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,33 +1,45 @@
-"""Text-motion pairs for TMR: one sample per caption (seg_id), for the whole body or one body part.
+"""Text-motion pairs of both models: one sample per caption (seg_id), read from the features folder.
 
-A sample is the caption's motion segment (frames [start, end) of ``new_joint_vecs/<id>.npy``, at
-most ``max_frames`` long), restricted to the part's feature dims and normalised with that part's
-training-split statistics (``part_stats.npz``), together with the text's token features and its
-sentence embedding (for filtering InfoNCE negatives). The whole-body encoder reads the caption,
-a part encoder the part text (``<part>_text`` of ``part_texts.parquet``).
+Shared by TMR and LGTM: the split files (``read_split``), the caption ``Segment`` (frames [start, end)
+of ``new_joint_vecs/<id>.npy`` and its text) and ``read_segments``, which turns captions timed in
+seconds into segments under a named ``SpanRule``: each model keeps the span protocol of its
+reference code (see ``SpanRule``), so their datasets differ on a few captions by design.
+
+TMR (``TextMotionDataset``): the whole body or one part's feature dims, normalised with that part's
+training-split statistics (``part_stats.npz``), paired with the text's token features and sentence
+embedding (for filtering InfoNCE negatives); the whole-body encoder reads the caption, a part
+encoder the part text (``<part>_text`` of ``part_texts.parquet``).
+
+LGTM (``LGTMDataset``): every draw crops the span to a multiple of the unit length 4 (shortened by
+one more unit with probability 1/3) at a random offset; the HumanML3D-normalised (Mean/Std)
+features are split into the six part vectors and zero-padded to the window with a valid-frame mask.
+Text conditions are the cached TMR latents of the caption's 7 texts (``segment_texts``). Random
+crops of both datasets are seeded by (seed, epoch, index), so they do not depend on workers, ranks or resumes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Literal, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from motion.core.conventions import TARGET_FPS
 from motion.core.errors import DataError
-from motion.core.parts import PART_INDICES, PART_NAMES
+from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, split_parts
+from motion.data.captions import PartAnnotations, read_captions
 
 WHOLE_BODY = "whole_body"
 ENCODER_NAMES: tuple[str, ...] = (WHOLE_BODY, *PART_NAMES)
-FPS = 20
 STD_FLOOR = 1e-6  # dims whose training std is below this are only centred (they are constant)
+UNIT_LENGTH = 4
 
 
 class TextFeatures(Protocol):
-    """What the dataset needs from ``motion.text.embeddings.TextEmbeddings``."""
+    """What the TMR dataset needs from ``motion.text.embeddings.TextEmbeddings``."""
 
     token_dim: int
     sentence_dim: int
@@ -38,14 +50,132 @@ class TextFeatures(Protocol):
 
 
 @dataclass(frozen=True)
-class Segment:
-    """One caption and the frames [first, last) of its motion that it describes."""
+class TimedText:
+    """A caption (or one of its part texts) of a motion, timed in seconds (0 and 0: the whole clip)."""
 
     seg_id: str
     motion_id: str
     text: str
-    first: int
-    last: int
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One caption's sample: the frames [start, end) of its motion and the text paired with them
+    (the caption, or a part's text for a TMR part encoder)."""
+
+    seg_id: str
+    motion_id: str
+    text: str
+    start: int  # first feature frame
+    end: int    # one past the last feature frame
+
+
+@dataclass(frozen=True)
+class SpanRule:
+    """How a protocol turns a caption's seconds into frames [start, end) and which lengths it keeps.
+
+    ``"tmr"`` (TMR's loader): ``end <= 0`` means the whole clip, both ends are clamped into the clip,
+    and lengths in [max(min_frames, 1), max_frames] are kept (``max_frames`` None: no upper bound;
+    TMR keeps 2-10 s captions in train and val and everything in test).
+    ``"lgtm"`` (HumanML3D's Text2MotionDataset, which LGTM trains and evaluates on): only 0 and 0
+    means the whole clip, the end is cut at the clip's length, and lengths in [min_frames, max_frames)
+    are kept. Both are kept as they are so each model sees the captions its reference code sees.
+    """
+
+    protocol: Literal["tmr", "lgtm"]
+    min_frames: int
+    max_frames: int | None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("tmr", "lgtm"):
+            raise ValueError(f"unknown span protocol {self.protocol!r}; choose tmr or lgtm")
+        if self.protocol == "lgtm" and self.max_frames is None:
+            raise ValueError("the lgtm span protocol needs max_frames")
+
+    def frames(self, start: float, end: float, num_frames: int, fps: int = TARGET_FPS) -> tuple[int, int]:
+        """Frames [first, last) of a caption timed ``start``..``end`` seconds in a clip of ``num_frames``."""
+        if self.protocol == "tmr":
+            if end <= 0.0:
+                return 0, num_frames
+            first = min(max(int(start * fps), 0), num_frames)
+            return first, min(max(int(end * fps), first), num_frames)
+        if start == 0 and end == 0:
+            return 0, num_frames
+        return int(start * fps), min(int(end * fps), num_frames)
+
+    def keeps(self, length: int) -> bool:
+        """Whether a segment of ``length`` frames is used."""
+        if self.protocol == "tmr":
+            return length >= max(self.min_frames, 1) and (self.max_frames is None or length <= self.max_frames)
+        return self.min_frames <= length < self.max_frames
+
+
+def read_split(features_dir: str | Path, split: str) -> list[str]:
+    """Motion ids of ``splits/<split>.txt`` of the features stage (incl. mirrored M ids), in file order."""
+    path = Path(features_dir) / "splits" / f"{split}.txt"
+    if not path.is_file():
+        raise DataError(path, "split file is missing", "run `dvc repro features`")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def table_captions(texts_parquet: str | Path, motion_ids: Iterable[str], column: str) -> list[TimedText]:
+    """The ``column`` texts of the given motions in ``part_texts.parquet``, by motion then caption index (TMR)."""
+    import pandas as pd
+
+    texts_parquet = Path(texts_parquet)
+    if not texts_parquet.is_file():
+        raise DataError(texts_parquet, "caption table is missing", "run `dvc repro split_texts`")
+    table = pd.read_parquet(texts_parquet)
+    needed = {"seg_id", "motion_id", "caption_index", "start", "end", column}
+    if not needed <= set(table.columns):
+        raise DataError(texts_parquet, f"columns {sorted(needed - set(table.columns))} are missing",
+                        "rerun `dvc repro split_texts`")
+    table = table[table["motion_id"].isin(set(motion_ids))].sort_values(["motion_id", "caption_index"], kind="stable")
+    out = []
+    for row in table.itertuples(index=False):
+        text = getattr(row, column)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(texts_parquet, f"seg_id {row.seg_id} has no {column!r}", "rerun `dvc repro split_texts`")
+        out.append(TimedText(str(row.seg_id), str(row.motion_id), text, float(row.start), float(row.end)))
+    return out
+
+
+def file_captions(captions_dir: str | Path, motion_ids: Iterable[str]) -> list[TimedText]:
+    """The captions of the given motions in ``<captions_dir>/<id>.txt``, by motion then line (LGTM)."""
+    return [TimedText(f"{motion_id}_{i}", motion_id, cap.text, cap.start, cap.end)
+            for motion_id in sorted(motion_ids)
+            for i, cap in enumerate(read_captions(Path(captions_dir) / f"{motion_id}.txt"))]
+
+
+def read_segments(features_dir: str | Path, captions: Iterable[TimedText], rule: SpanRule) -> list[Segment]:
+    """Segments of ``captions`` (in their order) whose frame span ``rule`` keeps."""
+    vec_dir = Path(features_dir) / "new_joint_vecs"
+    lengths: dict[str, int] = {}
+    segments = []
+    for cap in captions:
+        if cap.motion_id not in lengths:
+            lengths[cap.motion_id] = _num_frames(vec_dir / f"{cap.motion_id}.npy")
+        start, end = rule.frames(cap.start, cap.end, lengths[cap.motion_id])
+        if rule.keeps(end - start):
+            segments.append(Segment(cap.seg_id, cap.motion_id, cap.text, start, end))
+    return segments
+
+
+def _num_frames(path: Path) -> int:
+    if not path.is_file():
+        raise DataError(path, "motion features are missing", "run `dvc repro features`")
+    return int(np.load(path, mmap_mode="r").shape[0])
+
+
+def segment_texts(segment: Segment, annotations: PartAnnotations) -> list[str]:
+    """The 7 texts of a caption: the caption, then each part's text (the caption where it has none, as LGTM)."""
+    parts = annotations.get(segment.seg_id, {})
+    return [segment.text] + [str(parts[p]["text"]) if p in parts else segment.text for p in PART_NAMES]
+
+
+# --- TMR ---------------------------------------------------------------------------------------------
 
 
 def check_encoder_name(name: str) -> str:
@@ -65,14 +195,6 @@ def feature_dims(name: str) -> np.ndarray | None:
     return None if check_encoder_name(name) == WHOLE_BODY else PART_INDICES[name]
 
 
-def read_split(features_dir: str | Path, split: str) -> list[str]:
-    """Motion ids of ``splits/<split>.txt`` (incl. mirrored M ids), in file order."""
-    path = Path(features_dir) / "splits" / f"{split}.txt"
-    if not path.is_file():
-        raise DataError(path, "split file is missing", "run `dvc repro features`")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def load_part_stats(path: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-dim (mean, std) of an encoder's features from ``part_stats.npz``; tiny stds become 1."""
     path = Path(path)
@@ -85,58 +207,6 @@ def load_part_stats(path: str | Path, name: str) -> tuple[np.ndarray, np.ndarray
             raise DataError(path, f"keys {missing} are missing", "rerun `dvc repro features` with the current code")
         mean, std = (stats[k].astype(np.float32) for k in keys)
     return mean, np.where(std > STD_FLOOR, std, 1.0).astype(np.float32)
-
-
-def segment_frames(start: float, end: float, num_frames: int, fps: int = FPS) -> tuple[int, int]:
-    """Frames [first, last) of a caption given its start/end in seconds (0 and 0 mean the whole clip)."""
-    if end <= 0.0:
-        return 0, num_frames
-    first = min(max(int(start * fps), 0), num_frames)
-    return first, min(max(int(end * fps), first), num_frames)
-
-
-def read_segments(texts_parquet: str | Path, features_dir: str | Path, motion_ids: list[str], name: str,
-                  min_frames: int = 0, max_frames: int | None = None) -> list[Segment]:
-    """Segments of the given motions for encoder ``name``, sorted by motion then caption index.
-
-    Segments shorter than ``min_frames`` (or, when given, longer than ``max_frames``) are dropped:
-    TMR keeps 2-10 s captions in train and val and everything in test.
-    """
-    import pandas as pd
-
-    texts_parquet = Path(texts_parquet)
-    if not texts_parquet.is_file():
-        raise DataError(texts_parquet, "caption table is missing", "run `dvc repro split_texts`")
-    column = text_column(name)
-    table = pd.read_parquet(texts_parquet)
-    needed = {"seg_id", "motion_id", "caption_index", "start", "end", column}
-    if not needed <= set(table.columns):
-        raise DataError(texts_parquet, f"columns {sorted(needed - set(table.columns))} are missing",
-                        "rerun `dvc repro split_texts`")
-    wanted = set(motion_ids)
-    table = table[table["motion_id"].isin(wanted)].sort_values(["motion_id", "caption_index"], kind="stable")
-    vec_dir = Path(features_dir) / "new_joint_vecs"
-    lengths: dict[str, int] = {}
-    segments = []
-    for row in table.itertuples(index=False):
-        motion_id = str(row.motion_id)
-        if motion_id not in lengths:
-            lengths[motion_id] = _num_frames(vec_dir / f"{motion_id}.npy")
-        first, last = segment_frames(float(row.start), float(row.end), lengths[motion_id])
-        length = last - first
-        if length < max(min_frames, 1) or (max_frames is not None and length > max_frames):
-            continue
-        text = getattr(row, column)
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(texts_parquet, f"seg_id {row.seg_id} has no {column!r}", "rerun `dvc repro split_texts`")
-        segments.append(Segment(str(row.seg_id), motion_id, text, first, last))
-    return segments
-
-
-def _num_frames(path: Path) -> int:
-    if not path.is_file():
-        raise DataError(path, "motion features are missing", "run `dvc repro features`")
-    return int(np.load(path, mmap_mode="r").shape[0])
 
 
 def first_caption_indices(segments: list[Segment]) -> list[int]:
@@ -207,7 +277,7 @@ class TextMotionDataset(Dataset):
         path = self.vec_dir / f"{seg.motion_id}.npy"
         if not path.is_file():
             raise DataError(path, "motion features are missing", "run `dvc repro features`")
-        first, last = seg.first, seg.last
+        first, last = seg.start, seg.end
         if self.max_frames is not None and last - first > self.max_frames:
             slack = last - first - self.max_frames
             if self.random_crop:
@@ -271,8 +341,9 @@ def load_text_motion(features_dir: str | Path, texts_dir: str | Path, embeddings
     features_dir = Path(features_dir)
     mean, std = load_part_stats(features_dir / "part_stats.npz", check_encoder_name(name))
     ids = read_split(features_dir, split)
-    segments = read_segments(Path(texts_dir) / "part_texts.parquet", features_dir, ids, name,
-                             min_frames if filter_lengths else 0, max_frames if filter_lengths else None)
+    rule = SpanRule("tmr", min_frames, max_frames) if filter_lengths else SpanRule("tmr", 0, None)
+    segments = read_segments(features_dir, table_captions(Path(texts_dir) / "part_texts.parquet", ids,
+                                                          text_column(name)), rule)
     if not segments:
         raise DataError(Path(features_dir) / "splits" / f"{split}.txt",
                         f"no caption of the {split} split is usable for {name} (lengths {min_frames}-{max_frames})",
@@ -280,3 +351,74 @@ def load_text_motion(features_dir: str | Path, texts_dir: str | Path, embeddings
     crop = max_frames if crop_frames is None else crop_frames if max_frames is None else min(crop_frames, max_frames)
     return TextMotionDataset(features_dir, segments, name, mean, std, embeddings, crop, random_crop, seed,
                              embeddings_dir)
+
+# --- LGTM --------------------------------------------------------------------------------------------
+
+
+def load_normalisation(features_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """HumanML3D's group-scaled Mean.npy / Std.npy (263,) of the features stage."""
+    out = []
+    for name in ("Mean.npy", "Std.npy"):
+        path = Path(features_dir) / name
+        if not path.is_file():
+            raise DataError(path, "normalisation statistics are missing", "run `dvc repro features`")
+        arr = np.load(path).astype(np.float32)
+        if arr.shape != (FEATURE_DIM,) or not np.all(np.isfinite(arr)):
+            raise DataError(path, f"expected {FEATURE_DIM} finite values, got shape {arr.shape}", "rerun the features stage")
+        out.append(arr)
+    if np.any(out[1] <= 0):
+        raise DataError(Path(features_dir) / "Std.npy", "has zero or negative entries", "rerun the features stage")
+    return out[0], out[1]
+
+
+def crop_span(length: int, window: int, rng: np.random.Generator, unit_length: int = UNIT_LENGTH) -> tuple[int, int]:
+    """LGTM's random crop of a span of ``length`` frames: (offset, cropped length), at most ``window``."""
+    units = length // unit_length
+    if units > 1 and rng.random() < 1 / 3:
+        units -= 1
+    cropped = max(units * unit_length, 1) if units else length
+    offset = int(rng.integers(0, length - cropped + 1))
+    if cropped > window:
+        offset += int(rng.integers(0, cropped - window + 1))
+        cropped = window
+    return offset, cropped
+
+
+class LGTMDataset(Dataset):
+    """Items: ``parts`` {part: (window, d_part)}, ``mask`` (window,), ``text`` (7, dim), ``length``, ``seg_id``."""
+
+    def __init__(self, segments: Sequence[Segment], features_dir: str | Path, mean: np.ndarray, std: np.ndarray,
+                 latents: Any, window: int, seed: int = 0) -> None:
+        missing = [s.seg_id for s in segments if s.seg_id not in latents]
+        if missing:
+            raise DataError(features_dir, f"{len(missing)} captions (e.g. {missing[0]}) have no cached text latents",
+                            "delete the text-latent cache and rerun train_lgtm")
+        self.segments = list(segments)
+        self.features_dir = Path(features_dir)
+        self.mean, self.std = mean, std
+        self.latents = latents
+        self.window = window
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random crops of this epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        seg = self.segments[index]
+        motion = np.load(self.features_dir / "new_joint_vecs" / f"{seg.motion_id}.npy", mmap_mode="r")
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        offset, length = crop_span(seg.end - seg.start, self.window, rng)
+        start = seg.start + offset
+        clip = (np.asarray(motion[start:start + length], dtype=np.float32) - self.mean) / self.std
+        padded = np.zeros((self.window, FEATURE_DIM), dtype=np.float32)
+        padded[:length] = clip
+        mask = np.zeros(self.window, dtype=bool)
+        mask[:length] = True
+        parts = {p: torch.from_numpy(np.ascontiguousarray(v)) for p, v in split_parts(padded).items()}
+        return {"parts": parts, "mask": torch.from_numpy(mask), "length": length,
+                "text": torch.from_numpy(self.latents.get(seg.seg_id).astype(np.float32)), "seg_id": seg.seg_id}

@@ -10,7 +10,6 @@ actions from ${paths.poses}/part_texts.json when present, else from part_texts.p
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from motion.core.device import resolve_device
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.core.parts import PART_NAMES
+from motion.data.captions import read_part_annotations
 from motion.eval.retrieval import all_protocols, chance_metrics
 
 
@@ -32,7 +32,7 @@ def part_actions(poses_dir: Path, texts_dir: Path, seg_ids: list[str]) -> tuple[
     """Six part actions per seg_id: the ground truth when the poses stage has it, else split_texts'."""
     truth = poses_dir / "part_texts.json"
     if truth.is_file():
-        table = json.loads(truth.read_text(encoding="utf-8"))
+        table = read_part_annotations(truth, "rerun `dvc repro poses`")
         return {s: {p: table[s][p]["action"] for p in PART_NAMES} for s in seg_ids if s in table}, str(truth)
     frame = pd.read_parquet(texts_dir / "part_texts.parquet").set_index("seg_id")
     frame = frame.loc[[s for s in seg_ids if s in frame.index]]

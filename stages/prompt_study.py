@@ -52,7 +52,7 @@ def study_sampler(params: dict[str, Any], overrides: dict[str, Any], batch_size:
 
     from models.diffusion import sample
     from models.lgtm_train import load_lgtm
-    from motion.datasets_lgtm import load_normalisation
+    from motion.datasets import load_normalisation
     from tools.generate import features_to_joints, sampling_request, text_latents_for
 
     flags = argparse.Namespace(**{k: overrides.get(k) for k in ("sampler", "steps", "eta", "guidance_scale")},

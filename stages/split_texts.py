@@ -6,13 +6,13 @@ replies are cached in ${paths.cache}/split_texts, outside the stage's outputs, s
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from motion.core.config import load_params
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json, write_parquet
+from motion.data.captions import read_part_annotations
 from motion.text.schema import active_parts
 from motion.text.split import (SplitSettings, annotations_export, ground_truth_agreement, part_table,
                                read_caption_rows, split_unique)
@@ -33,7 +33,8 @@ def main() -> None:
         report["non_idle_share"] = sum(bool(active_parts(a)) for a in export.values()) / max(len(export), 1)
         truth_file = Path(paths["poses"]) / "part_texts.json"
         if truth_file.is_file():
-            report["ground_truth"] = ground_truth_agreement(table, json.loads(truth_file.read_text(encoding="utf-8")))
+            truth = read_part_annotations(truth_file, "rerun `dvc repro poses`")
+            report["ground_truth"] = ground_truth_agreement(table, truth)
         with atomic_dir(paths["texts"]) as tmp:
             write_parquet(tmp / "part_texts.parquet", table)
             write_json(tmp / "body_part_annotations.json", export)

@@ -22,8 +22,9 @@ from models.lgtm_train import resolve_settings, setup_distributed, train
 from models.text_latents import RandomTextLatents, TextLatentCache, TMRTextLatents, build_text_latent_cache
 from motion.core.config import load_params, seed_everything
 from motion.core.errors import DataError
-from motion.datasets_lgtm import (LGTMDataset, load_normalisation, read_part_texts, read_segments, read_split,
-                              segment_texts)
+from motion.data.captions import read_part_annotations
+from motion.datasets import (LGTMDataset, SpanRule, file_captions, load_normalisation, read_segments, read_split,
+                             segment_texts)
 
 LATENTS_FILE = "text_latents.npz"
 
@@ -36,7 +37,7 @@ def output_dir(paths: dict[str, Any]) -> Path:
 def build_latents(params: dict[str, Any], segments: list, device: str) -> TextLatentCache:
     """Encode the 7 texts of every caption once with the frozen TMR text encoders (or random ones)."""
     paths, section = params["paths"], params["lgtm"]
-    part_texts = read_part_texts(Path(paths["texts"]) / "body_part_annotations.json")
+    part_texts = read_part_annotations(Path(paths["texts"]) / "body_part_annotations.json", "run `dvc repro split_texts`")
     if section.get("text_latents", "tmr") == "random":
         provider = RandomTextLatents(256, seed=int(params.get("seed", 0)))
     else:
@@ -63,7 +64,9 @@ def main() -> None:
     try:
         features, texts = Path(paths["features"]), Path(paths["poses"]) / "texts"
         lo, hi = int(section.get("min_frames", 40)), int(section.get("max_frames", 200))
-        splits = {s: read_segments(features, texts, read_split(features, s), lo, hi) for s in ("train", "val", "test")}
+        rule = SpanRule("lgtm", lo, hi)
+        splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
+                  for s in ("train", "val", "test")}
         if rank == 0:
             every = sorted({seg.seg_id: seg for segs in splits.values() for seg in segs}.values(), key=lambda s: s.seg_id)
             cache = build_latents(params, every, device)

@@ -8,7 +8,9 @@ import numpy as np
 
 from models.lgtm import LGTMConfig
 from models.text_latents import RandomTextLatents, build_text_latent_cache
-from motion.datasets_lgtm import LGTMDataset, load_normalisation, read_part_texts, read_segments, segment_texts
+from motion.data.captions import read_part_annotations
+from motion.datasets import (LGTMDataset, SpanRule, file_captions, load_normalisation, read_segments,
+                             segment_texts)
 from motion.core.parts import FEATURE_DIM, PART_NAMES
 
 TINY = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
@@ -45,8 +47,8 @@ def make_corpus(root: Path, num_motions: int = 6, seed: int = 0) -> dict[str, Pa
 
 def make_dataset(paths: dict[str, Path], ids: list[str], window: int, text_dim: int = 8, seed: int = 0) -> LGTMDataset:
     """LGTMDataset over ``ids`` with random text latents of ``text_dim``."""
-    segments = read_segments(paths["features"], paths["texts"], ids, min_frames=10, max_frames=200)
-    part_texts = read_part_texts(paths["parts"])
+    segments = read_segments(paths["features"], file_captions(paths["texts"], ids), SpanRule("lgtm", 10, 200))
+    part_texts = read_part_annotations(paths["parts"], "rerun make_corpus")
     cache = build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                     RandomTextLatents(text_dim, seed=1))
     mean, std = load_normalisation(paths["features"])

@@ -341,7 +341,7 @@ def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path
 
     from models.diffusion import sample
     from motion.eval.evaluation import LGTMGenerator
-    from motion.datasets_lgtm import load_normalisation
+    from motion.datasets import load_normalisation
     from motion.core.parts import merge_parts
 
     write_trained(dataset, tmp_path)

@@ -11,7 +11,7 @@ from models.diffusion import (diffusion_loss, draw_noise, lengths_to_mask, maske
                               training_scheduler, unpack_parts)
 from models.lgtm import LGTM, TEXT_SLOTS, LGTMConfig, count_parameters
 from models.text_latents import RandomTextLatents, TextLatentCache, build_text_latent_cache
-from motion.datasets_lgtm import crop_span, read_segments
+from motion.datasets import SpanRule, crop_span, file_captions, read_segments
 from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts, split_parts
 from tests.lgtm_helpers import TINY, make_corpus, make_dataset
 
@@ -192,7 +192,7 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
     assert item["text"].shape == (7, 8)
     data.set_epoch(0)
     assert torch.equal(data[1]["parts"]["head"], data[1]["parts"]["head"])
-    segs = read_segments(paths["features"], paths["texts"], ids, min_frames=40)
+    segs = read_segments(paths["features"], file_captions(paths["texts"], ids), SpanRule("lgtm", 40, 200))
     assert segs == []  # all motions are shorter than 40 frames
 
 

@@ -7,8 +7,7 @@ import torch
 
 from models.tmr import TMRConfig
 from models.tmr_train import CHECKPOINT_FILE, TrainConfig, fit_tmr
-from motion.datasets import (collate_text_motion, epoch_indices, first_caption_indices, load_text_motion,
-                             segment_frames)
+from motion.datasets import SpanRule, collate_text_motion, epoch_indices, first_caption_indices, load_text_motion
 from motion.core.errors import DataError
 from tests.tmr_fakes import FakeEmbeddings, make_fake_data
 
@@ -28,10 +27,18 @@ def datasets(fake, name="whole_body", max_frames=40):
     return train, val
 
 
-def test_segment_frames():
-    assert segment_frames(0.0, 0.0, 50) == (0, 50)
-    assert segment_frames(0.5, 1.5, 50) == (10, 30)
-    assert segment_frames(1.0, 9.0, 50) == (20, 50)
+def test_span_rules():
+    tmr, lgtm = SpanRule("tmr", 0, None), SpanRule("lgtm", 40, 200)
+    assert tmr.frames(0.0, 0.0, 50) == lgtm.frames(0.0, 0.0, 50) == (0, 50)
+    assert tmr.frames(0.5, 1.5, 50) == lgtm.frames(0.5, 1.5, 50) == (10, 30)
+    assert tmr.frames(1.0, 9.0, 50) == lgtm.frames(1.0, 9.0, 50) == (20, 50)
+    assert tmr.frames(1.0, 0.0, 50) == (0, 50)  # TMR: an end of 0 is the whole clip
+    assert lgtm.frames(1.0, 0.0, 50) == (20, 0)  # LGTM: only 0 and 0 is, so this span is empty and dropped
+    assert tmr.frames(3.0, 4.0, 50) == (50, 50) and lgtm.frames(3.0, 4.0, 50) == (60, 50)
+    assert SpanRule("tmr", 40, 200).keeps(200) and not lgtm.keeps(200)  # TMR's bound is inclusive, LGTM's not
+    assert lgtm.keeps(40) and not lgtm.keeps(39) and not tmr.keeps(0)
+    with pytest.raises(ValueError, match="protocol"):
+        SpanRule("t2m", 0, None)
 
 
 def test_dataset_normalises_parts_and_pads(fake):

@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         import torch
 
         from motion.core.device import resolve_device
-        from motion.datasets_lgtm import load_normalisation
+        from motion.datasets import load_normalisation
 
         section = params.get("lgtm", {}) or {}
         torch.set_num_threads(int(section.get("num_threads", 2)))

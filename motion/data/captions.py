@@ -6,6 +6,7 @@ A caption line is ``caption#word/POS word/POS ...#start#end`` with start/end in 
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from motion.core.errors import DataError
 from motion.core.parts import PART_NAMES
 
 IDLE = {"action": "idle", "text": "does nothing"}
+
+PartAnnotations = dict[str, dict[str, dict[str, str]]]  # {seg_id: {part: {"action", "text"}}}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,21 @@ def read_captions(path: str | Path) -> list[Caption]:
     if not lines:
         raise DataError(path, "caption file is empty", "write at least one caption line")
     return [parse_caption_line(ln, path) for ln in lines]
+
+
+def read_part_annotations(path: str | Path, fix: str) -> PartAnnotations:
+    """Part annotations ``{seg_id: {part: {action, text}}}`` of a JSON file: the synthetic ground truth
+    (``part_texts.json``) or LGTM's ``body_part_annotations.json``; ``fix`` names the stage that writes it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "part annotations are missing", fix)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"cannot be read as JSON ({type(e).__name__})", fix) from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise DataError(path, "is not {seg_id: {part: {action, text}}}", fix)
+    return data
 
 
 def format_captions(captions: list[Caption]) -> str:

@@ -7,7 +7,6 @@ heavy work, or are skipped and counted when the user asks for it (``on_missing``
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from motion.data.amass import (AMASS_SITE, DATASET_ALIASES, HUMANACT12, ClipSpec
                           dataset_of, downsample, load_amass, load_pose_data, read_index, resolve_source,
                           smplx_variant_of)
 from motion.data.body_model import BodyModel
-from motion.data.captions import Caption, format_captions, mirror_caption, mirror_part_annotation, read_captions
+from motion.data.captions import (Caption, PartAnnotations, format_captions, mirror_caption, mirror_part_annotation,
+                                  read_captions, read_part_annotations)
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
 from motion.core.errors import DataError
 from motion.core.io import write_json, write_parquet
@@ -182,25 +182,13 @@ def clip_and_mirror(pose_data: np.ndarray, clip: ClipSpec) -> tuple[np.ndarray, 
     return joints, mirror_joints(joints)
 
 
-def read_part_texts(path: str | Path) -> dict[str, dict[str, dict[str, str]]]:
-    """Ground-truth part annotations ``{seg_id: {part: {action, text}}}`` (synthetic data only)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(path, f"cannot be read as JSON ({type(e).__name__})", "rerun the download stage") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise DataError(path, "is not {seg_id: {part: {action, text}}}", "rerun the download stage")
-    return data
-
-
-def part_texts_for(ids: list[str], annotations: dict[str, dict[str, dict[str, str]]]) -> dict[str, dict]:
+def part_texts_for(ids: list[str], annotations: PartAnnotations) -> PartAnnotations:
     """Part annotations of the written original clips ``ids`` and of their mirrors (``M`` seg_ids taken
     from ``annotations`` when present, else made by ``mirror_part_annotation``)."""
     by_motion: dict[str, list[str]] = defaultdict(list)
     for seg_id in annotations:
         by_motion[seg_id.rsplit("_", 1)[0]].append(seg_id)
-    out: dict[str, dict] = {}
+    out: PartAnnotations = {}
     for clip_id in ids:
         for seg_id in by_motion.get(clip_id, []):
             out[seg_id] = annotations[seg_id]
@@ -253,7 +241,8 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
     part_file = annotations_dir / "part_texts.json"
     if part_file.is_file():
         originals = list(clips.loc[~clips["mirrored"], "id"])
-        write_json(out_dir / "part_texts.json", part_texts_for(originals, read_part_texts(part_file)))
+        annotations = read_part_annotations(part_file, "rerun the download stage")
+        write_json(out_dir / "part_texts.json", part_texts_for(originals, annotations))
 
     written = int((~clips["mirrored"]).sum())
     report = {

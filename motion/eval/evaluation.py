@@ -51,16 +51,18 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
                        seed: int = 0, split: str = "test") -> list[TestCaption]:
     """Test captions as LGTM reads them, centre-cropped to the model's window, optionally a seeded subset."""
     from motion.data.captions import read_captions
-    from motion.datasets_lgtm import read_part_texts, read_segments, read_split
+    from motion.data.captions import read_part_annotations
+    from motion.datasets import SpanRule, file_captions, read_segments, read_split, segment_texts
 
-    segments = read_segments(features_dir, captions_dir, read_split(features_dir, split), min_frames, max_frames)
+    segments = read_segments(features_dir, file_captions(captions_dir, read_split(features_dir, split)),
+                             SpanRule("lgtm", min_frames, max_frames))
     if not segments:
         raise DataError(Path(features_dir) / "splits" / f"{split}.txt", f"no {split} caption spans "
                         f"{min_frames}..{max_frames - 1} frames", "check the features stage or lgtm.min_frames")
     if 0 < max_captions < len(segments):
         keep = np.sort(np.random.default_rng(seed).choice(len(segments), max_captions, replace=False))
         segments = [segments[i] for i in keep]
-    parts = read_part_texts(part_annotations)
+    parts = read_part_annotations(part_annotations, "run `dvc repro split_texts`")
     tokens: dict[str, list[str]] = {}
     out = []
     for s in segments:
@@ -68,9 +70,8 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
             tokens[s.motion_id] = [c.tokens for c in read_captions(Path(captions_dir) / f"{s.motion_id}.txt")]
         span = s.end - s.start
         length = min(span, window)
-        own = parts.get(s.seg_id, {})
-        out.append(TestCaption(s.seg_id, s.motion_id, s.caption, tokens[s.motion_id][int(s.seg_id.rsplit("_", 1)[1])],
-                               tuple(own.get(p, s.caption) for p in PART_NAMES),
+        out.append(TestCaption(s.seg_id, s.motion_id, s.text, tokens[s.motion_id][int(s.seg_id.rsplit("_", 1)[1])],
+                               tuple(segment_texts(s, parts)[1:]),
                                s.start + (span - length) // 2, length))
     return out
 
@@ -206,7 +207,7 @@ class LGTMGenerator:
     def __init__(self, params: dict[str, Any], device: str = "cpu", batch_size: int = 32) -> None:
         from models.lgtm_train import CONFIG_FILE, MODEL_FILE, load_lgtm
         from models.text_latents import RandomTextLatents, TMRTextLatents
-        from motion.datasets_lgtm import load_normalisation
+        from motion.datasets import load_normalisation
 
         paths, section = params["paths"], params.get("lgtm", {}) or {}
         folder = Path(paths["lgtm"])
