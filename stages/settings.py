@@ -1,0 +1,507 @@
+"""What ``params.yaml`` holds: the typed, frozen schema of every pipeline setting, read once.
+
+``load_settings()`` reads the file (``$LGTM_PARAMS`` or ``params.yaml``), lays the selected profile
+over the base values and checks every key against the dataclasses below (``motion.core.settings``):
+an unknown, missing or mistyped key is a one-line error naming the key and the file. The values
+live only in ``params.yaml``; these classes carry types, bounds and documentation, no defaults.
+
+``load_settings("train_lgtm")`` returns the stage's view: settings the stage does not declare in its
+dvc.yaml ``params`` raise :class:`~motion.core.settings.UndeclaredSettingError` when read, so DVC
+tracks everything a stage uses (tests/test_structure.py checks the declarations themselves).
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+
+from motion.core.settings import (NonNegative, Positive, Probability, Range, SettingsError, apply_profile, build,
+                                  read_yaml, stage_view)
+
+PARAMS_FILE = Path("params.yaml")
+DVC_FILE = Path("dvc.yaml")
+
+PosInt = Annotated[int, Positive]
+NonNegInt = Annotated[int, NonNegative]
+PosFloat = Annotated[float, Range(0, None)]
+Prob = Annotated[float, Probability]
+Device = Literal["auto", "cpu", "cuda"]
+SamplerName = Literal["ddim", "dpmsolver++"]
+Policy = Literal["error", "skip"]
+
+
+# ----------------------------------------------------------------------------- shared sections
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every stage reads and writes (dvc.yaml interpolates these)."""
+
+    amass: str
+    annotations: str
+    assets: str
+    poses: str
+    features: str
+    texts: str
+    embeddings: str
+    tmr: str
+    tmr_eval: str
+    lgtm: str
+    evaluate: str
+    prompt_study: str
+    metrics: str
+    cache: str
+
+
+@dataclass(frozen=True)
+class Threads:
+    """torch CPU threads per stage (0 = torch's default); pinned because float results depend on them."""
+
+    embed_texts: NonNegInt
+    train_tmr: NonNegInt
+    eval_tmr: NonNegInt
+    train_lgtm: NonNegInt
+    evaluate: NonNegInt
+    prompt_study: NonNegInt
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Device and threads."""
+
+    device: Device
+    threads: Threads
+
+
+@dataclass(frozen=True)
+class Captions:
+    """Caption spans the models learn from: spans outside [min_frames, max_frames) are skipped."""
+
+    min_frames: PosInt
+    max_frames: PosInt
+
+    def __post_init__(self) -> None:
+        if self.max_frames <= self.min_frames:
+            raise ValueError(f"max_frames ({self.max_frames}) must exceed min_frames ({self.min_frames})")
+
+
+# ----------------------------------------------------------------------------- data stages
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """The embedded synthetic AMASS-format dataset."""
+
+    num_motions: PosInt
+
+
+@dataclass(frozen=True)
+class AmassLocal:
+    """AMASS archives (or extracted folders) on this machine."""
+
+    archive_dir: str
+    link: bool
+
+
+@dataclass(frozen=True)
+class AmassRemote:
+    """Resumable downloads of AMASS archives (credentials from environment variables only)."""
+
+    base_url: str
+    auth: Literal["none", "basic", "bearer", "cookie", "form"]
+    username_env: str
+    password_env: str
+    token_env: str
+    archives: list[Any]
+    download_dir: str
+    retries: NonNegInt
+    backoff_s: PosFloat
+    timeout_s: PosFloat
+
+
+@dataclass(frozen=True)
+class AssetItem:
+    """One published asset fetched with gdown."""
+
+    gdrive_id: str
+    sha256: str
+    extract: bool
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Optional published assets (Google Drive)."""
+
+    enabled: bool
+    cache_dir: str
+    retries: NonNegInt
+    items: dict[str, AssetItem]
+
+
+@dataclass(frozen=True)
+class Download:
+    """Stage download."""
+
+    source: Literal["synthetic", "amass_local", "amass_remote"]
+    humanml3d_dir: str
+    dataset_folders: dict[str, str]
+    synthetic: Synthetic
+    amass_local: AmassLocal
+    amass_remote: AmassRemote
+    assets: Assets
+
+
+@dataclass(frozen=True)
+class Poses:
+    """Stage poses (``min_frames`` is also the features stage's clip minimum)."""
+
+    body_model: Literal["builtin", "smplh"]
+    smplh_dir: str
+    target_fps: PosInt
+    min_frames: PosInt
+    batch_frames: PosInt
+    on_missing: Policy
+    on_invalid: Policy
+
+
+@dataclass(frozen=True)
+class Features:
+    """Stage features."""
+
+    feet_threshold: PosFloat
+    fix_root_wrap: bool
+    batch_frames: PosInt
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The offline rules splitter."""
+
+    fallback: bool
+    gait_torso: bool
+
+
+@dataclass(frozen=True)
+class LLM:
+    """An OpenAI-compatible chat-completions endpoint."""
+
+    base_url: str
+    model: str
+    api_key_env: str
+    temperature: PosFloat
+    max_tokens: PosInt
+    timeout_s: PosFloat
+    max_retries: NonNegInt
+    backoff_s: PosFloat
+    max_backoff_s: PosFloat
+    concurrency: PosInt
+    json_mode: bool
+
+
+@dataclass(frozen=True)
+class SplitTexts:
+    """Stage split_texts."""
+
+    backend: Literal["rules", "llm"]
+    on_failure: Literal["rules", "error"]
+    rules: Rules
+    llm: LLM
+
+
+@dataclass(frozen=True)
+class Clip:
+    """open_clip ViT-B-32 weights."""
+
+    checkpoint: str
+    pretrained: str
+
+
+@dataclass(frozen=True)
+class DistilBert:
+    """DistilBERT from the Hugging Face cache."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class EmbedTexts:
+    """Stage embed_texts."""
+
+    encoder: Literal["minilm", "clip", "distilbert"]
+    batch_size: PosInt
+    clip: Clip
+    distilbert: DistilBert
+
+
+# ----------------------------------------------------------------------------- TMR
+
+
+@dataclass(frozen=True)
+class TMRModel:
+    """TMR encoder/decoder sizes."""
+
+    latent_dim: PosInt
+    ff_size: PosInt
+    num_layers: PosInt
+    num_heads: PosInt
+    dropout: Prob
+
+
+@dataclass(frozen=True)
+class TMRTrain:
+    """TMR optimisation."""
+
+    epochs: PosInt
+    batch_size: PosInt
+    lr: PosFloat
+    num_workers: NonNegInt
+    crop_frames: PosInt | None
+
+
+@dataclass(frozen=True)
+class TMRLoss:
+    """TMR's loss weights and contrastive settings."""
+
+    lambda_recons: PosFloat
+    lambda_kl: PosFloat
+    lambda_latent: PosFloat
+    lambda_contrastive: PosFloat
+    temperature: PosFloat
+    threshold_selfsim: Prob
+
+
+@dataclass(frozen=True)
+class TMREval:
+    """Retrieval protocols of eval_tmr."""
+
+    threshold: Prob
+    batch_size: PosInt
+    repeats: PosInt
+    shuffle_seed: NonNegInt
+
+
+@dataclass(frozen=True)
+class TMR:
+    """Stages train_tmr@<encoder> and eval_tmr."""
+
+    encoders: list[str]
+    one_per_motion: bool
+    model: TMRModel
+    train: TMRTrain
+    loss: TMRLoss
+    eval: TMREval
+
+
+# ----------------------------------------------------------------------------- LGTM
+
+
+@dataclass(frozen=True)
+class LGTMModel:
+    """LGTM denoiser sizes (text_dim comes from the TMR latents)."""
+
+    dim: PosInt
+    conformer_blocks: PosInt
+    attention_layers: PosInt
+    heads: PosInt
+    ff_expansion: PosInt
+    kernel_size: PosInt
+    optimizer_ff: PosInt
+    smoothnet_hidden: PosInt
+    smoothnet_res_hidden: PosInt
+    smoothnet_blocks: NonNegInt
+    dropout: Prob
+    window: PosInt
+    channel_attention: bool
+    conv_norm: Literal["layer", "batch"]
+
+
+@dataclass(frozen=True)
+class LGTMTrain:
+    """LGTM optimisation (``max_steps`` > 0 overrides ``epochs``)."""
+
+    batch_size: PosInt
+    epochs: PosInt
+    max_steps: NonNegInt
+    lr: PosFloat
+    weight_decay: PosFloat
+    warmup_steps: NonNegInt
+    cond_drop_prob: Prob
+    val_every: PosInt
+    checkpoint_every: PosInt
+    log_every: PosInt
+    num_workers: NonNegInt
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How motions are drawn from a trained LGTM."""
+
+    sampler: SamplerName
+    steps: Annotated[int, Range(1, 1000)]
+    eta: Annotated[float, Range(0, 1)]
+    guidance_scale: Annotated[float, Range(0, None)]
+
+
+@dataclass(frozen=True)
+class LGTM:
+    """Stage train_lgtm (and the sampling defaults of generation, evaluation and the study)."""
+
+    text_latents: Literal["tmr", "random"]
+    model: LGTMModel
+    train: LGTMTrain
+    sampling: Sampling
+
+
+# ----------------------------------------------------------------------------- evaluation and study
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One generated row of the evaluation table: a sampler setting (and conditioning) of the model."""
+
+    name: str
+    sampler: SamplerName
+    steps: Annotated[int, Range(1, 1000)]
+    multimodality: bool = False
+    conditioning: Literal["parts", "whole_body"] = "parts"
+    guidance_scale: Annotated[float, Range(0, None)] = 1.0
+    eta: Annotated[float, Range(0, 1)] = 0.0
+
+
+@dataclass(frozen=True)
+class T2M:
+    """Guo et al.'s evaluator files (off while checkpoint is empty)."""
+
+    checkpoint: str
+    glove_dir: str
+    meta_dir: str
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Stage evaluate."""
+
+    batch_size: PosInt
+    compare: list[list[str]]
+    max_captions: NonNegInt
+    replications: PosInt
+    generation_seeds: PosInt
+    diversity_times: PosInt
+    mm_texts: NonNegInt
+    mm_repeats: PosInt
+    mm_times: PosInt
+    rows: list[EvalRow]
+    t2m: T2M
+
+
+@dataclass(frozen=True)
+class SamplingOverrides:
+    """Overrides of ``lgtm.sampling`` (unset fields keep its values)."""
+
+    sampler: SamplerName | None = None
+    steps: Annotated[int, Range(1, 1000)] | None = None
+    eta: Annotated[float, Range(0, 1)] | None = None
+    guidance_scale: Annotated[float, Range(0, None)] | None = None
+
+    def over(self, base: Sampling) -> Sampling:
+        """``base`` with the fields set here replaced."""
+        from dataclasses import replace
+
+        return replace(base, **{k: v for k, v in vars(self).items() if v is not None})
+
+
+@dataclass(frozen=True)
+class PromptStudy:
+    """Stage prompt_study."""
+
+    pairs: str
+    samples: PosInt
+    batch_size: PosInt
+    noise_seed: NonNegInt
+    sampling: SamplingOverrides
+    split: Literal["", "rules", "llm", "none"]
+    ci: Literal["bootstrap", "welch"]
+    n_resamples: PosInt
+    alpha: Annotated[float, Range(0, 0.5)]
+    tmr_encoder: str
+    video_sample: NonNegInt
+    embed_video_mb: PosFloat
+
+
+# ----------------------------------------------------------------------------- the whole file
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything params.yaml holds, after the profile is applied."""
+
+    profile: str
+    profiles: dict[str, Any]
+    seed: NonNegInt
+    compute: Compute
+    captions: Captions
+    paths: Paths
+    download: Download
+    poses: Poses
+    features: Features
+    split_texts: SplitTexts
+    embed_texts: EmbedTexts
+    tmr: TMR
+    lgtm: LGTM
+    evaluate: Evaluate
+    prompt_study: PromptStudy
+
+
+def params_file() -> Path:
+    """The params file in use: ``$LGTM_PARAMS`` or ``params.yaml`` in the working folder."""
+    return Path(os.environ.get("LGTM_PARAMS") or PARAMS_FILE)
+
+
+def parse_settings(raw: dict[str, Any], file: str | Path = PARAMS_FILE) -> Settings:
+    """Settings from an already-read params mapping (profile applied, every key checked)."""
+    return build(Settings, apply_profile(raw, file), file)
+
+
+def declared_params(stage: str, dvc_file: str | Path = DVC_FILE) -> set[str]:
+    """The dotted params keys that ``stage`` (``train_tmr@head`` or ``train_tmr``) lists in dvc.yaml."""
+    dvc_file = Path(dvc_file)
+    stages = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("stages", {})
+    name = stage.split("@", 1)[0]
+    if name not in stages:
+        raise SettingsError(dvc_file, f"stages.{name}", "no such stage", f"one of: {', '.join(stages)}")
+    spec = stages[name].get("do", stages[name])
+    keys: set[str] = set()
+    for entry in spec.get("params") or []:
+        if isinstance(entry, str):
+            keys.add(entry)
+        else:  # {file: [keys]}: another params file; only params.yaml is read here
+            for file, listed in entry.items():
+                if Path(file).name == PARAMS_FILE.name:
+                    keys.update(listed or [])
+    return keys
+
+
+def load_settings(stage: str | None = None, path: str | Path | None = None) -> Settings:
+    """Read and check the params file; with ``stage``, the view limited to that stage's declared params."""
+    path = Path(path) if path else params_file()
+    settings = parse_settings(read_yaml(path), path)
+    if stage is None:
+        return settings
+    dvc_file = path.parent / DVC_FILE if (path.parent / DVC_FILE).is_file() else DVC_FILE
+    return stage_view(settings, declared_params(stage, dvc_file), stage)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch for deterministic reruns."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
