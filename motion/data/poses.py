@@ -17,16 +17,36 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from motion.data.amass import (AMASS_SITE, DATASET_ALIASES, HUMANACT12, ClipSpec, MotionHeader, candidate_paths, check_motion_file,
-                          dataset_of, downsample, load_amass, load_pose_data, read_index, resolve_source,
-                          smplx_variant_of)
-from motion.data.body_model import BodyModel
-from motion.data.captions import (Caption, PartAnnotations, format_captions, mirror_caption, mirror_part_annotation,
-                                  read_captions, read_part_annotations)
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
 from motion.core.errors import DataError
 from motion.core.io import write_json, write_parquet
 from motion.core.skeleton import mirror_joints
+from motion.data.amass import (
+    AMASS_SITE,
+    DATASET_ALIASES,
+    HUMANACT12,
+    ClipSpec,
+    MotionHeader,
+    candidate_paths,
+    check_motion_file,
+    dataset_of,
+    downsample,
+    load_amass,
+    load_pose_data,
+    read_index,
+    resolve_source,
+    smplx_variant_of,
+)
+from motion.data.body_model import BodyModel
+from motion.data.captions import (
+    Caption,
+    PartAnnotations,
+    format_captions,
+    mirror_caption,
+    mirror_part_annotation,
+    read_captions,
+    read_part_annotations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +65,7 @@ class PoseSettings:
     on_invalid: str = "error"  # a motion file is malformed (corrupt, wrong format, NaN): error | skip
 
     @classmethod
-    def from_params(cls, section: dict[str, Any]) -> "PoseSettings":
+    def from_params(cls, section: dict[str, Any]) -> PoseSettings:
         """Build from the params.yaml section (unknown keys such as body_model are ignored here)."""
         settings = cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
         for key in ("on_missing", "on_invalid"):
