@@ -1,0 +1,1 @@
+"""Speed and memory figures (`python -m benchmarks.<name>`); never timed tests."""
