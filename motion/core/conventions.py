@@ -12,6 +12,7 @@ import numpy as np
 from motion.core.errors import DataError
 
 TARGET_FPS = 20
+SPLITS = ("train", "val", "test")  # HumanML3D's data splits (splits/<name>.txt)
 
 # Right-multiply z-up AMASS joints by this to get HumanML3D's y-up pose_data.
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])

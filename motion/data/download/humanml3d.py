@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from motion.core.conventions import SPLITS
 from motion.core.errors import DataError
 from motion.data.amass import read_index
 
-SPLITS = ("train", "val", "test")
 _TEXT_NAME = re.compile(r"^M?\d+\.txt$")
 
 
