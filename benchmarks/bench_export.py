@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_features import synthetic_clip
-from motion.export.bvh import read_bvh, write_bvh
-from motion.export.render import render_video
 from motion.core.skeleton import JOINT_NAMES
+from motion.export.bvh import write_bvh
+from motion.export.render import render_video
+from tests.oracles.bvh_reader import read_bvh
 
 
 def main() -> None:

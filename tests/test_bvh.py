@@ -6,13 +6,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion.export.bvh import (
-    bvh_forward_kinematics, bvh_offsets, bvh_text, continuous_euler, euler_to_matrix, matrix_to_euler,
-    ROTATION_ORDERS, parse_bvh, read_bvh, read_bvh_frame_time, rotation_between, write_bvh,
-)
 from motion.core.errors import DataError
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, TARGET_OFFSETS
+from motion.export.bvh import (
+    ROTATION_ORDERS,
+    bvh_offsets,
+    bvh_text,
+    continuous_euler,
+    euler_to_matrix,
+    matrix_to_euler,
+    rotation_between,
+    write_bvh,
+)
+from tests.oracles.bvh_reader import bvh_forward_kinematics, parse_bvh, read_bvh, read_bvh_frame_time
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
