@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from motion.export.bvh import read_bvh
+from tests.oracles.bvh_reader import read_bvh
 from motion.core.errors import DataError
 from motion.data.features import extract_features, recover_from_ric
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
