@@ -182,7 +182,7 @@ def test_bad_samples_are_named() -> None:
 
 
 def test_reports_plots_and_videos(study, tmp_path: Path) -> None:  # noqa: ANN001
-    from motion.export.render import decode_first_frame
+    from tests.oracles.video import decode_first_frame
 
     run, result, _, _ = study
     files = write_study(tmp_path, run, result, {"splitter": "fake"}, video_sample=1, progress=False)

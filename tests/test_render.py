@@ -10,9 +10,16 @@ import pytest
 
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.export.render import (
-    StickFigureRenderer, camera_axes, decode_first_frame, encode_mp4, ffmpeg_exe, project, render_video,
-    save_frame_png, wrap_lines,
+    StickFigureRenderer,
+    camera_axes,
+    encode_mp4,
+    ffmpeg_exe,
+    project,
+    render_video,
+    save_frame_png,
+    wrap_lines,
 )
+from tests.oracles.video import decode_first_frame
 
 
 def walking_body(frames: int, seed: int = 0) -> np.ndarray:

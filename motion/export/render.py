@@ -12,8 +12,8 @@ shipped by imageio-ffmpeg (no ffprobe needed); videos are written to a temporary
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib
 
@@ -241,19 +241,3 @@ def save_frame_png(path: str | Path, motions: Sequence[np.ndarray], frame: int =
         renderer.close()
     with atomic_path(path) as tmp:
         matplotlib.image.imsave(tmp, image, format="png")
-
-
-def decode_first_frame(path: str | Path) -> np.ndarray:
-    """Decode the first frame of a video with ffmpeg as RGB (H, W, 3) uint8 (no ffprobe needed)."""
-    import subprocess
-
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-frames:v", "1",
-                          "-f", "image2pipe", "-vcodec", "png", "-"], capture_output=True, check=False)
-    if out.returncode != 0 or not out.stdout:
-        raise RuntimeError(f"ffmpeg could not decode {path}: {out.stderr.decode(errors='replace').strip()}")
-    import io
-
-    import matplotlib.image
-
-    image = matplotlib.image.imread(io.BytesIO(out.stdout), format="png")
-    return (image[..., :3] * 255).round().astype(np.uint8) if image.dtype != np.uint8 else image[..., :3]
