@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_features import synthetic_clip
 from motion.core.skeleton import JOINT_NAMES
 from motion.export.bvh import write_bvh
 from motion.export.render import render_video
 from tests.oracles.bvh_reader import read_bvh
+from tests.support.motions import synthetic_clip
 
 
 def main() -> None:

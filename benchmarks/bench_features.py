@@ -11,22 +11,7 @@ import time
 import numpy as np
 
 from motion.data.features import extract_features, extract_features_batch
-from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
-
-
-def synthetic_clip(rng: np.random.Generator, frames: int) -> np.ndarray:
-    """Joints (frames, 22, 3) of a smooth random motion: sinusoidal joint angles, turning walk."""
-    t = np.arange(frames)[:, None, None] / 20.0
-    freq = rng.uniform(0.2, 1.5, size=(1, 22, 3))
-    phase = rng.uniform(0, 2 * np.pi, size=(1, 22, 3))
-    amplitude = rng.uniform(0.0, 0.5, size=(1, 22, 3))
-    axis_angle = amplitude * np.sin(2 * np.pi * freq * t + phase)
-    turn = rng.uniform(-1.0, 1.0) * t[:, 0, 0]
-    axis_angle[:, 0] = [0.0, 1.0, 0.0] * turn[:, None]  # the root turns about +y
-    speed = rng.uniform(0.0, 1.5)
-    heading = np.stack([np.sin(turn), np.zeros_like(turn), np.cos(turn)], axis=-1)
-    translation = np.cumsum(heading * speed / 20.0, axis=0) + [0.0, 0.95, 0.0]
-    return forward_kinematics(axis_angle_to_matrix(axis_angle), translation).astype(np.float32)
+from tests.support.motions import synthetic_clip
 
 
 def main() -> None:

@@ -10,9 +10,8 @@ import time
 
 import numpy as np
 
-from motion.study import constraints
-
 from motion.eval import metrics
+from motion.study import constraints
 
 
 def _time(label: str, fn, repeat: int = 3) -> None:

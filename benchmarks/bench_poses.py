@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from motion.data.body_model import make_body_model
 from motion.core.device import resolve_device
+from motion.data.body_model import make_body_model
 from motion.data.poses import PoseSettings, extract_poses
-from tests.test_amass import write_amass_npz
-from tests.test_body_model import write_smplh_model
+from tests.support.amass import write_amass_npz
+from tests.support.body_model import write_smplh_model
 
 
 def make_tree(root: Path, files: int, frames: int) -> None:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.workspace import dvc, make_workspace
+from tests.support.workspace import dvc, make_workspace
 
 
 def timed(*args: str, cwd: Path) -> float:

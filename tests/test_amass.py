@@ -6,30 +6,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion.data.amass import (DATASET_ALIASES, candidate_paths, check_amass_file, check_motion_file, downsample,
-                          is_motion_file, load_amass, read_index, resolve_source, smplx_variant_of, source_parts)
-from motion.data.body_model import BuiltinSkeleton
 from motion.core.conventions import amass_to_pose_data, downsample_step
 from motion.core.errors import DataError
-
-
-def write_amass_npz(path: Path, frames: int = 240, fps: float = 120.0, gender: str = "male", seed: int = 0,
-                    **overrides: object) -> Path:
-    """Write an AMASS 'SMPL+H G' file: a person standing upright (z-up) who turns and swings the limbs."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames) / fps
-    poses = np.zeros((frames, 156))
-    poses[:, 0] = np.pi / 2  # root: y-up body -> z-up world, as AMASS files store it
-    poses[:, 3:66] = 0.2 * np.sin(2 * np.pi * 0.5 * t)[:, None] * rng.normal(size=63)
-    trans = np.stack([0.3 * t, 0.1 * np.sin(t), np.full(frames, 0.93)], axis=1)
-    data: dict[str, object] = {
-        "poses": poses, "trans": trans, "betas": rng.normal(scale=0.5, size=16), "gender": np.array(gender),
-        "mocap_framerate": np.array(fps), "dmpls": np.zeros((frames, 8)),
-    }
-    data.update(overrides)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{k: v for k, v in data.items() if v is not None})
-    return path
+from motion.data.amass import (
+    DATASET_ALIASES,
+    candidate_paths,
+    check_amass_file,
+    check_motion_file,
+    downsample,
+    is_motion_file,
+    load_amass,
+    read_index,
+    resolve_source,
+    smplx_variant_of,
+    source_parts,
+)
+from motion.data.body_model import BuiltinSkeleton
+from tests.support.amass import write_amass_npz
 
 
 def test_read_real_amass_files(reference: Path) -> None:

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from motion.core.errors import DataError
-from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, TARGET_OFFSETS
+from motion.core.skeleton import JOINT_INDEX, JOINT_NAMES, PARENTS
 from motion.export.bvh import (
     ROTATION_ORDERS,
     bvh_offsets,
@@ -20,6 +19,7 @@ from motion.export.bvh import (
     write_bvh,
 )
 from tests.oracles.bvh_reader import bvh_forward_kinematics, parse_bvh, read_bvh, read_bvh_frame_time
+from tests.support.motions import heading_degrees, root_heading_degrees, synthetic_body
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -32,34 +32,6 @@ def round_trip(joints: np.ndarray, tmp_path: Path, **kwargs: float) -> tuple[np.
     assert [names[p] if p >= 0 else None for p in parents] == [
         JOINT_NAMES[PARENTS[JOINT_INDEX[n]]] if PARENTS[JOINT_INDEX[n]] >= 0 else None for n in names]
     return positions[:, [names.index(n) for n in JOINT_NAMES]], names
-
-
-def synthetic_body(yaw: np.ndarray, seed: int = 0, amplitude: float = 0.4) -> np.ndarray:
-    """A rigid body (T, 22, 3): smooth random joint rotations, root yawed by ``yaw`` (T,) radians."""
-    rng = np.random.default_rng(seed)
-    frames = len(yaw)
-    t = np.linspace(0.0, 2 * np.pi, frames)[:, None, None]
-    phase, freq = rng.uniform(0, 2 * np.pi, (1, NUM_JOINTS, 3)), rng.integers(1, 3, (1, NUM_JOINTS, 3))
-    aa = amplitude * np.sin(freq * t + phase)
-    aa[:, 0] = 0.0
-    aa[:, 0, 1] = yaw
-    trans = np.stack([0.3 * np.sin(t[:, 0, 0]), np.full(frames, 0.95), 0.2 * t[:, 0, 0]], axis=-1)
-    return forward_kinematics(axis_angle_to_matrix(aa), trans, TARGET_OFFSETS)
-
-
-def heading_degrees(joints: np.ndarray) -> np.ndarray:
-    """Facing yaw (T,) in degrees from the hips: forward = (left hip - right hip) x up; 0 = +z."""
-    across = joints[:, JOINT_INDEX["left_hip"]] - joints[:, JOINT_INDEX["right_hip"]]
-    forward = np.cross(across, np.array([0.0, 1.0, 0.0]))
-    return np.degrees(np.unwrap(np.arctan2(forward[:, 0], forward[:, 2])))
-
-
-def root_heading_degrees(bvh_path: Path) -> np.ndarray:
-    """Yaw (T,) in degrees of the BVH root's forward axis (+z in the rest pose), from its channels."""
-    bvh = parse_bvh(bvh_path.read_text())
-    rot = euler_to_matrix(np.radians(bvh.values[:, 3:6]), "".join(c[0] for c in bvh.channels[0][3:]))
-    forward = rot[:, :, 2]
-    return np.degrees(np.unwrap(np.arctan2(forward[:, 0], forward[:, 2])))
 
 
 # ----------------------------------------------------------------------------- rotation helpers

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSETS, mirror_joints
 from motion.study.constraints import (
     CONSTRAINTS,
     bone_length_drift,
@@ -26,8 +28,6 @@ from motion.study.constraints import (
     wrist_forward_reach,
     wrist_to_shoulder_distance,
 )
-from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSETS, mirror_joints
 
 J = JOINT_INDEX
 DOWN = np.array([0.0, -1.0, 0.0])

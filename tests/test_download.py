@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import pytest
 
+from motion.core.errors import DataError
 from motion.data.download import (
     Credentials,
     archive_url,
@@ -29,64 +30,9 @@ from motion.data.download import (
     prepare_annotations,
     safe_member_path,
 )
-from motion.core.errors import DataError
+from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
 
 # ----------------------------------------------------------------------------- test data builders
-
-
-def amass_npz_bytes(frames: int = 24, seed: int = 0, gender: str = "male") -> bytes:
-    """A tiny file in AMASS 'SMPL+H G' format (the keys and shapes of CONTRACT.md)."""
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    np.savez(buffer, poses=rng.normal(0, 0.1, (frames, 156)), trans=rng.normal(0, 0.1, (frames, 3)),
-             betas=rng.normal(0, 1, 16), gender=np.array(gender), mocap_framerate=np.array(120.0),
-             dmpls=np.zeros((frames, 8)))
-    return buffer.getvalue()
-
-
-def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:bz2",
-             extra: list[tarfile.TarInfo] | None = None) -> Path:
-    """Write a tar archive holding ``files`` (name -> bytes) plus raw ``extra`` members."""
-    with tarfile.open(path, mode) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra or []:
-            tar.addfile(info)
-    return path
-
-
-def amass_archive(path: Path, dataset: str, seed: int = 0) -> Path:
-    """An AMASS-like archive: <dataset>/<subject>/<name>_poses.npz files, a shape.npz and a LICENSE."""
-    return make_tar(path, {
-        f"{dataset}/s1/walk_poses.npz": amass_npz_bytes(seed=seed),
-        f"{dataset}/s1/run_poses.npz": amass_npz_bytes(seed=seed + 1, gender="female"),
-        f"{dataset}/s1/shape.npz": amass_npz_bytes(frames=1, seed=seed + 2),
-        f"{dataset}/LICENSE.txt": b"licence text\n",
-    })
-
-
-def fake_humanml3d(root: Path, ids: list[str], sources: list[str], humanact12: dict[str, bytes] | None = None) -> Path:
-    """A HumanML3D checkout: index.csv at the root, HumanML3D/texts.zip, split files with M ids, pose_data/humanact12.zip."""
-    (root / "HumanML3D").mkdir(parents=True)
-    if humanact12:
-        (root / "pose_data").mkdir()
-        with zipfile.ZipFile(root / "pose_data" / "humanact12.zip", "w") as zf:
-            for name, data in humanact12.items():
-                zf.writestr(f"humanact12/{name}", data)
-    rows = [f"./pose_data/{src},0,-1,{i}.npy" for i, src in zip(ids, sources)]
-    (root / "index.csv").write_text("source_path,start_frame,end_frame,new_name\n" + "\n".join(rows) + "\n")
-    with zipfile.ZipFile(root / "HumanML3D" / "texts.zip", "w") as zf:
-        for i in ids:
-            for name in (i, f"M{i}"):
-                zf.writestr(f"texts/{name}.txt", f"a person walks.#a/DET person/NOUN walk/VERB#0.0#0.0\n")
-    half = max(len(ids) - 1, 1)
-    splits = {"train": ids[:half], "val": ids[half:], "test": ids[half:]}
-    for split, names in splits.items():
-        lines = names + [f"M{i}" for i in names]
-        (root / "HumanML3D" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
 
 
 # ----------------------------------------------------------------------------- the HTTP server

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from motion.data.amass import resolve_source
 from motion.core.errors import DataError
+from motion.data.amass import resolve_source
 from stages.download import run
-from tests.test_download import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
+from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AMASS_KEYS = {"poses", "trans", "betas", "gender", "mocap_framerate", "dmpls"}

@@ -4,13 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.bench_features import synthetic_clip
-from motion.data import features as F
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.core.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_parts
-from tests.oracles.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quaternion_to_cont6d, quaternion_to_matrix
 from motion.core.skeleton import FACE_JOINTS, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
+from motion.data import features as F
 from motion.data.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
+from tests.oracles.quaternion import (
+    cont6d_to_matrix,
+    qbetween,
+    qinv,
+    qmul,
+    qrot,
+    quaternion_to_cont6d,
+    quaternion_to_matrix,
+)
+from tests.support.motions import synthetic_clip
 
 PARITY = 1e-4
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmarks.bench_features import synthetic_clip
-from motion.data.features import extract_features, recover_from_ric
 from motion.core.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
 from motion.core.skeleton import mirror_joints
+from motion.data.features import extract_features, recover_from_ric
 from stages import features as stage
+from tests.support.motions import synthetic_clip
 
 ORIGINALS = ["000000", "000001", "000002", "000003", "000004", "000005"]
 SPLITS = {"train": ["000000", "000001", "000002"], "val": ["000003"], "test": ["000004", "000005", "000006", "000007"]}

@@ -4,18 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motion.data import captions
-
-from motion.core import conventions
-
-from motion.core import io
-
-from motion.core import kinematics
-
-from motion.core import parts
-
-from motion.core import skeleton
+from motion.core import conventions, io, kinematics, parts, skeleton
 from motion.core.errors import DataError
+from motion.data import captions
 
 
 def test_part_partition_matches_lgtm_slices():

@@ -219,7 +219,7 @@ def test_command_line_errors(tmp_path: Path) -> None:
 
 def test_turning_motion_keeps_its_heading_through_features_and_bvh(tmp_path: Path) -> None:
     """features -> joints -> BVH of a body turning by 180 degrees: the exported root turns by 180 (not 90)."""
-    from tests.test_bvh import root_heading_degrees
+    from tests.support.motions import root_heading_degrees
 
     features = known_motion()  # 41 joint frames, yaw 0 -> 180 degrees linearly; 40 feature frames
     mean, std = stats(features)

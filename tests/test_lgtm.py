@@ -13,7 +13,7 @@ from models.lgtm import LGTM, TEXT_SLOTS, LGTMConfig, count_parameters
 from models.text_latents import RandomTextLatents, TextLatentCache, build_text_latent_cache
 from motion.datasets import SpanRule, crop_span, file_captions, read_segments
 from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts, split_parts
-from tests.lgtm_helpers import TINY, make_corpus, make_dataset
+from tests.support.lgtm import TINY, make_corpus, make_dataset
 
 torch.set_num_threads(1)
 

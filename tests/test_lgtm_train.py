@@ -15,7 +15,7 @@ from models.diffusion import sample
 from models.lgtm import LGTM
 from models.lgtm_train import LAST, TrainConfig, epoch_batches, load_lgtm, train
 from motion.core.parts import PART_NAMES
-from tests.lgtm_helpers import TINY, make_corpus, make_dataset
+from tests.support.lgtm import TINY, make_corpus, make_dataset
 
 torch.set_num_threads(1)
 IDS = [f"{i:06d}" for i in range(6)]

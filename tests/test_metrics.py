@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from motion.eval.confidence import bootstrap_difference, mean_ci95, welch_test
 from motion.eval.metrics import (
     cosine_similarity_score,
     diversity,
@@ -17,7 +18,6 @@ from motion.eval.metrics import (
     r_precision,
     run_replications,
 )
-from motion.eval.confidence import bootstrap_difference, mean_ci95, welch_test
 
 
 def samples_with_moments(mu: np.ndarray, sigma: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workspace import dvc, env_with_venv, make_workspace, run
+from tests.support.workspace import dvc, env_with_venv, make_workspace
 
 pytestmark = pytest.mark.slow
 

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from motion.data.amass import load_amass
-from motion.data.body_model import BuiltinSkeleton
-from motion.data.captions import mirror_part_annotation
 from motion.core.conventions import amass_to_pose_data
 from motion.core.parts import PART_NAMES
 from motion.core.skeleton import mirror_joints
+from motion.data.amass import load_amass
+from motion.data.body_model import BuiltinSkeleton
+from motion.data.captions import mirror_part_annotation
 from stages import poses as stage
-from tests.test_amass import write_amass_npz
-from tests.test_body_model import write_smplh_model
+from tests.support.amass import write_amass_npz
+from tests.support.body_model import write_smplh_model
 
 REPO = Path(__file__).resolve().parents[1]
 INDEX_HEADER = "source_path,start_frame,end_frame,new_name\n"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from motion.core import conventions
-from motion.data.captions import IDLE, read_captions
 from motion.core.kinematics import smpl_forward_kinematics
 from motion.core.parts import PART_NAMES
 from motion.core.skeleton import JOINT_INDEX as J
 from motion.core.skeleton import PARENTS, TARGET_OFFSETS
+from motion.data.captions import IDLE, read_captions
 from motion.data.synthetic import body_scale_from_betas, generate_dataset
 from motion.data.synthetic.actions import ACTIONS
 from motion.data.synthetic.body import Body, betas_from_body_scale

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from motion.data.captions import IDLE
 from motion.core.parts import PART_NAMES
+from motion.data.captions import IDLE
 from motion.text.quality import babel_answer_parts, majority_parts, part_accuracy, set_scores
 from motion.text.rules import _VERB_CLASSES, split_caption, split_clauses, third_person, tokenize
 from motion.text.schema import active_parts

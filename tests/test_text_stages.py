@@ -10,7 +10,7 @@ import yaml
 from motion.core.parts import PART_NAMES
 from motion.text.embeddings import TextEmbeddings
 from stages import embed_texts, split_texts
-from tests.test_text_llm import FakeServer
+from tests.support.llm import FakeServer
 
 CAPTIONS = {
     "000001": "a person walks forward while waving the right hand#a/DET#0.0#0.0\nsomeone jumps#x#0.0#0.0\n",

@@ -7,8 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.tmr import (TMR, TMRConfig, filtered_negatives, info_nce, kl_divergence, load_tmr, read_tmr_config,
-                        save_tmr)
+from models.tmr import TMR, TMRConfig, filtered_negatives, info_nce, kl_divergence, load_tmr, read_tmr_config, save_tmr
 from motion.core.errors import DataError
 from motion.core.parts import PART_NAMES
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from models.tmr import load_tmr, read_tmr_config
-from tests.tmr_fakes import FakeEmbeddings, make_fake_data
+from tests.support.tmr import FakeEmbeddings, make_fake_data
 
 
 def write_fake_embeddings(folder, texts_dir) -> None:

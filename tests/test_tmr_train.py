@@ -7,9 +7,9 @@ import torch
 
 from models.tmr import TMRConfig
 from models.tmr_train import CHECKPOINT_FILE, TrainConfig, fit_tmr
-from motion.datasets import SpanRule, collate_text_motion, epoch_indices, first_caption_indices, load_text_motion
 from motion.core.errors import DataError
-from tests.tmr_fakes import FakeEmbeddings, make_fake_data
+from motion.datasets import SpanRule, collate_text_motion, epoch_indices, first_caption_indices, load_text_motion
+from tests.support.tmr import FakeEmbeddings, make_fake_data
 
 MODEL = dict(latent_dim=32, ff_size=64, num_layers=1, num_heads=2, dropout=0.1)
 

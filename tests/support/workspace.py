@@ -5,12 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The smallest settings under which every stage still does real work.
 TINY_OVERRIDES: dict[str, Any] = {
@@ -69,7 +70,8 @@ def run(cmd: list[str], cwd: Path, timeout: float = 900) -> str:
     """Run a command in the workspace; fail with its stderr when it fails."""
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env_with_venv(), timeout=timeout)
     if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
 
 

@@ -8,10 +8,9 @@ import numpy as np
 
 from models.lgtm import LGTMConfig
 from models.text_latents import RandomTextLatents, build_text_latent_cache
-from motion.data.captions import read_part_annotations
-from motion.datasets import (LGTMDataset, SpanRule, file_captions, load_normalisation, read_segments,
-                             segment_texts)
 from motion.core.parts import FEATURE_DIM, PART_NAMES
+from motion.data.captions import read_part_annotations
+from motion.datasets import LGTMDataset, SpanRule, file_captions, load_normalisation, read_segments, segment_texts
 
 TINY = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
                   smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=24, text_dim=8)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from motion.datasets import ENCODER_NAMES, feature_dims
 from motion.core.parts import FEATURE_DIM, PART_NAMES
+from motion.datasets import ENCODER_NAMES, feature_dims
 
 ACTIONS = ("waves", "kicks", "jumps", "spins")
 VERBS = ("a person", "someone", "the man")
