@@ -1,4 +1,7 @@
-"""motion.data.download against a real HTTP server on 127.0.0.1: resume, checksums, retries, credentials, safe extraction."""
+"""motion.data.download against a real HTTP server on 127.0.0.1.
+
+Resume, checksums, retries, credentials, safe extraction, Drive assets and the remote source end to end.
+"""
 from __future__ import annotations
 
 import base64
@@ -10,9 +13,9 @@ import socket
 import tarfile
 import threading
 import zipfile
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -31,6 +34,7 @@ from motion.data.download import (
     safe_member_path,
 )
 from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
+from tests.support.params import with_overrides
 
 # ----------------------------------------------------------------------------- test data builders
 
@@ -479,19 +483,15 @@ def test_stage_amass_remote_end_to_end(server: FileServer, tmp_path: Path, monke
     humanml3d = fake_humanml3d(tmp_path / "hml", ["000000", "000001"],
                                ["CMU/s1/walk_poses.npy", "MPI_HDM05/s1/run_poses.npy"])
     data = tmp_path / "data"
-    params = {
-        "paths": {"amass": str(data / "amass"), "annotations": str(data / "annotations"),
-                  "assets": str(data / "assets")},
-        "download": {
-            "source": "amass_remote", "humanml3d_dir": str(humanml3d), "dataset_folders": {},
-            "amass_remote": {"base_url": f"{server.url}/dl/", "auth": "form", "username_env": "TEST_AMASS_USER",
-                             "password_env": "TEST_AMASS_PASS", "token_env": "",
-                             "archives": [{"name": "CMU.tar.bz2", "sha256": hashlib.sha256(cmu).hexdigest()},
-                                          "HDM05.tar.bz2"],
-                             "download_dir": str(data / "downloads"), "retries": 2, "backoff_s": 0, "timeout_s": 10},
-            "assets": {"enabled": False, "items": {}},
-        },
-    }
+    remote = {"base_url": f"{server.url}/dl/", "auth": "form", "username_env": "TEST_AMASS_USER",
+              "password_env": "TEST_AMASS_PASS", "token_env": "",
+              "archives": [{"name": "CMU.tar.bz2", "sha256": hashlib.sha256(cmu).hexdigest()}, "HDM05.tar.bz2"],
+              "download_dir": str(data / "downloads"), "retries": 2, "backoff_s": 0, "timeout_s": 10}
+    params = with_overrides({
+        "paths.amass": str(data / "amass"), "paths.annotations": str(data / "annotations"),
+        "paths.assets": str(data / "assets"), "download.source": "amass_remote",
+        "download.humanml3d_dir": str(humanml3d), "download.dataset_folders": {}, "download.assets.enabled": False,
+        **{f"download.amass_remote.{k}": v for k, v in remote.items()}})
     run(params)
     assert (data / "amass/CMU/s1/walk_poses.npz").is_file()
     assert (data / "amass/MPI_HDM05/s1/run_poses.npz").is_file()

@@ -17,16 +17,17 @@ from motion.core.errors import DataError
 from motion.data.amass import resolve_source
 from stages.download import run
 from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
+from tests.support.params import with_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC = {"download.source": "synthetic", "download.synthetic.num_motions": 12, "download.synthetic.seed": 7}
 AMASS_KEYS = {"poses", "trans", "betas", "gender", "mocap_framerate", "dmpls"}
 
 
-def stage_params(data: Path, download: dict[str, Any]) -> dict[str, Any]:
-    """Params for the stage with every output under ``data``."""
-    return {"paths": {"amass": str(data / "raw/amass"), "annotations": str(data / "raw/annotations"),
-                      "assets": str(data / "raw/assets")},
-            "download": {"assets": {"enabled": False, "items": {}}, **download}}
+def download_params(data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The real params with every output under ``data``, assets off and the dotted ``overrides``."""
+    return with_overrides({"paths.amass": str(data / "raw/amass"), "paths.annotations": str(data / "raw/annotations"),
+                           "paths.assets": str(data / "raw/assets"), "download.assets.enabled": False, **overrides})
 
 
 @pytest.fixture
@@ -46,8 +47,9 @@ def local_inputs(tmp_path: Path) -> dict[str, Any]:
                                ["KIT/3/kick_high_left02_poses.npy", "CMU/s1/walk_poses.npy",
                                 "MPI_Limits/s1/run_poses.npy", "humanact12/humanact12/P01G01R01F0001T0064A0101.npy"],
                                humanact12={"P01G01R01F0001T0064A0101.npy": buffer.getvalue()})
-    return {"source": "amass_local", "humanml3d_dir": str(humanml3d), "dataset_folders": {},
-            "amass_local": {"archive_dir": str(archives), "link": True}}
+    return {"download.source": "amass_local", "download.humanml3d_dir": str(humanml3d),
+            "download.dataset_folders": {}, "download.amass_local.archive_dir": str(archives),
+            "download.amass_local.link": True}
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -57,7 +59,7 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_amass_local_builds_the_contract_layout(tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
-    run(stage_params(data, local_inputs))
+    run(download_params(data, local_inputs))
     amass, annotations = data / "raw/amass", data / "raw/annotations"
     assert sorted(p.name for p in amass.iterdir()) == ["CMU", "KIT", "MPI_Limits", "humanact12"]
     # every source_path of index.csv resolves (as the poses stage looks it up) to a readable motion file
@@ -78,12 +80,12 @@ def test_amass_local_builds_the_contract_layout(tmp_path: Path, local_inputs: di
 def test_rerun_replaces_outputs_and_failure_keeps_the_previous_ones(
         tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
-    params = stage_params(data, local_inputs)
+    params = download_params(data, local_inputs)
     run(params)
     before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
     run(params)
     assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == before
-    archive_dir = Path(local_inputs["amass_local"]["archive_dir"])
+    archive_dir = Path(local_inputs["download.amass_local.archive_dir"])
     make_tar(archive_dir / "Evil.tar.bz2", {"Evil/../../../escaped.txt": b"x"})
     with pytest.raises(DataError, match=r"Evil.tar.bz2.*'Evil/\.\./\.\./\.\./escaped.txt'"):
         run(params)
@@ -94,20 +96,20 @@ def test_rerun_replaces_outputs_and_failure_keeps_the_previous_ones(
 def test_bad_params_are_one_line_errors(tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
     with pytest.raises(DataError, match="download.source 'amass' is unknown"):
-        run(stage_params(data, {**local_inputs, "source": "amass"}))
+        run(download_params(data, {**local_inputs, "download.source": "amass"}))
     with pytest.raises(DataError, match="humanml3d_dir is empty"):
-        run(stage_params(data, {**local_inputs, "humanml3d_dir": ""}))
+        run(download_params(data, {**local_inputs, "download.humanml3d_dir": ""}))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="holds no AMASS archives"):
-        run(stage_params(data, {**local_inputs, "amass_local": {"archive_dir": str(empty)}}))
+        run(download_params(data, {**local_inputs, "download.amass_local.archive_dir": str(empty)}))
     assert not data.exists() or leftovers(data / "raw") == []
 
 
 def test_main_reads_params_file(tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(stage_params(data, local_inputs)))
+    params_file.write_text(yaml.safe_dump(download_params(data, local_inputs)))
     result = subprocess.run([sys.executable, "-m", "stages.download"], cwd=REPO_ROOT, capture_output=True,
                             text=True, env={"LGTM_PARAMS": str(params_file), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
@@ -119,7 +121,7 @@ def test_synthetic_source_follows_the_contract(tmp_path: Path) -> None:
     if not hasattr(synthetic, "generate_dataset"):
         pytest.skip("motion.data.synthetic.generate_dataset is not written yet")
     data = tmp_path / "data"
-    run(stage_params(data, {"source": "synthetic", "synthetic": {"num_motions": 12, "seed": 7}}))
+    run(download_params(data, SYNTHETIC))
     amass, annotations = data / "raw/amass", data / "raw/annotations"
     for name in ("index.csv", "part_texts.json", "synthetic_labels.json", "splits/train.txt",
                  "splits/val.txt", "splits/test.txt"):
@@ -132,7 +134,7 @@ def test_synthetic_source_follows_the_contract(tmp_path: Path) -> None:
     assert leftovers(data / "raw") == []
     first = {p.relative_to(data): p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
     shutil.rmtree(data)
-    run(stage_params(data, {"source": "synthetic", "synthetic": {"num_motions": 12, "seed": 7}}))
+    run(download_params(data, SYNTHETIC))
     second = {p.relative_to(data): p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
     assert first.keys() == second.keys()
     assert all(first[k] == second[k] for k in first), "synthetic data differ between identical runs"

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from motion.core.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
 from motion.core.skeleton import mirror_joints
@@ -43,16 +42,11 @@ def make_poses(root, rng) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A working folder with tiny inputs and a private params file; returns (folder, clips)."""
+def project(tmp_path, stage_params):
+    """A working folder with tiny inputs and the real params (paths moved here); returns (folder, clips)."""
     clips = make_poses(tmp_path, np.random.default_rng(0))
-    params = {
-        "paths": {"poses": "poses", "annotations": "annotations", "features": "features", "metrics": "metrics"},
-        "features": {"feet_threshold": 0.002, "min_frames": 40, "fix_root_wrap": False, "batch_frames": 150},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
-    monkeypatch.chdir(tmp_path)
+    stage_params({"paths.poses": "poses", "paths.annotations": "annotations", "paths.features": "features",
+                  "paths.metrics": "metrics", "features.batch_frames": 150})
     return tmp_path, clips
 
 

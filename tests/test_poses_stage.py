@@ -18,8 +18,8 @@ from motion.data.captions import mirror_part_annotation
 from stages import poses as stage
 from tests.support.amass import write_amass_npz
 from tests.support.body_model import write_smplh_model
+from tests.support.params import with_overrides, write_params
 
-REPO = Path(__file__).resolve().parents[1]
 INDEX_HEADER = "source_path,start_frame,end_frame,new_name\n"
 ROWS = [
     "./pose_data/CMU/01/01_01_poses.npy,0,60,000000.npy",
@@ -54,18 +54,16 @@ def make_dataset(root: Path, rows: list[str] = ROWS) -> dict[str, Path]:
     part_texts = {"000000_0": annotation, "000003_1": annotation,
                   "M000003_1": {p: part("given", "given mirror") for p in PART_NAMES}, "999999_0": annotation}
     (annotations / "part_texts.json").write_text(json.dumps(part_texts))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"].update(amass=str(amass), annotations=str(annotations), poses=str(root / "poses"))
-    params["poses"].update(body_model="builtin", min_frames=40, on_missing="error", on_invalid="error")
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    return {"amass": amass, "annotations": annotations, "poses": root / "poses", "params": root / "params.yaml"}
+    params = write_params(root, {"paths.amass": str(amass), "paths.annotations": str(annotations),
+                                 "paths.poses": str(root / "poses"), "poses.body_model": "builtin",
+                                 "poses.min_frames": 40, "poses.on_missing": "error", "poses.on_invalid": "error"})
+    return {"amass": amass, "annotations": annotations, "poses": root / "poses", "params": params}
 
 
 def run_stage(monkeypatch: pytest.MonkeyPatch, params: Path, **poses: object) -> None:
     """Run ``python -m stages.poses`` in-process with a private params file."""
     if poses:
-        data = yaml.safe_load(params.read_text())
-        data["poses"].update(poses)
+        data = with_overrides({f"poses.{k}": v for k, v in poses.items()}, yaml.safe_load(params.read_text()))
         params.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("LGTM_PARAMS", str(params))
     stage.main()

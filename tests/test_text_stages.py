@@ -5,7 +5,6 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
 from motion.core.parts import PART_NAMES
 from motion.text.embeddings import TextEmbeddings
@@ -20,8 +19,8 @@ CAPTIONS = {
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A project folder with caption files and a params file; returns a function to update params."""
+def project(tmp_path, stage_params):
+    """A project folder with caption files and the real params; returns a function to override them."""
     for motion_id, text in CAPTIONS.items():
         (tmp_path / "data/poses/texts").mkdir(parents=True, exist_ok=True)
         (tmp_path / "data/poses/texts" / f"{motion_id}.txt").write_text(text)
@@ -30,15 +29,10 @@ def project(tmp_path, monkeypatch):
     truth = {"000001_0": {"head": idle, "left_arm": idle, "right_arm": {"action": "wave", "text": "waves"},
                           "torso": walk, "left_leg": walk, "right_leg": walk}}
     (tmp_path / "data/poses/part_texts.json").write_text(json.dumps(truth))
-    params = {"seed": 1, "paths": {"poses": "data/poses", "texts": "data/texts", "embeddings": "data/embeddings",
-                                   "cache": "data/cache"},
-              "split_texts": {"backend": "rules"}, "embed_texts": {"encoder": "minilm", "num_threads": 1}}
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
+    base = {"seed": 1, "split_texts.backend": "rules", "embed_texts.encoder": "minilm", "embed_texts.num_threads": 1}
 
-    def update(**sections):
-        params.update(sections)
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    def update(overrides=None):
+        stage_params({**base, **(overrides or {})})
 
     update()
     return update
@@ -75,8 +69,9 @@ def test_split_then_embed_with_defaults(project, tmp_path):
 
 def test_llm_backend_stage_records_failures_and_falls_back(project, tmp_path):
     with FakeServer({"someone jumps": ["garbage"]}) as server:
-        project(split_texts={"backend": "llm", "llm": {"base_url": server.url, "model": "m", "max_retries": 1,
-                                                        "backoff_s": 0.01, "timeout_s": 2}})
+        llm = {"split_texts.backend": "llm", "split_texts.llm.base_url": server.url, "split_texts.llm.model": "m",
+               "split_texts.llm.timeout_s": 2, "split_texts.llm.backoff_s": 0.01}
+        project({**llm, "split_texts.llm.max_retries": 1})
         split_texts.main()
         report = json.loads((tmp_path / "data/texts/report.json").read_text())
         assert report["llm"]["failed"] == 1 and report["llm"]["failures"][0]["caption"] == "someone jumps"
@@ -84,8 +79,7 @@ def test_llm_backend_stage_records_failures_and_falls_back(project, tmp_path):
         assert table.loc["000001_1", "backend"] == "rules (llm failed)"
         assert table.loc["000002_0", "backend"] == "llm" and table.loc["000002_0", "left_arm_text"] == "waves"
         requests = len(server.requests)
-        project(split_texts={"backend": "llm", "on_failure": "error",
-                             "llm": {"base_url": server.url, "model": "m", "max_retries": 0, "timeout_s": 2}})
+        project({**llm, "split_texts.on_failure": "error", "split_texts.llm.max_retries": 0})
         with pytest.raises(SystemExit, match="could not be split"):
             split_texts.main()
         assert [r["caption"] for r in server.requests[requests:]] == ["someone jumps"]  # the rest is cached
@@ -94,6 +88,6 @@ def test_llm_backend_stage_records_failures_and_falls_back(project, tmp_path):
 def test_missing_inputs_exit_with_one_line(project, tmp_path):
     with pytest.raises(SystemExit, match="run dvc repro split_texts"):
         embed_texts.main()
-    project(split_texts={"backend": "gpt"})
+    project({"split_texts.backend": "gpt"})
     with pytest.raises(SystemExit, match="split_texts.backend"):
         split_texts.main()

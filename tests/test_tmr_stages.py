@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from models.tmr import load_tmr, read_tmr_config
 from tests.support.tmr import FakeEmbeddings, make_fake_data
@@ -30,24 +29,22 @@ def write_fake_embeddings(folder, texts_dir) -> None:
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
+def project(tmp_path, stage_params):
+    """A fake features/texts/embeddings corpus and the real params with tiny TMR settings."""
     features, texts = make_fake_data(tmp_path, num_motions=20)
     write_fake_embeddings(tmp_path / "embeddings", texts)
-    params = {
-        "paths": {"features": str(features), "texts": str(texts), "embeddings": str(tmp_path / "embeddings"),
-                  "poses": str(tmp_path / "poses"), "cache": str(tmp_path / "cache"),
-                  "metrics": str(tmp_path / "metrics"), "tmr": str(tmp_path / "tmr"),
-                  "tmr_eval": str(tmp_path / "tmr_eval")},
-        "tmr": {"config": "cpu", "encoders": ["whole_body", "right_arm"], "seed": 3,
-                "data": {"min_frames": 20, "max_frames": 40, "one_per_motion": True},
-                "loss": {"temperature": 0.1, "threshold_selfsim": 0.8},
-                "configs": {"cpu": {"model": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2},
-                                    "train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "device": "cpu",
-                                              "threads": 1}}},
-                "eval": {"batch_size": 4, "repeats": 2, "device": "cpu", "threads": 1}},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
+    paths = {"features": features, "texts": texts, "embeddings": tmp_path / "embeddings", "poses": tmp_path / "poses",
+             "cache": tmp_path / "cache", "metrics": tmp_path / "metrics", "tmr": tmp_path / "tmr",
+             "tmr_eval": tmp_path / "tmr_eval"}
+    stage_params({
+        **{f"paths.{k}": str(v) for k, v in paths.items()},
+        "tmr.config": "cpu", "tmr.encoders": ["whole_body", "right_arm"], "tmr.seed": 3,
+        "tmr.data.min_frames": 20, "tmr.data.max_frames": 40,
+        "tmr.configs.cpu.model": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.1},
+        "tmr.configs.cpu.train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "device": "cpu", "num_workers": 0,
+                                  "threads": 1, "crop_frames": None},
+        "tmr.eval.batch_size": 4, "tmr.eval.repeats": 2, "tmr.eval.device": "cpu", "tmr.eval.threads": 1,
+    })
     return tmp_path
 
 

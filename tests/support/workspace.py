@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.params import with_overrides
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The smallest settings under which every stage still does real work.
@@ -26,15 +28,6 @@ def project_files(root: Path = REPO_ROOT) -> list[str]:
     return sorted({f for f in out.decode().split("\0") if f and (root / f).is_file()})
 
 
-def set_param(params: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``a.b.c`` in a nested params dict."""
-    *head, last = dotted.split(".")
-    node = params
-    for key in head:
-        node = node[key]
-    node[last] = value
-
-
 def make_workspace(dest: Path, overrides: dict[str, Any] | None = None,
                    edit: Callable[[dict[str, Any]], None] | None = None, tiny: bool = True) -> Path:
     """Copy the project into ``dest`` as a fresh git+DVC repo with (by default tiny) params committed."""
@@ -44,9 +37,8 @@ def make_workspace(dest: Path, overrides: dict[str, Any] | None = None,
         shutil.copy2(REPO_ROOT / rel, target)
     for lock in ("dvc.lock",):
         (dest / lock).unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    for key, value in {**(TINY_OVERRIDES if tiny else {}), **(overrides or {})}.items():
-        set_param(params, key, value)
+    params = with_overrides({**(TINY_OVERRIDES if tiny else {}), **(overrides or {})},
+                            yaml.safe_load((dest / "params.yaml").read_text()))
     if edit:
         edit(params)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -1,0 +1,50 @@
+"""Stage tests start from the real ``params.yaml`` and override only what they need.
+
+Overrides are dotted keys (``"tmr.eval.repeats": 2``) that must already exist in params.yaml, so a
+test cannot silently set a key the pipeline does not read; a renamed or removed key fails the
+test that overrides it, naming the key.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PARAMS_FILE = REPO_ROOT / "params.yaml"
+
+
+def real_params() -> dict[str, Any]:
+    """The repository's params.yaml as a fresh nested dict."""
+    return yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+
+
+def set_param(params: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set the existing key ``a.b.c`` of a nested params dict; KeyError naming it when it does not exist."""
+    *head, last = dotted.split(".")
+    node = params
+    for i, key in enumerate(head):
+        if not isinstance(node, dict) or key not in node:
+            raise KeyError(f"override {dotted!r}: {'.'.join(head[:i + 1])} is not in {PARAMS_FILE.name}")
+        node = node[key]
+    if not isinstance(node, dict) or last not in node:
+        raise KeyError(f"override {dotted!r}: {dotted} is not in {PARAMS_FILE.name}")
+    node[last] = copy.deepcopy(value)
+
+
+def with_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``params`` (default: the real params.yaml) with the dotted ``overrides`` applied in order."""
+    out = copy.deepcopy(dict(params)) if params is not None else real_params()
+    for dotted, value in overrides.items():
+        set_param(out, dotted, value)
+    return out
+
+
+def write_params(folder: Path, overrides: Mapping[str, Any]) -> Path:
+    """Write ``folder/params.yaml``: the real params with ``overrides``; returns its path."""
+    path = Path(folder) / "params.yaml"
+    path.write_text(yaml.safe_dump(with_overrides(overrides), sort_keys=False), encoding="utf-8")
+    return path
