@@ -24,14 +24,15 @@ def main() -> None:
     p.add_argument("--config", default=None, help="evaluate.config (default: params)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    from models.checkpoint import save_model
+    from models.inference import LGTMGenerator, TrainedLGTM
     from models.lgtm import LGTM, LGTMConfig
-    from models.lgtm_train import save_model
-    from models.tmr import TMR, TMRConfig, save_tmr
+    from models.tmr import TMR, TMRConfig, load_tmr, save_tmr
     from motion.core.config import load_params
-    from motion.datasets import feature_dims
-    from motion.eval.evaluation import ENCODERS, LGTMGenerator, TMREvaluator
     from motion.core.io import write_json
-    from motion.core.parts import FEATURE_DIM
+    from motion.core.parts import FEATURE_DIM, TEXT_SLOTS
+    from motion.datasets import feature_dims
+    from motion.eval.evaluation import TMREvaluator
     from motion.text.embeddings import TextEmbeddings
     from stages import evaluate as stage
 
@@ -45,7 +46,7 @@ def main() -> None:
         root = Path(tmp)
         torch.manual_seed(0)
         tmr_model = params["tmr"]["configs"][params["tmr"]["config"]]["model"]
-        for name in ENCODERS:
+        for name in TEXT_SLOTS:
             dims = feature_dims(name)
             cfg = TMRConfig.from_dict({**tmr_model, "motion_dim": FEATURE_DIM if dims is None else len(dims),
                                        "token_dim": token_dim})
@@ -59,8 +60,10 @@ def main() -> None:
         for label in ("cold", "warm"):
             start = time.perf_counter()
             stats = Path(paths["features"]) / "part_stats.npz"
-            tmr = TMREvaluator.from_folders(root / "tmr", paths["embeddings"], stats)
-            generator = LGTMGenerator(params, "cpu", int(stage.settings_of(params).get("batch_size", 32)))
+            tmr = TMREvaluator.from_folders(load_tmr, root / "tmr", paths["embeddings"], stats)
+            trained = TrainedLGTM(root / "lgtm", Path(paths["features"]), root / "tmr", Path(paths["embeddings"]),
+                                  params["lgtm"]["text_latents"], int(params["seed"]))
+            generator = LGTMGenerator.load(trained, "cpu", int(stage.settings_of(params)["batch_size"]))
             results = stage.run(params, tmr, generator, lgtm_cfg.window)
             stage.write_outputs(results, root / "evaluate", root / "metrics" / "evaluate.json")
             timings[label] = round(time.perf_counter() - start, 1)

@@ -35,8 +35,8 @@ def build(root: Path, params: dict, study_config: str) -> dict:
     """Untrained models and statistics under ``root``; returns the params to run the stage with."""
     import torch
 
+    from models.checkpoint import save_model
     from models.lgtm import LGTM, LGTMConfig
-    from models.lgtm_train import save_model
     from models.tmr import TMR, TMRConfig, save_tmr
     from motion.core.io import write_json
     from motion.text.cache import ArrayCache
@@ -56,8 +56,8 @@ def build(root: Path, params: dict, study_config: str) -> dict:
         for name in ("Mean.npy", "Std.npy", "part_stats.npz"):
             (stats / name).write_bytes((features / name).read_bytes())
     else:
-        from motion.data.features import extract_features
         from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
+        from motion.data.features import extract_features
 
         rest = forward_kinematics(axis_angle_to_matrix(np.zeros((22, 3))), np.zeros(3))
         mean = extract_features(np.repeat((rest - [0, rest[:, 1].min(), 0])[None], 30, axis=0)).mean(axis=0)

@@ -20,6 +20,7 @@ from models.lgtm import LGTM
 from models.lgtm_train import autocast_dtype, resolve_settings
 from motion.core.config import load_params
 from motion.core.device import resolve_device
+from motion.core.sampling import SamplingConfig
 
 RUNS = (("ddim", 1000), ("ddim", 50), ("dpmsolver++", 20))
 
@@ -37,11 +38,11 @@ def time_sampling(model: LGTM, batch: int, sampler: str, steps: int, device: str
     run_steps = steps if timed_steps is None else min(steps, timed_steps)
     gen = torch.Generator().manual_seed(0)
     with torch.autocast("cuda", amp, enabled=amp is not None):
-        sample(model, text, lengths, sampler=sampler, steps=2, generator=gen)  # warm-up
+        sample(model, text, lengths, SamplingConfig(sampler, 2, 0.0, 1.0), generator=gen)  # warm-up
         _sync(device)
         start = time.perf_counter()
         if run_steps == steps:
-            sample(model, text, lengths, sampler=sampler, steps=steps, generator=gen)
+            sample(model, text, lengths, SamplingConfig(sampler, steps, 0.0, 1.0), generator=gen)
         else:  # the first run_steps steps of a `steps`-step schedule: same per-step work
             _partial(model, text, lengths, sampler, steps, run_steps, gen)
         _sync(device)

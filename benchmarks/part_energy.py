@@ -57,25 +57,28 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from motion.datasets import load_normalisation
-    from tools.generate import SamplingRequest, features_to_joints, load_trained_sampler, resolve_part_texts
+    from models.inference import LGTMGenerator, TrainedLGTM, features_to_joints, part_sampler, resolve_part_texts
+    from models.lgtm_train import resolve_settings
+    from models.text_latents import TokenSource
+    from motion.text.embeddings import make_encoder
 
     params = load_params()
     paths, section = params["paths"], params["lgtm"]
-    torch.set_num_threads(int(section.get("num_threads", 1)))
-    sampling = {**section.get("sampling", {}), **section["configs"][section["config"]].get("sampling", {})}
-    mean, std = load_normalisation(paths["features"])
+    torch.set_num_threads(int(section["num_threads"]))
+    sampling = resolve_settings(section)[2]
     split = params["split_texts"]["backend"]
-    request = SamplingRequest(sampler=sampling.get("sampler", "ddim"), steps=int(sampling.get("steps", 50)))
-    sampler, window = load_trained_sampler(params, request, "cpu")  # reads request.seed at each call
+    trained = TrainedLGTM(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]), Path(paths["embeddings"]),
+                          section["text_latents"], int(params["seed"]))
+    tokens = TokenSource(paths["embeddings"], lambda: make_encoder(params["embed_texts"]))
+    generator = LGTMGenerator.load(trained, "cpu", batch_size=1, tokens=lambda: tokens)
+    mean, std, window = generator.mean, generator.std, generator.window
     print(f"| prompt | part | generated share (K={args.samples}) | real share (n) | generated parts (mean share) |")
     print("|---|---|---|---|---|")
     for prompt, (part, action, mirrored) in PROMPTS.items():
-        texts = resolve_part_texts(prompt, {}, split, params)
+        texts = resolve_part_texts(prompt, {}, split, params["split_texts"], paths["cache"])
         shares = []
         for seed in range(args.samples):
-            request.seed = seed
-            parts = sampler(prompt, texts, window)
+            parts = part_sampler(generator, sampling, seed)(prompt, texts, window)
             _, joints = features_to_joints(parts, mean, std)
             shares.append(part_energy_shares(joints))
         real = [part_energy_shares(j) for j in real_motions(Path(paths["annotations"]) / "synthetic_labels.json",

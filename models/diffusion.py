@@ -17,27 +17,9 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor, nn
 
 from motion.core.parts import PART_DIMS, PART_NAMES
+from motion.core.sampling import SAMPLERS, SamplingConfig
 
 NUM_TRAIN_TIMESTEPS = 1000
-SAMPLERS = ("ddim", "dpmsolver++")
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """Inference settings (paper: 1000 deterministic DDIM steps, no guidance)."""
-
-    sampler: str = "ddim"          # ddim | dpmsolver++
-    steps: int = 1000
-    eta: float = 0.0               # DDIM only: 0 = deterministic
-    guidance_scale: float = 1.0    # 1 = no classifier-free guidance
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SamplingConfig":
-        """Build from a dict, ignoring unknown keys; checks the sampler name."""
-        cfg = cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
-        if cfg.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {cfg.sampler!r}; choose one of {SAMPLERS}")
-        return cfg
 
 
 def pack_parts(parts: dict[str, Tensor]) -> Tensor:
@@ -131,14 +113,15 @@ def lengths_to_mask(lengths: Tensor, window: int) -> Tensor:
 
 
 @torch.no_grad()
-def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, *, sampler: str = "ddim", steps: int = 1000,
-           eta: float = 0.0, guidance_scale: float = 1.0, generator: torch.Generator | None = None,
-           progress: bool = False) -> dict[str, Tensor]:
+def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: SamplingConfig, *,
+           generator: torch.Generator | None = None, progress: bool = False) -> dict[str, Tensor]:
     """Generate normalised part features (B, window, d_part), zero beyond each length, from x_T ~ N(0, I).
 
-    text_latents (B, 7, 256) in TEXT_SLOTS order; lengths (B,) <= the model's window. Noise is drawn on
-    the CPU from ``generator``, so a seed gives the same motions on any device.
+    text_latents (B, 7, 256) in TEXT_SLOTS order; lengths (B,) <= the model's window; ``cfg`` names the
+    sampler, steps, DDIM eta and guidance scale. Noise is drawn on the CPU from ``generator``, so a seed
+    gives the same motions on any device.
     """
+    sampler, steps, eta, guidance_scale = cfg.sampler, cfg.steps, cfg.eta, cfg.guidance_scale
     window = model.cfg.window
     device = text_latents.device
     was_training = model.training
@@ -168,14 +151,3 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, *, sampler: 
     model.train(was_training)
     return unpack_parts(x * mask[..., None].to(x.dtype))
 
-
-def sample_features(model: nn.Module, text_latents: Tensor, lengths: Tensor, mean: Tensor, std: Tensor,
-                    cfg: SamplingConfig = SamplingConfig(), generator: torch.Generator | None = None,
-                    progress: bool = False) -> list[Tensor]:
-    """Generate de-normalised HumanML3D features, one (length, 263) tensor per sample, with ``cfg``'s sampler."""
-    from motion.core.parts import merge_parts
-
-    parts = sample(model, text_latents, lengths, sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta,
-                   guidance_scale=cfg.guidance_scale, generator=generator, progress=progress)
-    features = merge_parts(parts) * std.to(text_latents.device) + mean.to(text_latents.device)
-    return [f[:n] for f, n in zip(features, lengths.tolist())]

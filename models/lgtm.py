@@ -28,9 +28,7 @@ from torch import Tensor, nn
 
 from models.conformer import ConformerBlock, zero_padding
 from models.smoothnet import SmoothNet
-from motion.core.parts import PART_DIMS, PART_NAMES
-
-TEXT_SLOTS: tuple[str, ...] = ("whole_body",) + PART_NAMES  # order of the 7 text latents per caption
+from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS
 
 
 @dataclass(frozen=True)

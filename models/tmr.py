@@ -51,7 +51,7 @@ class TMRConfig:
     threshold_selfsim: float = 0.80  # on TMR's (cos + 1) / 2 scale: negatives with cosine > 0.6 are dropped
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TMRConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TMRConfig:
         """Build from a dict, ignoring keys that are not hyper-parameters."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})

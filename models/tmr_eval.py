@@ -16,8 +16,8 @@ import torch
 
 from models.tmr import TMR
 from models.tmr_train import encode_pairs
-from motion.datasets import TextMotionDataset, first_caption_indices
 from motion.core.parts import PART_NAMES
+from motion.datasets import TextMotionDataset, first_caption_indices
 from motion.eval.retrieval import cosine_similarities
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,9 +25,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from models.tmr import TMR, TMRConfig
-from motion.datasets import TextMotionDataset, collate_text_motion, epoch_indices, first_caption_indices
 from motion.core.device import resolve_device
 from motion.core.io import atomic_path
+from motion.datasets import TextMotionDataset, collate_text_motion, epoch_indices, first_caption_indices
 from motion.eval.retrieval import batched_retrieval_metrics, retrieval_metrics
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -51,7 +52,7 @@ class TrainConfig:
     val_batch_size: int = 32  # the small-batch retrieval protocol logged on the validation split
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict, ignoring keys that are not training settings."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
@@ -183,7 +184,7 @@ def train_epoch(model: TMR, optimizer: torch.optim.Optimizer, dataset: TextMotio
     return {f"train/{k}": v / len(order) for k, v in sums.items()}
 
 
-def open_live(folder: Path, history: list[dict[str, float]]) -> "dvclive.Live":  # noqa: F821
+def open_live(folder: Path, history: list[dict[str, float]]) -> dvclive.Live:  # noqa: F821
     """A fresh DVCLive logger in ``folder`` with the history of resumed epochs replayed into it."""
     from dvclive import Live
 
@@ -193,7 +194,7 @@ def open_live(folder: Path, history: list[dict[str, float]]) -> "dvclive.Live": 
     return live
 
 
-def log_row(live: "dvclive.Live", row: dict[str, float]) -> None:  # noqa: F821
+def log_row(live: dvclive.Live, row: dict[str, float]) -> None:  # noqa: F821
     """Log one epoch's metrics and advance the DVCLive step."""
     for k, v in row.items():
         if k != "epoch":
@@ -201,7 +202,7 @@ def log_row(live: "dvclive.Live", row: dict[str, float]) -> None:  # noqa: F821
     live.next_step()
 
 
-def plot_history(history: list[dict[str, float]]) -> dict[str, "matplotlib.figure.Figure"]:  # noqa: F821
+def plot_history(history: list[dict[str, float]]) -> dict[str, matplotlib.figure.Figure]:  # noqa: F821
     """PNG-ready figures of the loss terms (train vs val) and of the validation retrieval metrics."""
     import matplotlib
 

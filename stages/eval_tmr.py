@@ -19,12 +19,12 @@ import torch
 from models.tmr import load_tmr, read_tmr_config
 from models.tmr_eval import pair_study, study_groups, test_pairs
 from motion.core.config import load_params
-from motion.datasets import load_text_motion
 from motion.core.device import resolve_device
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.core.parts import PART_NAMES
 from motion.data.captions import read_part_annotations
+from motion.datasets import load_text_motion
 from motion.eval.retrieval import all_protocols, chance_metrics
 
 

@@ -19,12 +19,19 @@ from typing import Any
 import torch
 
 from models.lgtm_train import resolve_settings, setup_distributed, train
-from models.text_latents import RandomTextLatents, TextLatentCache, TMRTextLatents, build_text_latent_cache
+from models.text_latents import TextLatentCache, build_text_latent_cache, text_latents
 from motion.core.config import load_params, seed_everything
 from motion.core.errors import DataError
 from motion.data.captions import read_part_annotations
-from motion.datasets import (LGTMDataset, SpanRule, file_captions, load_normalisation, read_segments, read_split,
-                             segment_texts)
+from motion.datasets import (
+    LGTMDataset,
+    SpanRule,
+    file_captions,
+    load_normalisation,
+    read_segments,
+    read_split,
+    segment_texts,
+)
 
 LATENTS_FILE = "text_latents.npz"
 
@@ -34,15 +41,12 @@ def output_dir(paths: dict[str, Any]) -> Path:
     return Path(paths["lgtm"])
 
 
-def build_latents(params: dict[str, Any], segments: list, device: str) -> TextLatentCache:
-    """Encode the 7 texts of every caption once with the frozen TMR text encoders (or random ones)."""
+def build_latents(params: dict[str, Any], segments: list, text_dim: int, device: str) -> TextLatentCache:
+    """Encode the 7 texts of every caption once with the frozen TMR text encoders (or ``text_dim``-d random ones)."""
     paths, section = params["paths"], params["lgtm"]
     part_texts = read_part_annotations(Path(paths["texts"]) / "body_part_annotations.json", "run `dvc repro split_texts`")
-    if section.get("text_latents", "tmr") == "random":
-        provider = RandomTextLatents(256, seed=int(params.get("seed", 0)))
-    else:
-        tmr_root = paths["tmr"]
-        provider = TMRTextLatents(tmr_root, paths["embeddings"], device=device)
+    provider = text_latents(section.get("text_latents", "tmr"), dim=text_dim, seed=int(params.get("seed", 0)),
+                            tmr_root=paths["tmr"], embeddings=paths["embeddings"], device=device)
     return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                    provider)
 
@@ -69,7 +73,7 @@ def main() -> None:
                   for s in ("train", "val", "test")}
         if rank == 0:
             every = sorted({seg.seg_id: seg for segs in splits.values() for seg in segs}.values(), key=lambda s: s.seg_id)
-            cache = build_latents(params, every, device)
+            cache = build_latents(params, every, model_cfg.text_dim, device)
             cache.save(out / LATENTS_FILE)
             print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
         if world > 1:

@@ -18,16 +18,17 @@ import torch
 from models.tmr import TMRConfig, save_tmr
 from models.tmr_train import copy_live, fit_tmr, select_config
 from motion.core.config import load_params
-from motion.datasets import ENCODER_NAMES, feature_dims, load_text_motion, text_column
 from motion.core.device import exclusive_gpu, resolve_device
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
+from motion.core.parts import TEXT_SLOTS
+from motion.datasets import feature_dims, load_text_motion, text_column
 
 
 def main() -> None:
     """Train the encoder named on the command line."""
-    if len(sys.argv) != 2 or sys.argv[1] not in ENCODER_NAMES:
-        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(ENCODER_NAMES)}>")
+    if len(sys.argv) != 2 or sys.argv[1] not in TEXT_SLOTS:
+        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}>")
     name = sys.argv[1]
     params = load_params()
     paths, section = params["paths"], params["tmr"]

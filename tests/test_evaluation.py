@@ -3,16 +3,25 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
 import yaml
 
-from motion.eval.evaluation import (ENCODERS, SamplerSetting, TMREvaluator, cached_generate, compare_rows,
-                               condition_texts, read_test_captions, real_motions, sample_key)
-from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES
+from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES, TEXT_SLOTS
+from motion.core.sampling import SamplingConfig
+from motion.eval.evaluation import (
+    TMREvaluator,
+    cached_generate,
+    compare_rows,
+    condition_texts,
+    read_test_captions,
+    real_motions,
+    sample_key,
+)
+from motion.eval.report import metrics_json, report_markdown
 from stages import evaluate as stage
 
 ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
@@ -58,7 +67,8 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
                   "embeddings": str(root / "embeddings"), "cache": str(root / "cache"),
                   "metrics": str(root / "metrics"), "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"),
                   "evaluate": str(root / "evaluate")},
-        "lgtm": {"min_frames": 40, "max_frames": 200, "text_latents": "random"},
+        "lgtm": {"min_frames": 40, "max_frames": 200, "text_latents": "random",
+                 "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}},
         "evaluate": {"config": "cpu", "device": "cpu", "num_threads": 1,
                      "seed": 5, "batch_size": 16, "compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
                      "configs": {"cpu": {
@@ -87,7 +97,7 @@ def tiny_tmrs(latent_dim: int = 6) -> dict:
 
     torch.manual_seed(0)
     out = {}
-    for name in ENCODERS:
+    for name in TEXT_SLOTS:
         dim = FEATURE_DIM if name == "whole_body" else PART_DIMS[name]
         cfg = TMRConfig(motion_dim=dim, token_dim=8, latent_dim=latent_dim, ff_size=8, num_layers=1, num_heads=2,
                         dropout=0.0)
@@ -100,7 +110,7 @@ def fake_evaluator(params: dict) -> TMREvaluator:
     from motion.datasets import load_part_stats
 
     stats_path = Path(params["paths"]["features"]) / "part_stats.npz"
-    return TMREvaluator(tiny_tmrs(), FakeTokens(), {n: load_part_stats(stats_path, n) for n in ENCODERS})
+    return TMREvaluator(tiny_tmrs(), FakeTokens(), {n: load_part_stats(stats_path, n) for n in TEXT_SLOTS})
 
 
 class ReplayGenerator:
@@ -115,9 +125,9 @@ class ReplayGenerator:
         self.features = params["paths"]["features"]
         self.noise = noise
         self.supports_guidance = supports_guidance
-        self.calls: list[tuple[list, SamplerSetting, int]] = []
+        self.calls: list[tuple[list, SamplingConfig, int]] = []
 
-    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplerSetting,
+    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplingConfig,
                  seed: int) -> list[np.ndarray]:
         self.calls.append((list(texts), setting, seed))
         rng = np.random.default_rng(seed)
@@ -163,7 +173,7 @@ def test_cache_key_and_second_call_skips_the_sampler(dataset: dict, tmp_path: Pa
     gen = ReplayGenerator(dataset)
     texts = condition_texts(list(gen.captions.values())[:5], "parts")
     lengths = [40] * 5
-    setting = SamplerSetting("ddim", 3)
+    setting = SamplingConfig("ddim", 3, 0.0, 1.0)
     first, hit = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
     assert not hit and len(gen.calls) == 1
     again, hit = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
@@ -171,7 +181,7 @@ def test_cache_key_and_second_call_skips_the_sampler(dataset: dict, tmp_path: Pa
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     key = sample_key("replay", setting, 1, texts, lengths)
     assert key != sample_key("replay", setting, 2, texts, lengths)
-    assert key != sample_key("replay", SamplerSetting("ddim", 4), 1, texts, lengths)
+    assert key != sample_key("replay", SamplingConfig("ddim", 4, 0.0, 1.0), 1, texts, lengths)
     assert key != sample_key("other", setting, 1, texts, lengths)
     assert key != sample_key("replay", setting, 1, condition_texts(list(gen.captions.values())[:5], "whole_body"),
                              lengths)
@@ -305,8 +315,8 @@ def write_trained(dataset: dict, tmp_path: Path) -> None:
     """Saved tiny TMRs, an embed_texts folder with every test text, and a tiny LGTM (random text latents)."""
     import torch
 
+    from models.checkpoint import save_model
     from models.lgtm import LGTM, LGTMConfig
-    from models.lgtm_train import save_model
     from models.tmr import save_tmr
     from motion.core.io import write_json
     from motion.text.cache import ArrayCache
@@ -340,21 +350,24 @@ def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path
     import torch
 
     from models.diffusion import sample
-    from motion.eval.evaluation import LGTMGenerator
-    from motion.datasets import load_normalisation
+    from models.inference import LGTMGenerator, TrainedLGTM
     from motion.core.parts import merge_parts
+    from motion.datasets import load_normalisation
 
     write_trained(dataset, tmp_path)
-    gen = LGTMGenerator(dataset, "cpu", batch_size=4)
+    paths = {k: Path(v) for k, v in dataset["paths"].items()}
+    trained = TrainedLGTM(paths["lgtm"], paths["features"], paths["tmr"], paths["embeddings"], "random",
+                          dataset["seed"])
+    gen = LGTMGenerator.load(trained, "cpu", batch_size=4)
     assert not gen.supports_guidance and gen.fingerprint.startswith("random:")
     caps = list(ReplayGenerator(dataset).captions.values())[:3]
-    texts, lengths, setting = condition_texts(caps, "parts"), [40, 24, 48], SamplerSetting("ddim", 2)
+    texts, lengths, setting = condition_texts(caps, "parts"), [40, 24, 48], SamplingConfig("ddim", 2, 0.0, 1.0)
     out = gen.generate(texts, lengths, setting, seed=4)
     assert [m.shape for m in out] == [(n, FEATURE_DIM) for n in lengths]
     assert all(np.array_equal(a, b) for a, b in zip(out, gen.generate(texts, lengths, setting, seed=4)))
     assert not np.array_equal(out[0], gen.generate(texts, lengths, setting, seed=5)[0])
-    parts = sample(gen.model, torch.from_numpy(gen.latents(texts)).float(), torch.tensor(lengths), sampler="ddim",
-                   steps=2, generator=torch.Generator().manual_seed(4 * 1_000_003))
+    parts = sample(gen.model, torch.from_numpy(gen.latents(texts)).float(), torch.tensor(lengths), setting,
+                   generator=torch.Generator().manual_seed(4 * 1_000_003))
     mean, std = load_normalisation(dataset["paths"]["features"])
     normalised = merge_parts({p: v.numpy() for p, v in parts.items()})
     assert np.allclose(out[1], normalised[1, :24] * std + mean, atol=1e-5)  # HumanML3D Mean/Std undone
@@ -388,7 +401,7 @@ def test_stage_with_the_t2m_evaluator_as_a_second_space(dataset: dict, tmp_path:
     results = stage.run(dataset, fake_evaluator(dataset), ReplayGenerator(dataset), WINDOW, t2m)
     assert results["summary"]["t2m"]["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert results["summary"]["t2m"]["lgtm"]["fid"]["mean"] > 0
-    assert "t2m" in stage.metrics_json(results) and "t2m evaluator" in stage.report_markdown(results)
+    assert "t2m" in metrics_json(results) and "t2m evaluator" in report_markdown(results)
 
 
 def test_stage_main_names_the_missing_models(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.oracles.bvh_reader import read_bvh
+from models.inference import LGTMGenerator, features_to_joints, part_sampler, resolve_part_texts
 from motion.core.errors import DataError
-from motion.data.features import extract_features, recover_from_ric
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
-from motion.core.parts import FEATURE_DIM, PART_NAMES, split_parts
-from motion.export.render import ffmpeg_exe
+from motion.core.parts import FEATURE_DIM, PART_NAMES, TEXT_SLOTS, split_parts
+from motion.core.sampling import SamplingConfig
 from motion.core.skeleton import JOINT_NAMES
-from tools.generate import (
-    SamplingRequest, features_to_joints, generate, lgtm_part_sampler, main, parse_part_args, resolve_part_texts,
-)
+from motion.data.features import extract_features, recover_from_ric
+from motion.export.render import ffmpeg_exe
+from tests.oracles.bvh_reader import read_bvh
+from tools.generate import generate, main, parse_part_args
 
 CAPTION = "a person waves the right hand"
 
@@ -61,19 +61,19 @@ def test_parse_part_args() -> None:
             parse_part_args([bad])
 
 
-def test_resolve_part_texts() -> None:
-    params = {"split_texts": {"backend": "rules"}, "paths": {}}
-    none = resolve_part_texts(CAPTION, {"head": "nods"}, "none", params)
+def test_resolve_part_texts(tmp_path: Path) -> None:
+    section, cache = {"backend": "rules"}, tmp_path / "cache"
+    none = resolve_part_texts(CAPTION, {"head": "nods"}, "none", section, cache)
     assert none == {p: ("nods" if p == "head" else CAPTION) for p in PART_NAMES}
-    rules = resolve_part_texts(CAPTION, {}, "rules", params)
+    rules = resolve_part_texts(CAPTION, {}, "rules", section, cache)
     assert set(rules) == set(PART_NAMES) and "wave" in rules["right_arm"]
     assert rules["left_leg"] == "does nothing"
-    edited = resolve_part_texts(CAPTION, {"right_arm": "waves the right hand slowly"}, "rules", params)
+    edited = resolve_part_texts(CAPTION, {"right_arm": "waves the right hand slowly"}, "rules", section, cache)
     assert edited["right_arm"] == "waves the right hand slowly" and edited["left_leg"] == rules["left_leg"]
     everything = {p: f"{p} moves" for p in PART_NAMES}
-    assert resolve_part_texts(CAPTION, everything, "llm", {}) == everything  # no splitter (no network) needed
+    assert resolve_part_texts(CAPTION, everything, "llm", {}, cache) == everything  # no splitter (no network) needed
     with pytest.raises(ValueError, match="--split"):
-        resolve_part_texts(CAPTION, {}, "gpt", params)
+        resolve_part_texts(CAPTION, {}, "gpt", section, cache)
 
 
 # ----------------------------------------------------------------------------- features -> files
@@ -142,23 +142,32 @@ def tiny_lgtm():  # noqa: ANN201
     return LGTM(cfg).eval()
 
 
-def test_lgtm_part_sampler_glue() -> None:
-    model = tiny_lgtm()
-    seen = []
+class RecordingLatents:
+    """Seeded pseudo-latents that record which texts of which slot were encoded together."""
 
-    def latents(texts: list[str]) -> np.ndarray:
-        seen.append(texts)
-        return np.random.default_rng(len(texts[0])).standard_normal((7, 8)).astype(np.float32)
+    dim, key, inputs = 8, "recording", ()
 
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, list[str]]] = []
+
+    def encode(self, slot: str, texts: list[str]) -> np.ndarray:
+        self.seen.append((slot, list(texts)))
+        return np.stack([np.random.default_rng(len(t)).standard_normal(8) for t in texts]).astype(np.float32)
+
+
+def test_part_sampler_glue() -> None:
+    latents = RecordingLatents()
+    generator = LGTMGenerator(tiny_lgtm(), np.zeros(FEATURE_DIM), np.ones(FEATURE_DIM), latents)
     parts = {p: f"{p} moves" for p in PART_NAMES}
-    run = lgtm_part_sampler(model, latents, SamplingRequest(sampler="ddim", steps=3, seed=5))
+    run = part_sampler(generator, SamplingConfig("ddim", 3, 0.0, 1.0), seed=5)
     out = run(CAPTION, parts, 20)
-    assert seen[0] == [CAPTION] + [parts[p] for p in PART_NAMES]
+    texts = [CAPTION] + [parts[p] for p in PART_NAMES]
+    assert latents.seen == [(slot, [text]) for slot, text in zip(TEXT_SLOTS, texts)]  # each text encoded alone
     assert {p: v.shape for p, v in out.items()} == {p: (20, split_parts(np.zeros(FEATURE_DIM))[p].shape[0])
                                                     for p in PART_NAMES}
     again = run(CAPTION, parts, 20)
     assert all(np.array_equal(out[p], again[p]) for p in PART_NAMES)  # the seed fixes the motion
-    dpm = lgtm_part_sampler(model, latents, SamplingRequest(sampler="dpmsolver++", steps=3, seed=6))
+    dpm = part_sampler(generator, SamplingConfig("dpmsolver++", 3, 0.0, 1.0), seed=6)
     other = dpm(CAPTION, parts, 20)
     assert not np.array_equal(out["torso"], other["torso"])
     with pytest.raises(ValueError, match="window"):
@@ -167,7 +176,7 @@ def test_lgtm_part_sampler_glue() -> None:
 
 def write_trained_folders(root: Path) -> Path:
     """A params file whose paths hold a saved tiny LGTM and Mean/Std (random text latents)."""
-    from models.lgtm_train import save_model
+    from models.checkpoint import save_model
     from motion.core.io import write_json
 
     model = tiny_lgtm()
@@ -183,7 +192,8 @@ def write_trained_folders(root: Path) -> Path:
                   "embeddings": str(root / "none"), "tmr": str(root / "none")},
         "split_texts": {"backend": "rules"},
         "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
-                 "configs": {"cpu": {"sampling": {"steps": 4}}}, "sampling": {"sampler": "ddim", "steps": 1000}},
+                 "configs": {"cpu": {"sampling": {"steps": 4}}},
+                 "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}},
     }
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -249,7 +259,6 @@ def write_tmr_folders(root: Path, known: list[str]) -> None:
     """Seven tiny TMRs (latent 4, token 8) under root/tmr and an embed_texts folder holding ``known``."""
     import torch
 
-    from models.lgtm import TEXT_SLOTS
     from models.tmr import TMR, TMRConfig, save_tmr
     from motion.core.parts import PART_DIMS
     from motion.text.cache import ArrayCache
@@ -269,18 +278,22 @@ def write_tmr_folders(root: Path, known: list[str]) -> None:
 
 def test_token_source_and_tmr_latents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import motion.text.embeddings as embeddings
-    from tools.generate import TokenSource, tmr_text_latents
+    from models.text_latents import TMRTextLatents, TokenSource
 
     write_tmr_folders(tmp_path, [CAPTION, "does nothing"])
     monkeypatch.setattr(embeddings, "make_encoder", lambda section: FakeEncoder())
-    source = TokenSource(tmp_path / "embeddings", {"encoder": "fake"})
+    source = TokenSource(tmp_path / "embeddings", lambda: embeddings.make_encoder({"encoder": "fake"}))
     stored = source(CAPTION)
     assert source._encoder is None and stored.shape == (6, 8)  # from the embeddings folder, no encoder loaded
     fresh = source("a person nods")  # unseen: encoded now, rounded like the stored float16 features
     assert fresh.shape == (3, 8) and np.array_equal(fresh, fresh.astype(np.float16).astype(np.float32))
     assert np.allclose(source(CAPTION), FakeEncoder().encode([CAPTION])[0][0], atol=1e-2)
-    encode = tmr_text_latents(tmp_path / "tmr", source)
+    provider = TMRTextLatents(tmp_path / "tmr", source)
     texts = [CAPTION] + ["does nothing"] * 5 + ["a person nods"]
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
+
     latents = encode(texts)
     assert latents.shape == (7, 4) and np.isfinite(latents).all()
     assert not np.allclose(latents[1], latents[2])  # same text, but each slot has its own encoder
@@ -291,13 +304,13 @@ def test_token_source_and_tmr_latents(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(embeddings, "make_encoder", lambda section: OtherEncoder())
     with pytest.raises(DataError, match="embed_texts"):
-        TokenSource(tmp_path / "embeddings", {"encoder": "other"})("an unseen text")
+        TokenSource(tmp_path / "embeddings", lambda: embeddings.make_encoder({"encoder": "other"}))("an unseen text")
 
 
 def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import motion.text.embeddings as embeddings
+    from models.checkpoint import save_model
     from models.lgtm import LGTM, LGTMConfig
-    from models.lgtm_train import save_model
     from motion.core.io import write_json
 
     params_path = write_trained_folders(tmp_path)

@@ -7,15 +7,29 @@ import numpy as np
 import pytest
 import torch
 
-from models.diffusion import (diffusion_loss, draw_noise, lengths_to_mask, masked_part_mse, pack_parts, sample,
-                              training_scheduler, unpack_parts)
-from models.lgtm import LGTM, TEXT_SLOTS, LGTMConfig, count_parameters
+from models.diffusion import (
+    diffusion_loss,
+    draw_noise,
+    lengths_to_mask,
+    masked_part_mse,
+    pack_parts,
+    sample,
+    training_scheduler,
+    unpack_parts,
+)
+from models.lgtm import LGTM, LGTMConfig, count_parameters
 from models.text_latents import RandomTextLatents, TextLatentCache, build_text_latent_cache
+from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS, merge_parts, split_parts
+from motion.core.sampling import SamplingConfig
 from motion.datasets import SpanRule, crop_span, file_captions, read_segments
-from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts, split_parts
 from tests.support.lgtm import TINY, make_corpus, make_dataset
 
 torch.set_num_threads(1)
+
+
+def settings(sampler: str, steps: int, eta: float = 0.0, guidance_scale: float = 1.0) -> SamplingConfig:
+    """Sampler settings of a test (deterministic, no guidance unless asked)."""
+    return SamplingConfig(sampler, steps, eta, guidance_scale)
 
 
 def _inputs(cfg: LGTMConfig, batch: int, lengths: list[int], seed: int = 0):
@@ -121,14 +135,14 @@ def test_sampling_is_finite_shaped_and_deterministic(sampler: str, steps: int) -
     model = LGTM(TINY)
     text = torch.randn(3, 7, TINY.text_dim)
     lengths = torch.tensor([24, 11, 3])
-    runs = [sample(model, text, lengths, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(7))
+    runs = [sample(model, text, lengths, settings(sampler, steps), generator=torch.Generator().manual_seed(7))
             for _ in range(2)]
     for p in PART_NAMES:
         assert runs[0][p].shape == (3, TINY.window, PART_DIMS[p])
         assert torch.isfinite(runs[0][p]).all()
         assert torch.equal(runs[0][p], runs[1][p])
         assert (runs[0][p][1, 11:] == 0).all() and (runs[0][p][1, :11] != 0).any()
-    other = sample(model, text, lengths, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(8))
+    other = sample(model, text, lengths, settings(sampler, steps), generator=torch.Generator().manual_seed(8))
     assert not torch.equal(other["head"], runs[0]["head"])
 
 
@@ -137,16 +151,17 @@ def test_guidance_scale_and_eta() -> None:
     model = LGTM(TINY)
     text = torch.randn(2, 7, TINY.text_dim)
     lengths = torch.tensor([24, 20])
-    plain = sample(model, text, lengths, steps=3, generator=torch.Generator().manual_seed(1))
-    guided = sample(model, text, lengths, steps=3, guidance_scale=2.5, generator=torch.Generator().manual_seed(1))
-    noisy = sample(model, text, lengths, steps=3, eta=1.0, generator=torch.Generator().manual_seed(1))
+    plain = sample(model, text, lengths, settings("ddim", 3), generator=torch.Generator().manual_seed(1))
+    guided = sample(model, text, lengths, settings("ddim", 3, guidance_scale=2.5),
+                    generator=torch.Generator().manual_seed(1))
+    noisy = sample(model, text, lengths, settings("ddim", 3, eta=1.0), generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(plain["torso"], guided["torso"])
     assert not torch.allclose(plain["torso"], noisy["torso"])
     assert all(torch.isfinite(v).all() for v in guided.values())
     with pytest.raises(ValueError, match="window"):
-        sample(model, text, torch.tensor([25, 3]), steps=2)
+        sample(model, text, torch.tensor([25, 3]), settings("ddim", 2))
     with pytest.raises(ValueError, match="sampler"):
-        sample(model, text, lengths, sampler="euler", steps=2)
+        settings("euler", 2)
 
 
 def test_crop_span_follows_unit_length() -> None:
@@ -196,23 +211,24 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
     assert segs == []  # all motions are shorter than 40 frames
 
 
-def test_sample_features_denormalises_and_cuts() -> None:
-    from models.diffusion import SamplingConfig, sample_features
-    from models.lgtm import TEXT_SLOTS
+def test_generator_denormalises_and_cuts() -> None:
+    from models.inference import LGTMGenerator
 
     torch.manual_seed(0)
     model = LGTM(TINY)
-    provider = RandomTextLatents(TINY.text_dim)
+    provider = RandomTextLatents(TINY.text_dim, seed=0)
     captions = ["a person waves", "a person kicks"]
-    text = torch.from_numpy(np.stack([provider.encode(slot, captions if slot == "whole_body" else ["does nothing"] * 2)
-                                      for slot in TEXT_SLOTS], axis=1)).float()
-    assert text.shape == (2, 7, TINY.text_dim)
-    mean, std = torch.full((263,), 5.0), torch.full((263,), 2.0)
-    cfg = SamplingConfig(sampler="dpmsolver++", steps=3)
-    out = sample_features(model, text, torch.tensor([10, 24]), mean, std, cfg, torch.Generator().manual_seed(0))
-    raw = sample(model, text, torch.tensor([10, 24]), sampler="dpmsolver++", steps=3,
+    texts = [(c,) + ("does nothing",) * len(PART_NAMES) for c in captions]
+    mean, std = np.full(263, 5.0, np.float32), np.full(263, 2.0, np.float32)
+    generator = LGTMGenerator(model, mean, std, provider, batch_size=2)
+    latents = generator.latents(texts)
+    assert latents.shape == (2, 7, TINY.text_dim)
+    assert np.array_equal(latents[:, 0], provider.encode("whole_body", captions))
+    cfg = settings("dpmsolver++", 3)
+    out = generator.generate(texts, [10, 24], cfg, seed=0)
+    raw = sample(model, torch.from_numpy(latents).float(), torch.tensor([10, 24]), cfg,
                  generator=torch.Generator().manual_seed(0))
-    assert [o.shape for o in out] == [(10, 263), (24, 263)]
-    torch.testing.assert_close(out[0], merge_parts(raw)[0, :10] * 2 + 5)
-    with pytest.raises(ValueError, match="sampler"):
-        SamplingConfig.from_dict({"sampler": "plms"})
+    assert [o.shape for o in out] == [(10, 263), (24, 263)] and out[0].dtype == np.float32
+    np.testing.assert_array_equal(out[0], merge_parts({p: v.numpy() for p, v in raw.items()})[0, :10] * 2 + 5)
+    with pytest.raises(KeyError, match="eta"):
+        SamplingConfig.from_dict({"sampler": "ddim", "steps": 3})

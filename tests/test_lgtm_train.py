@@ -11,10 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from models.checkpoint import load_lgtm
 from models.diffusion import sample
 from models.lgtm import LGTM
-from models.lgtm_train import LAST, TrainConfig, epoch_batches, load_lgtm, train
+from models.lgtm_train import LAST, TrainConfig, epoch_batches, train
 from motion.core.parts import PART_NAMES
+from motion.core.sampling import SamplingConfig
 from tests.support.lgtm import TINY, make_corpus, make_dataset
 
 torch.set_num_threads(1)
@@ -48,7 +50,7 @@ def test_loss_decreases_on_tiny_overfit_set(tmp_path: Path) -> None:
         assert (tmp_path / "run" / name).is_file()
     assert (tmp_path / "run" / "dvclive" / "plots" / "images" / "train_loss.png").is_file()
     model = load_lgtm(tmp_path / "run")
-    out = sample(model, torch.randn(2, 7, TINY.text_dim), torch.tensor([24, 9]), steps=3,
+    out = sample(model, torch.randn(2, 7, TINY.text_dim), torch.tensor([24, 9]), SamplingConfig("ddim", 3, 0.0, 1.0),
                  generator=torch.Generator().manual_seed(0))
     assert set(out) == set(PART_NAMES)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["trainable_parameters"] > 0
@@ -134,9 +136,9 @@ def test_train_lgtm_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     params = {
         "seed": 1,
         "paths": {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
-                  "lgtm": "out/lgtm"},
+                  "tmr": "data/tmr", "lgtm": "out/lgtm"},
         "lgtm": {"config": "tiny", "device": "cpu", "num_threads": 1, "text_latents": "random", "min_frames": 10,
-                 "max_frames": 200, "sampling": {"sampler": "ddim", "steps": 1000},
+                 "max_frames": 200, "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0},
                  "configs": {"tiny": {"model": tiny, "train": {"batch_size": 4, "max_steps": 4, "warmup_steps": 1,
                                                                "val_every": 2, "checkpoint_every": 2}}}},
     }

@@ -10,10 +10,13 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
-from motion.study.constraints import CONSTRAINTS, heading
 from motion.core.errors import DataError
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.core.parts import PART_NAMES
+from motion.core.sampling import SamplingConfig
+from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS
+from motion.eval.confidence import welch_test
+from motion.study.constraints import CONSTRAINTS, heading
 from motion.study.prompt_study import (
     PromptPair,
     StudySettings,
@@ -25,8 +28,6 @@ from motion.study.prompt_study import (
     winner,
 )
 from motion.study.report import html_report, write_study
-from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS
-from motion.eval.confidence import welch_test
 
 REPO = Path(__file__).resolve().parents[1]
 J = JOINT_INDEX
@@ -273,11 +274,11 @@ def write_tiny_pipeline(root: Path) -> Path:
     """A params file over a random tiny LGTM (window 24), a tiny whole-body TMR, embeddings and feature stats."""
     import torch
 
+    from models.checkpoint import save_model
     from models.lgtm import LGTM, LGTMConfig
-    from models.lgtm_train import save_model
     from models.tmr import TMR, TMRConfig, save_tmr
-    from motion.data.features import extract_features
     from motion.core.io import write_json
+    from motion.data.features import extract_features
     from motion.text.cache import ArrayCache
     from motion.text.embeddings import write_embeddings
 
@@ -308,7 +309,8 @@ def write_tiny_pipeline(root: Path) -> Path:
         "split_texts": {"backend": "rules"},
         "embed_texts": {"encoder": "fake"},
         "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
-                 "configs": {"cpu": {"sampling": {"steps": 1000}}}, "sampling": {"sampler": "ddim", "steps": 1000}},
+                 "configs": {"cpu": {"sampling": {"steps": 1000}}},
+                 "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}},
         "prompt_study": {"pairs": str(root / "pairs.yaml"), "config": "cpu",
                          "seed": 0, "split": "", "ci": "welch", "configs": {"cpu": {"samples": 2, "batch_size": 3,
                                                                                      "sampling": {"steps": 2}}}},
@@ -341,17 +343,18 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     assert first["1_ik_0"].shape == (24, NUM_JOINTS, 3) and not np.array_equal(first["1_ik_0"], first["1_ik_1"])
 
     assert (out / "videos" / "pair_1.mp4").is_file() and (out / "frames" / "pair_1.png").is_file()
-    from stages.prompt_study import study_sampler
-    from tools.generate import SamplingRequest, features_to_joints, load_trained_sampler
+    from models.inference import LGTMGenerator, TrainedLGTM, features_to_joints, part_sampler, study_sampler
 
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    batched, window, _ = study_sampler(params, {"steps": 2}, 2, "cpu")
-    single, _ = load_trained_sampler(params, SamplingRequest(steps=2, seed=0), "cpu")  # the generate command's glue
-    mean, std = np.load(tmp_path / "features" / "Mean.npy"), np.load(tmp_path / "features" / "Std.npy")
+    trained = TrainedLGTM(tmp_path / "lgtm", tmp_path / "features", tmp_path / "tmr", tmp_path / "embeddings",
+                          "random", 0)
+    cfg = SamplingConfig("ddim", 2, 0.0, 1.0)
+    generator = LGTMGenerator.load(trained, "cpu", batch_size=2)
+    batched = study_sampler(generator, cfg)
+    single = part_sampler(generator, cfg, seed=0)  # the generate command's glue
     parts = saved["part_texts"]["1"]["ik"]
-    alone = features_to_joints(single(PAIRS[0].ik, parts, 24), mean, std)[1]
+    alone = features_to_joints(single(PAIRS[0].ik, parts, 24), generator.mean, generator.std)[1]
     motions = batched([PAIRS[0].ik] * 3, [parts] * 3, [24, 20, 24], 0)  # batches of 2: seeds 0, 1
-    assert window == 24 and [len(m) for m in motions] == [24, 20, 24]
+    assert generator.window == 24 and [len(m) for m in motions] == [24, 20, 24]
     assert np.allclose(motions[0], alone, atol=1e-4) and np.abs(motions[0] - motions[2]).max() > 1e-3
     main()  # reruns are deterministic
     again = np.load(out / "joints.npz")

@@ -22,24 +22,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from motion.export.bvh import write_bvh
+from models.inference import SPLITS, PartSampler, features_to_joints
 from motion.core.errors import DataError
-from motion.data.features import recover_from_ric
 from motion.core.io import save_npy, write_json
-from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
+from motion.core.parts import PART_NAMES
+from motion.core.sampling import SAMPLERS, SamplingConfig
+from motion.export.bvh import write_bvh
 from motion.export.render import render_video
 
 FPS = 20
-SPLITS = ("rules", "llm", "none")
-
-# A part sampler: (caption, six part texts, frames) -> normalised part features {part: (frames, d_part)}.
-PartSampler = Callable[[str, dict[str, str], int], dict[str, np.ndarray]]
 
 
 # ----------------------------------------------------------------------------- part texts
@@ -56,37 +54,7 @@ def parse_part_args(items: Sequence[str]) -> dict[str, str]:
     return parts
 
 
-def resolve_part_texts(caption: str, given: dict[str, str], split: str, params: dict[str, Any]) -> dict[str, str]:
-    """The six part texts: hand-set ones, the rest from the splitter (or the caption with ``none``)."""
-    if split not in SPLITS:
-        raise ValueError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
-    missing = [p for p in PART_NAMES if p not in given]
-    if not missing or split == "none":
-        return {p: given.get(p, caption) for p in PART_NAMES}
-    from motion.text.split import SplitSettings, split_unique
-
-    section = dict(params.get("split_texts", {}) or {})
-    section["backend"] = split
-    settings = SplitSettings.from_params(section)
-    results, _, _ = split_unique([caption], settings, params.get("paths", {}).get("cache", "data/cache"),
-                                 progress=False)
-    annotation = results[caption]
-    return {p: given[p] if p in given else annotation[p]["text"] for p in PART_NAMES}
-
-
 # ----------------------------------------------------------------------------- features -> outputs
-
-def features_to_joints(parts: dict[str, np.ndarray], mean: np.ndarray,
-                       std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised part features {part: (T, d)} -> de-normalised features (T, 263) and joints (T, 22, 3), float32."""
-    for p in PART_NAMES:
-        if p not in parts or parts[p].ndim != 2 or parts[p].shape[1] != PART_DIMS[p]:
-            raise ValueError(f"sampler output for {p!r} must have shape (T, {PART_DIMS[p]})")
-    normalised = merge_parts({p: np.asarray(parts[p], dtype=np.float64) for p in PART_NAMES})
-    features = normalised * np.asarray(std, np.float64) + np.asarray(mean, np.float64)
-    joints = recover_from_ric(features)
-    return features.astype(np.float32), joints.astype(np.float32)
-
 
 def video_title(caption: str, part_texts: dict[str, str]) -> str:
     """The line under the caption in the video: the part texts that differ from the caption."""
@@ -126,114 +94,6 @@ def generate(caption: str, part_texts: dict[str, str], frames: int, sampler: Par
     return write_outputs(out_dir, features, joints, caption, part_texts, meta or {}, video)
 
 
-# ----------------------------------------------------------------------------- the trained model (glue)
-
-@dataclass
-class SamplingRequest:
-    """Sampler settings of one generation."""
-
-    sampler: str = "ddim"
-    steps: int = 1000
-    eta: float = 0.0
-    guidance_scale: float = 1.0
-    seed: int = 0
-
-
-def lgtm_part_sampler(model: Any, text_latents: Callable[[list[str]], np.ndarray], request: SamplingRequest,
-                      device: str = "cpu") -> PartSampler:
-    """The one piece of glue to the LGTM API (models.diffusion.sample): latents of the 7 texts -> part features."""
-    import torch
-
-    from models.diffusion import sample
-    from models.lgtm import TEXT_SLOTS
-
-    if TEXT_SLOTS != ("whole_body",) + PART_NAMES:
-        raise RuntimeError(f"models.lgtm.TEXT_SLOTS changed to {TEXT_SLOTS}; update tools.generate")
-
-    def run(caption: str, part_texts: dict[str, str], frames: int) -> dict[str, np.ndarray]:
-        window = int(model.cfg.window)
-        if not 1 <= frames <= window:
-            raise ValueError(f"--frames {frames}: this LGTM model generates 1..{window} frames (its window); "
-                             "ask for fewer frames or train with a larger lgtm model window")
-        latents = text_latents([caption] + [part_texts[p] for p in PART_NAMES])  # (7, D) in TEXT_SLOTS order
-        generator = torch.Generator().manual_seed(int(request.seed))
-        out = sample(model, torch.as_tensor(latents, dtype=torch.float32, device=device)[None],
-                     torch.tensor([frames], device=device), sampler=request.sampler, steps=int(request.steps),
-                     eta=float(request.eta), guidance_scale=float(request.guidance_scale), generator=generator,
-                     progress=True)
-        return {p: out[p][0, :frames].float().cpu().numpy() for p in PART_NAMES}
-
-    return run
-
-
-class TokenSource:
-    """Token features of a text: from the embed_texts output when there, else encoded with the configured encoder."""
-
-    def __init__(self, embeddings_dir: str | Path, encoder_section: dict[str, Any]) -> None:
-        from motion.text.embeddings import TextEmbeddings
-
-        self.embeddings = TextEmbeddings.load(embeddings_dir)
-        self.section = encoder_section
-        self._encoder: Any = None
-
-    def __call__(self, text: str) -> np.ndarray:
-        """(L, token_dim) float32 token features of ``text`` (float16-rounded like the stored ones)."""
-        if text in self.embeddings:
-            return self.embeddings.tokens(text)
-        if self._encoder is None:
-            from motion.text.embeddings import make_encoder
-
-            self._encoder = make_encoder(self.section)
-            if self._encoder.cache_id != self.embeddings.encoder:
-                raise DataError(self.embeddings.folder, f"was written by {self.embeddings.encoder} but params "
-                                f"embed_texts selects {self._encoder.cache_id}", "rerun `dvc repro embed_texts`")
-        tokens, _ = self._encoder.encode([text])
-        return tokens[0].astype(np.float16).astype(np.float32)
-
-
-def tmr_text_latents(tmr_root: str | Path, tokens: Callable[[str], np.ndarray],
-                     device: str = "cpu") -> Callable[[list[str]], np.ndarray]:
-    """Latent means (7, D) of the 7 texts (TEXT_SLOTS order) under the frozen TMR text encoder of each slot."""
-    import torch
-
-    from models.lgtm import TEXT_SLOTS
-    from models.tmr import load_tmr
-
-    models = {slot: load_tmr(Path(tmr_root) / slot, device) for slot in TEXT_SLOTS}
-
-    def encode(texts: list[str]) -> np.ndarray:
-        out = []
-        with torch.no_grad():
-            for slot, text in zip(TEXT_SLOTS, texts):
-                tok = torch.from_numpy(tokens(text))[None].to(device)
-                mask = torch.ones(tok.shape[:2], dtype=torch.bool, device=device)
-                out.append(models[slot].encode_text(tok, mask)[0].float().cpu().numpy())
-        return np.stack(out)
-
-    return encode
-
-
-def text_latents_for(params: dict[str, Any], model: Any, device: str) -> Callable[[list[str]], np.ndarray]:
-    """The 7 texts -> (7, D) latents the model was trained with: frozen TMR text encoders, or random ones."""
-    from models.lgtm import TEXT_SLOTS
-    from models.text_latents import RandomTextLatents
-
-    paths, section = params["paths"], params.get("lgtm", {}) or {}
-    if section.get("text_latents", "tmr") == "random":  # as train_lgtm: smoke-run models condition on random latents
-        provider = RandomTextLatents(int(model.cfg.text_dim), seed=int(params.get("seed", 0)))
-        return lambda texts: np.concatenate([provider.encode(slot, [t]) for slot, t in zip(TEXT_SLOTS, texts)])
-    tokens = TokenSource(paths["embeddings"], params.get("embed_texts", {}) or {})
-    return tmr_text_latents(paths["tmr"], tokens, device)
-
-
-def load_trained_sampler(params: dict[str, Any], request: SamplingRequest, device: str) -> tuple[PartSampler, int]:
-    """The trained LGTM (paths.lgtm) with its text latents as a PartSampler, and the model's window."""
-    from models.lgtm_train import load_lgtm
-
-    model = load_lgtm(params["paths"]["lgtm"], device)
-    return lgtm_part_sampler(model, text_latents_for(params, model, device), request, device), int(model.cfg.window)
-
-
 # ----------------------------------------------------------------------------- command line
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="length at 20 fps (default: the model's window)")
     p.add_argument("--part", action="append", default=[], metavar="NAME=TEXT", help="hand-set part text (repeatable)")
     p.add_argument("--split", choices=SPLITS, default=None, help="splitter for the other parts (default: params)")
-    p.add_argument("--sampler", choices=("ddim", "dpmsolver++"), default=None, help="default: params lgtm.sampling")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: params lgtm.sampling")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: params lgtm.sampling)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: params)")
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: params)")
@@ -255,17 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def sampling_request(params: dict[str, Any], args: argparse.Namespace) -> SamplingRequest:
+def sampling_settings(params: dict[str, Any], args: argparse.Namespace) -> SamplingConfig:
     """Sampling settings: params ``lgtm.sampling`` (with the selected config's overrides), then the flags."""
-    section = params.get("lgtm", {}) or {}
-    chosen = (section.get("configs", {}) or {}).get(section.get("config", ""), {}) or {}
-    values = {**(section.get("sampling", {}) or {}), **(chosen.get("sampling", {}) or {})}
-    fields = SamplingRequest.__dataclass_fields__
-    request = SamplingRequest(**{k: v for k, v in values.items() if k in fields})
-    for name in ("sampler", "steps", "eta", "guidance_scale", "seed"):
-        if getattr(args, name) is not None:
-            setattr(request, name, getattr(args, name))
-    return request
+    from models.lgtm_train import resolve_settings
+
+    flags = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance_scale") if getattr(args, k) is not None}
+    return replace(resolve_settings(params.get("lgtm", {}) or {})[2], **flags)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -277,21 +132,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         params = load_params(args.params)
         import torch
 
+        from models.inference import LGTMGenerator, TrainedLGTM, part_sampler, resolve_part_texts
+        from models.text_latents import TokenSource
         from motion.core.device import resolve_device
-        from motion.datasets import load_normalisation
+        from motion.text.embeddings import make_encoder
 
-        section = params.get("lgtm", {}) or {}
+        paths, section = params["paths"], params.get("lgtm", {}) or {}
         torch.set_num_threads(int(section.get("num_threads", 2)))
         device = resolve_device(args.device or section.get("device", "auto"))
-        request = sampling_request(params, args)
+        sampling = sampling_settings(params, args)
         given = parse_part_args(args.part)
         split = args.split or (params.get("split_texts", {}) or {}).get("backend", "rules")
-        part_texts = resolve_part_texts(args.text, given, split, params)
-        mean, std = load_normalisation(params["paths"]["features"])
-        sampler, window = load_trained_sampler(params, request, device)
-        frames = window if args.frames is None else args.frames
-        meta = {"split": split, "hand_set": sorted(given), **asdict(request)}
-        files = generate(args.text, part_texts, frames, sampler, mean, std, args.out, meta, video=not args.no_video)
+        part_texts = resolve_part_texts(args.text, given, split, params.get("split_texts", {}) or {},
+                                        paths.get("cache", "data/cache"))
+        trained = TrainedLGTM(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]),
+                              Path(paths["embeddings"]), section.get("text_latents", "tmr"), int(params.get("seed", 0)))
+        def tokens() -> TokenSource:
+            return TokenSource(paths["embeddings"], lambda: make_encoder(params.get("embed_texts", {}) or {}))
+
+        generator = LGTMGenerator.load(trained, device, batch_size=1, tokens=tokens)
+        frames = generator.window if args.frames is None else args.frames
+        meta = {"split": split, "hand_set": sorted(given), **asdict(sampling), "seed": args.seed}
+        files = generate(args.text, part_texts, frames, part_sampler(generator, sampling, args.seed), generator.mean,
+                         generator.std, args.out, meta, video=not args.no_video)
     except (DataError, ValueError, KeyError) as err:
         sys.exit(f"generate: {err}")
     print(json.dumps({"parts": part_texts, "files": {k: str(v) for k, v in files.items()}}, indent=2))

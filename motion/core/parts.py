@@ -17,6 +17,11 @@ FEATURE_DIM = 263
 # One canonical part order, used everywhere (LGTM's declaration order).
 PART_NAMES: tuple[str, ...] = ("head", "left_arm", "right_arm", "torso", "left_leg", "right_leg")
 
+# The seven text slots of a caption, in this order everywhere: the whole-body caption, then one text per part.
+# Each slot has its own TMR (train_tmr@<slot>) and its own LGTM text latent.
+WHOLE_BODY = "whole_body"
+TEXT_SLOTS: tuple[str, ...] = (WHOLE_BODY,) + PART_NAMES
+
 # Joints whose ric / rotation / velocity entries belong to each part.
 PART_JOINTS: dict[str, tuple[int, ...]] = {
     "head": (12, 15),

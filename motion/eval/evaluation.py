@@ -1,7 +1,8 @@
 """Text-to-motion evaluation of LGTM: test captions, cached generations, evaluator embeddings, metric rows.
 
-All glue to the other parts of the pipeline lives here (TMR via ``models.tmr.load_tmr``, LGTM via
-``models.lgtm_train.load_lgtm`` + ``models.diffusion.sample_features``, text latents as ``train_lgtm``).
+The protocol takes its models as objects: an ``Evaluator`` per metric space (``TMREvaluator`` wraps the seven
+trained TMRs, ``models.t2m_evaluator`` Guo's evaluator) and a ``MotionGenerator`` (``models.inference.LGTMGenerator``
+in the stage, fakes in tests); this module imports no model code.
 
 Normalisation is explicit: generated motions come out of LGTM HumanML3D-normalised (Mean/Std) and are
 de-normalised here with Mean/Std; every evaluator gets de-normalised features and applies its own
@@ -14,20 +15,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from motion.core.errors import DataError
-from motion.eval.metrics import (cosine_similarity_score, diversity, fid, matching_score, multimodality,
-                            part_r_precision, r_precision)
-from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES
+from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS, WHOLE_BODY
+from motion.core.sampling import SamplingConfig
 from motion.eval.confidence import mean_ci95, welch_test
+from motion.eval.metrics import (
+    cosine_similarity_score,
+    diversity,
+    fid,
+    matching_score,
+    multimodality,
+    part_r_precision,
+    r_precision,
+)
 
-WHOLE_BODY = "whole_body"
-ENCODERS: tuple[str, ...] = (WHOLE_BODY,) + PART_NAMES
 R_BATCH = 32
 
 
@@ -50,8 +58,7 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
                        window: int, min_frames: int = 40, max_frames: int = 200, max_captions: int = 0,
                        seed: int = 0, split: str = "test") -> list[TestCaption]:
     """Test captions as LGTM reads them, centre-cropped to the model's window, optionally a seeded subset."""
-    from motion.data.captions import read_captions
-    from motion.data.captions import read_part_annotations
+    from motion.data.captions import read_captions, read_part_annotations
     from motion.datasets import SpanRule, file_captions, read_segments, read_split, segment_texts
 
     segments = read_segments(features_dir, file_captions(captions_dir, read_split(features_dir, split)),
@@ -133,14 +140,15 @@ class TMREvaluator:
         self.device, self.batch_size = device, batch_size
 
     @classmethod
-    def from_folders(cls, tmr_root: str | Path, embeddings_dir: str | Path, part_stats: str | Path,
-                     device: str = "cpu", encoders: Sequence[str] = ENCODERS) -> "TMREvaluator":
-        """Load ``<tmr_root>/<name>`` for each encoder, the token features and the per-part statistics."""
-        from models.tmr import load_tmr
+    def from_folders(cls, load: Callable[[Path], Any], tmr_root: str | Path, embeddings_dir: str | Path,
+                     part_stats: str | Path, device: str = "cpu",
+                     encoders: Sequence[str] = TEXT_SLOTS) -> TMREvaluator:
+        """``load(<tmr_root>/<name>)`` (``models.tmr.load_tmr`` on ``device``) for each encoder, the token features
+        and the per-part statistics."""
         from motion.datasets import load_part_stats
         from motion.text.embeddings import TextEmbeddings
 
-        models = {n: load_tmr(Path(tmr_root) / n, device) for n in encoders}
+        models = {n: load(Path(tmr_root) / n) for n in encoders}
         stats = {n: load_part_stats(part_stats, n) for n in encoders}
         return cls(models, TextEmbeddings.load(embeddings_dir).tokens, stats, device)
 
@@ -170,96 +178,19 @@ class TMREvaluator:
 
 # ----------------------------------------------------------------------------- generation and its cache
 
-@dataclass(frozen=True)
-class SamplerSetting:
-    """How one row samples: sampler, step count, DDIM eta, classifier-free guidance scale."""
-
-    sampler: str = "ddim"
-    steps: int = 50
-    eta: float = 0.0
-    guidance_scale: float = 1.0
-
-
 class MotionGenerator(Protocol):
     """Anything that turns 7 texts + a length into de-normalised HumanML3D features (length, 263)."""
 
     fingerprint: str
     supports_guidance: bool
 
-    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplerSetting,
+    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplingConfig,
                  seed: int) -> list[np.ndarray]:
         """One motion per (texts, length), deterministic given the seed."""
         ...
 
 
-def file_digest(paths: Sequence[Path]) -> str:
-    """SHA-256 over the names and bytes of files (sorted), for cache keys."""
-    h = hashlib.sha256()
-    for p in sorted(paths, key=str):
-        h.update(str(p.name).encode())
-        h.update(p.read_bytes() if p.is_file() else b"<missing>")
-    return h.hexdigest()
-
-
-class LGTMGenerator:
-    """The trained LGTM (``paths.lgtm``) with the frozen text latents it was trained on (as train_lgtm)."""
-
-    def __init__(self, params: dict[str, Any], device: str = "cpu", batch_size: int = 32) -> None:
-        from models.lgtm_train import CONFIG_FILE, MODEL_FILE, load_lgtm
-        from models.text_latents import RandomTextLatents, TMRTextLatents
-        from motion.datasets import load_normalisation
-
-        paths, section = params["paths"], params.get("lgtm", {}) or {}
-        folder = Path(paths["lgtm"])
-        self.model = load_lgtm(folder, device)
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        self.supports_guidance = float((config.get("train") or {}).get("cond_drop_prob", 0.0)) > 0.0
-        self.mean, self.std = load_normalisation(paths["features"])
-        keyed = [folder / MODEL_FILE, folder / CONFIG_FILE, Path(paths["features"]) / "Mean.npy",
-                 Path(paths["features"]) / "Std.npy"]
-        if section.get("text_latents", "tmr") == "random":
-            self.provider = RandomTextLatents(int(self.model.cfg.text_dim), seed=int(params.get("seed", 0)))
-            latent_key = f"random:{params.get('seed', 0)}"
-        else:
-            tmr_root = Path(paths["tmr"])
-            self.provider = TMRTextLatents(tmr_root, paths["embeddings"], device=device)
-            keyed += sorted(tmr_root.glob("*/model.safetensors")) + [Path(paths["embeddings"]) / "tokens.npy"]
-            latent_key = "tmr"
-        self.fingerprint = f"{latent_key}:{file_digest(keyed)}"
-        self.device, self.batch_size = device, batch_size
-
-    def latents(self, texts: Sequence[tuple[str, ...]]) -> np.ndarray:
-        """(B, 7, D) text latents, slot by slot in TEXT_SLOTS order."""
-        from models.lgtm import TEXT_SLOTS
-
-        return np.stack([self.provider.encode(slot, [t[k] for t in texts]) for k, slot in enumerate(TEXT_SLOTS)],
-                        axis=1)
-
-    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplerSetting,
-                 seed: int) -> list[np.ndarray]:
-        """Sample in batches; batch b draws its noise from torch.Generator seeded (seed, b)."""
-        import torch
-        from tqdm import tqdm
-
-        from models.diffusion import SamplingConfig, sample_features
-
-        mean, std = torch.from_numpy(self.mean).float(), torch.from_numpy(self.std).float()
-        cfg = SamplingConfig.from_dict(asdict(setting))
-        out: list[np.ndarray] = []
-        starts = range(0, len(texts), self.batch_size)
-        for b, start in enumerate(tqdm(starts, desc=f"{setting.sampler} {setting.steps} steps seed {seed}",
-                                       unit="batch", leave=False)):
-            chunk = list(texts[start:start + self.batch_size])
-            latents = torch.from_numpy(self.latents(chunk)).float().to(self.device)
-            gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + b)
-            lens = list(lengths[start:start + len(chunk)])
-            # LGTM outputs HumanML3D-normalised features: de-normalised here (the evaluators re-normalise)
-            features = sample_features(self.model, latents, torch.tensor(lens, device=self.device), mean, std, cfg, gen)
-            out.extend(f.float().cpu().numpy() for f in features)
-        return out
-
-
-def sample_key(fingerprint: str, setting: SamplerSetting, seed: int, texts: Sequence[tuple[str, ...]],
+def sample_key(fingerprint: str, setting: SamplingConfig, seed: int, texts: Sequence[tuple[str, ...]],
                lengths: Sequence[int]) -> str:
     """Cache key of one generated set: checkpoint, sampler settings, seed and the exact captions/lengths."""
     captions = hashlib.sha256(json.dumps([list(texts), list(map(int, lengths))]).encode()).hexdigest()
@@ -269,7 +200,7 @@ def sample_key(fingerprint: str, setting: SamplerSetting, seed: int, texts: Sequ
 
 
 def cached_generate(generator: MotionGenerator, texts: Sequence[tuple[str, ...]], lengths: Sequence[int],
-                    setting: SamplerSetting, seed: int, cache_dir: str | Path) -> tuple[list[np.ndarray], bool]:
+                    setting: SamplingConfig, seed: int, cache_dir: str | Path) -> tuple[list[np.ndarray], bool]:
     """Generated motions from ``<cache_dir>/<key>.npz`` when present, else sampled and stored; (motions, hit)."""
     from motion.core.io import atomic_path
 
@@ -367,3 +298,132 @@ def compare_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], alpha: floa
         else:
             out[k] = {"testable": True, **welch_test(a[k], b[k], alpha).to_dict()}
     return out
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One generated row: how it samples, which texts condition it (parts | whole_body), whether it has an MM set."""
+
+    name: str
+    sampling: SamplingConfig
+    conditioning: str
+    multimodality: bool
+    config: dict[str, Any]  # the row as written in params.yaml (shown in the report)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The protocol of one evaluation: metric sizes and seed, generated sets per row, the MM set, rows, tests."""
+
+    metrics: MetricSettings
+    generation_seeds: int            # independent generated sets per row (replication r uses set r % n)
+    mm_texts: int                    # MultiModality: texts x repeats generations
+    mm_repeats: int
+    rows: tuple[EvaluationRow, ...]
+    compare: tuple[tuple[str, str], ...]  # row pairs for Welch's tests
+
+
+REAL = "real"
+
+
+def embed_row(name: str, motions_per_seed: list[list[np.ndarray]], spaces: dict[str, Evaluator],
+              tmr: TMREvaluator, mm: list[np.ndarray] | None, mm_shape: tuple[int, int]) -> dict[str, RowData]:
+    """Evaluator embeddings of one row in every metric space (part latents with the TMRs, in the TMR space)."""
+    out = {}
+    for space, ev in spaces.items():
+        data = RowData(name, [ev.encode_motions(m) for m in motions_per_seed],
+                       num_samples=sum(len(m) for m in motions_per_seed) + (len(mm) if mm else 0))
+        if mm:
+            data.mm = ev.encode_motions(mm).reshape(*mm_shape, -1)
+        if space == "tmr":
+            data.parts = {e: [tmr.encode_motions(m, e) for m in motions_per_seed] for e in TEXT_SLOTS}
+        out[space] = data
+    return out
+
+
+def protocol_notes(n: int, settings: EvaluationSettings) -> list[str]:
+    """What the report must say when the test set is too small for a part of the protocol."""
+    notes = []
+    m = settings.metrics
+    if n < m.diversity_times:
+        notes.append(f"Diversity uses {n} pairs (the protocol's {m.diversity_times} need that many "
+                     f"test captions; {n} were evaluated).")
+    if n < R_BATCH:
+        notes.append(f"R-precision needs batches of 32 pairs; only {n} captions, so it is not reported.")
+    return notes
+
+
+def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real: list[np.ndarray],
+             tmr: TMREvaluator, generator: MotionGenerator | None, window: int, cache_dir: str | Path,
+             t2m: Evaluator | None = None) -> dict[str, Any]:
+    """Evaluate Real and every row; returns results (summaries, per-replication values, comparisons, counts, notes).
+
+    Generated sets are cached in ``cache_dir`` (``cached_generate``), so a rerun only recomputes metrics.
+    """
+    n, seed = len(captions), settings.metrics.seed
+    notes = protocol_notes(n, settings)
+    spaces: dict[str, Evaluator] = {"tmr": tmr}
+    if t2m is not None:
+        spaces["t2m"] = t2m
+    texts = [c.caption for c in captions]
+    tokens = [c.tokens for c in captions]
+    text_emb = {s: ev.encode_texts(texts, tokens) for s, ev in spaces.items()}
+    part_texts = {WHOLE_BODY: (text_emb["tmr"], texts)}
+    for k, part in enumerate(TEXT_SLOTS[1:]):
+        raw = [c.part_texts[k] for c in captions]
+        part_texts[part] = (tmr.encode_texts(raw, encoder=part), raw)
+    rows = {REAL: embed_row(REAL, [real], spaces, tmr, None, (0, 0))}
+    rows[REAL]["tmr"].num_samples = n
+    seeds = [seed + s for s in range(settings.generation_seeds)]
+    if settings.metrics.replications > len(seeds):
+        notes.append(f"{len(seeds)} generated set(s) per row for {settings.metrics.replications} replications: the "
+                     "CIs of FID, MM-Dist and similarities (deterministic given a set) reflect "
+                     + ("only one generation" if len(seeds) == 1 else f"{len(seeds)} generations") + ".")
+    lengths = [c.length for c in captions]
+    mm_rng = np.random.default_rng([seed, 7])
+    mm_idx = np.sort(mm_rng.choice(n, min(settings.mm_texts, n), replace=False))
+    mm_repeats = settings.mm_repeats
+    hits = misses = 0
+    for row in settings.rows:
+        if generator is None:
+            raise ValueError("no trained LGTM to evaluate: run train_lgtm")
+        if row.sampling.guidance_scale != 1.0 and not generator.supports_guidance:
+            notes.append(f"Row {row.name} skipped: guidance_scale {row.sampling.guidance_scale} needs a model trained "
+                         "with lgtm cond_drop_prob > 0 (this one has no unconditional branch).")
+            continue
+        cond = condition_texts(captions, row.conditioning)
+        per_seed = []
+        for s in seeds:
+            motions, hit = cached_generate(generator, cond, lengths, row.sampling, s, cache_dir)
+            per_seed.append(motions)
+            hits, misses = hits + hit, misses + (not hit)
+        mm = None
+        if row.multimodality:
+            mm_cond = [cond[i] for i in mm_idx for _ in range(mm_repeats)]
+            mm_len = [lengths[i] for i in mm_idx for _ in range(mm_repeats)]
+            mm, hit = cached_generate(generator, mm_cond, mm_len, row.sampling, seed + 100_000, cache_dir)
+            hits, misses = hits + hit, misses + (not hit)
+        rows[row.name] = embed_row(row.name, per_seed, spaces, tmr, mm, (len(mm_idx), mm_repeats))
+    values = {space: {r: row_metrics(rows[r][space], rows[REAL][space].motions[0], text_emb[space],
+                                     part_texts if space == "tmr" else {}, settings.metrics) for r in rows}
+              for space in spaces}
+    pairs = [tuple(p) for p in settings.compare if all(x in rows for x in p)]
+    configured = {row.name: dict(row.config) for row in settings.rows}
+    return {
+        "summary": {s: {r: summarise(v) for r, v in rows_v.items()} for s, rows_v in values.items()},
+        "values": {s: {r: {k: v.tolist() for k, v in rv.items()} for r, rv in rows_v.items()}
+                   for s, rows_v in values.items()},
+        "comparisons": {s: {f"{a} vs {b}": compare_rows(values[s][a], values[s][b]) for a, b in pairs}
+                        for s in spaces},
+        "counts": {"captions": n, "replications": settings.metrics.replications, "generation_seeds": len(seeds),
+                   "diversity_pairs": min(settings.metrics.diversity_times, n),
+                   "multimodality": f"{len(mm_idx)} texts x {mm_repeats} motions, "
+                                    f"{settings.metrics.mm_times} pairs each",
+                   "motions": {r: rows[r]["tmr"].num_samples for r in rows},
+                   "cache_hits": hits, "cache_misses": misses},
+        "rows": {r: configured.get(r, {"real": True}) for r in rows},
+        "notes": notes,
+        "settings": {**asdict(settings.metrics), "window": window, "evaluator_normalisation":
+                     "de-normalised HumanML3D features, then each TMR's part_stats.npz (the T2M evaluator: its meta "
+                     "mean/std)"},
+    }

@@ -105,3 +105,36 @@ def bar_charts(rows: dict[str, dict[str, dict[str, float]]], out_dir: str | Path
         plt.close(fig)
         written.append(path)
     return written
+
+
+def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
+    """The DVC metrics: ``<row>.<metric>.{mean,ci95}`` in the TMR space, ``t2m.<row>...`` when present, counts."""
+    out: dict[str, Any] = {row: s for row, s in results["summary"]["tmr"].items()}
+    if "t2m" in results["summary"]:
+        out["t2m"] = results["summary"]["t2m"]
+    out["counts"] = {"captions": results["counts"]["captions"], "replications": results["counts"]["replications"],
+                     **{f"motions_{r}": v for r, v in results["counts"]["motions"].items()}}
+    return out
+
+
+def report_markdown(results: dict[str, Any]) -> str:
+    """report.md: the tables with 95% CIs, what each figure rests on, and the significance statements."""
+    c = results["counts"]
+    lines = ["# Evaluation", "",
+             f"{c['captions']} test captions; {c['replications']} replications (mean ± 95% CI, 1.96·std/√n); "
+             f"{c['generation_seeds']} generated set(s) per row; Diversity on {c['diversity_pairs']} pairs; "
+             f"MultiModality on {c['multimodality']}. The **motions** column counts the motions each row rests on.",
+             f"Motions are fed to the evaluators as {results['settings']['evaluator_normalisation']}.", ""]
+    for space, rows in results["summary"].items():
+        lines += [f"## Whole-body metrics ({space} evaluator)", "", markdown_table(rows, c["motions"]), ""]
+        if space == "tmr":
+            lines += ["## Part-level metrics (part TMRs: similarity (cos+1)/2 / R-precision top-1)", "",
+                      part_table(rows), ""]
+        lines += [f"### Significance ({space}; Welch's t-test over replications, α = 0.05)", ""]
+        lines += significance_lines(results["comparisons"][space]) or ["- no comparison configured"]
+        lines.append("")
+    rows_cfg = results["rows"]
+    lines += ["## Rows", ""] + [f"- `{r}`: {spec}" for r, spec in rows_cfg.items()] + [""]
+    if results["notes"]:
+        lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    return "\n".join(lines)

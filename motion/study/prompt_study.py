@@ -14,17 +14,18 @@ functions, so the study runs on any generator (the trained LGTM in the stage, ha
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 
-from motion.study.constraints import CONSTRAINTS, measure_constraint, plausibility
 from motion.core.errors import DataError
 from motion.core.skeleton import NUM_JOINTS
 from motion.eval.confidence import Comparison, bootstrap_difference, mean_ci95, welch_test
+from motion.study.constraints import CONSTRAINTS, measure_constraint, plausibility
 
 PHRASINGS: tuple[str, ...] = ("ik", "fk")
 PHRASING_LABELS = {"ik": "IK-like", "fk": "FK-like"}

@@ -1,0 +1,220 @@
+"""Inference with the trained LGTM: the generator (model + HumanML3D Mean/Std + the text latents it was trained
+on), the one sampling loop, de-normalisation, features -> joints, and the samplers the callers plug in.
+
+Callers: ``tools.generate`` (one motion, ``part_sampler``), ``stages.prompt_study`` (``study_sampler``:
+joints for the IK-vs-FK study), ``stages.evaluate`` (``LGTMGenerator.generate``: the ``MotionGenerator`` of
+``motion.eval.evaluation``) and the TMR text-motion similarity of the prompt study (``similarity_scorer``).
+
+Seeds: every sampling batch b draws its noise from ``torch.Generator().manual_seed(noise_seed(b))``; the
+callers keep their own rule (evaluation: seed * 1_000_003 + b; prompt study: seed + b; generate: seed).
+Text latents follow the batching each caller has always used (evaluation: one padded TMR batch per sampling
+batch; prompt study and generate: each text alone), so the numbers of earlier runs are reproduced exactly.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.checkpoint import CONFIG_FILE, MODEL_FILE, load_lgtm
+from models.diffusion import sample
+from models.text_latents import TextLatentProvider, Tokens, slot_latents, text_latents
+from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
+from motion.core.sampling import SamplingConfig
+from motion.data.features import recover_from_ric
+from motion.study.prompt_study import MotionSampler, TextMotionSimilarity, tmr_similarity
+
+# A part sampler: (caption, six part texts, frames) -> normalised part features {part: (frames, d_part)}.
+PartSampler = Callable[[str, dict[str, str], int], dict[str, np.ndarray]]
+# Sampling batch index -> the seed of its noise generator.
+NoiseSeed = Callable[[int], int]
+
+
+@dataclass(frozen=True)
+class TrainedLGTM:
+    """Where a trained LGTM and what it conditions on live (params ``paths`` + ``lgtm.text_latents`` + ``seed``)."""
+
+    lgtm: Path          # config.json + model.safetensors (paths.lgtm)
+    features: Path      # Mean.npy / Std.npy of the features stage (paths.features)
+    tmr: Path           # the TMR models whose text encoders give the latents (paths.tmr)
+    embeddings: Path    # the token features of embed_texts the TMR text encoders read (paths.embeddings)
+    text_latents: str   # tmr | random (lgtm.text_latents)
+    seed: int           # the seed of random text latents (params seed, as train_lgtm)
+
+
+# ----------------------------------------------------------------------------- de-normalisation and joints
+
+def denormalise(parts: dict[str, np.ndarray], mean: np.ndarray, std: np.ndarray, dtype: type) -> np.ndarray:
+    """HumanML3D-normalised part features {part: (T, d)} -> de-normalised features (T, 263), computed in ``dtype``."""
+    merged = merge_parts({p: np.asarray(parts[p], dtype=dtype) for p in PART_NAMES})
+    return merged * np.asarray(std, dtype) + np.asarray(mean, dtype)
+
+
+def features_to_joints(parts: dict[str, np.ndarray], mean: np.ndarray,
+                       std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised part features {part: (T, d)} -> de-normalised features (T, 263) and joints (T, 22, 3), float32.
+
+    De-normalised in float64 so the joints are recovered from the exact features.
+    """
+    for p in PART_NAMES:
+        if p not in parts or parts[p].ndim != 2 or parts[p].shape[1] != PART_DIMS[p]:
+            raise ValueError(f"sampler output for {p!r} must have shape (T, {PART_DIMS[p]})")
+    features = denormalise(parts, mean, std, np.float64)
+    return features.astype(np.float32), recover_from_ric(features).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- the generator
+
+def file_digest(paths: Sequence[Path]) -> str:
+    """SHA-256 over the names and bytes of files (sorted), for cache keys."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(paths, key=str):
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes() if p.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+class LGTMGenerator:
+    """A trained LGTM with its normalisation and text latents: texts + lengths -> motions (the one sampling loop)."""
+
+    def __init__(self, model: Any, mean: np.ndarray, std: np.ndarray, latents: TextLatentProvider,
+                 device: str = "cpu", batch_size: int = 32, fingerprint: str = "",
+                 supports_guidance: bool = False) -> None:
+        self.model, self.mean, self.std, self.provider = model, mean, std, latents
+        self.device, self.batch_size = device, batch_size
+        self.fingerprint, self.supports_guidance = fingerprint, supports_guidance
+
+    @classmethod
+    def load(cls, trained: TrainedLGTM, device: str = "cpu", batch_size: int = 32,
+             tokens: Callable[[], Tokens] | None = None) -> LGTMGenerator:
+        """Load the model, Mean/Std and the text latents it was trained with; fingerprint the files they come from.
+
+        ``tokens()`` may supply the token features of TMR latents (default: those of ``trained.embeddings``)."""
+        from motion.datasets import load_normalisation
+
+        model = load_lgtm(trained.lgtm, device)
+        config = json.loads((trained.lgtm / CONFIG_FILE).read_text(encoding="utf-8"))
+        guidance = float((config.get("train") or {}).get("cond_drop_prob", 0.0)) > 0.0
+        mean, std = load_normalisation(trained.features)
+        provider = text_latents(trained.text_latents, dim=int(model.cfg.text_dim), seed=trained.seed,
+                                tmr_root=trained.tmr, embeddings=trained.embeddings, tokens=tokens, device=device)
+        keyed = [trained.lgtm / MODEL_FILE, trained.lgtm / CONFIG_FILE, trained.features / "Mean.npy",
+                 trained.features / "Std.npy", *provider.inputs]
+        return cls(model, mean, std, provider, device, batch_size, f"{provider.key}:{file_digest(keyed)}", guidance)
+
+    @property
+    def window(self) -> int:
+        """The longest motion the model generates (frames)."""
+        return int(self.model.cfg.window)
+
+    def latents(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
+        """(N, 7, D) text latents of N captions' 7 texts, slot by slot in TEXT_SLOTS order."""
+        return slot_latents(self.provider, texts)
+
+    def sample_parts(self, latents: np.ndarray, lengths: Sequence[int], cfg: SamplingConfig, noise_seed: NoiseSeed,
+                     progress: bool = False) -> list[dict[str, np.ndarray]]:
+        """Normalised part features {part: (length, d)} per motion, sampled in batches of ``batch_size``."""
+        out: list[dict[str, np.ndarray]] = []
+        starts = range(0, len(lengths), self.batch_size)
+        bar = tqdm(starts, desc=f"{cfg.sampler} {cfg.steps} steps", unit="batch", leave=False, disable=not progress)
+        for b, start in enumerate(bar):
+            lens = [int(n) for n in lengths[start:start + self.batch_size]]
+            cond = torch.from_numpy(np.asarray(latents[start:start + len(lens)])).float().to(self.device)
+            parts = sample(self.model, cond, torch.tensor(lens, device=self.device), cfg,
+                           generator=torch.Generator().manual_seed(int(noise_seed(b))), progress=progress)
+            out.extend({p: parts[p][i, :n].float().cpu().numpy() for p in PART_NAMES} for i, n in enumerate(lens))
+        return out
+
+    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplingConfig,
+                 seed: int) -> list[np.ndarray]:
+        """De-normalised HumanML3D features (length, 263) float32 per (7 texts, length); batch b seeded (seed, b)."""
+        if not texts:
+            return []
+        # one padded text-latent batch per sampling batch, as the evaluation has always encoded them
+        latents = np.concatenate([self.latents(texts[s:s + self.batch_size])
+                                  for s in range(0, len(texts), self.batch_size)])
+        parts = self.sample_parts(latents, lengths, setting, lambda b: int(seed) * 1_000_003 + b)
+        # LGTM outputs HumanML3D-normalised features: de-normalised here (the evaluators re-normalise)
+        return [denormalise(p, self.mean, self.std, np.float32) for p in parts]
+
+
+# ----------------------------------------------------------------------------- prompts and samplers of the callers
+
+SPLITS = ("rules", "llm", "none")
+
+
+def resolve_part_texts(caption: str, given: dict[str, str], split: str, split_section: dict[str, Any],
+                       cache_dir: str | Path) -> dict[str, str]:
+    """The six part texts of a prompt: hand-set ones, the rest from the ``split`` backend (or the caption with
+    ``none``); ``split_section`` is params ``split_texts`` (the splitter's settings), ``cache_dir`` its cache."""
+    if split not in SPLITS:
+        raise ValueError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+    missing = [p for p in PART_NAMES if p not in given]
+    if not missing or split == "none":
+        return {p: given.get(p, caption) for p in PART_NAMES}
+    from motion.text.split import SplitSettings, split_unique
+
+    settings = SplitSettings.from_params({**split_section, "backend": split})
+    results, _, _ = split_unique([caption], settings, cache_dir, progress=False)
+    annotation = results[caption]
+    return {p: given[p] if p in given else annotation[p]["text"] for p in PART_NAMES}
+
+
+def caption_latents(generator: LGTMGenerator, caption: str, part_texts: dict[str, str]) -> np.ndarray:
+    """(7, D) latents of one caption and its six part texts, each text encoded alone."""
+    return generator.latents([(caption, *(part_texts[p] for p in PART_NAMES))])[0]
+
+
+def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int) -> PartSampler:
+    """One motion at a time (the generate command): normalised part features of (caption, part texts, frames)."""
+
+    def run(caption: str, part_texts: dict[str, str], frames: int) -> dict[str, np.ndarray]:
+        if not 1 <= frames <= generator.window:
+            raise ValueError(f"--frames {frames}: this LGTM model generates 1..{generator.window} frames (its "
+                             "window); ask for fewer frames or train with a larger lgtm model window")
+        latents = caption_latents(generator, caption, part_texts)[None]
+        return generator.sample_parts(latents, [frames], cfg, lambda b: seed, progress=True)[0]
+
+    return run
+
+
+def study_sampler(generator: LGTMGenerator, cfg: SamplingConfig) -> MotionSampler:
+    """(prompts, parts, frames, seed) -> joint motions, sampled in batches (batch b draws its noise from seed + b).
+
+    On a CPU a batch of 40 costs little more than one motion; each distinct prompt's latents are computed once.
+    """
+
+    def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
+        cache: dict[tuple[str, ...], np.ndarray] = {}
+        keys = [(prompt, *(texts[p] for p in PART_NAMES)) for prompt, texts in zip(prompts, parts)]
+        for key in keys:
+            if key not in cache:
+                cache[key] = caption_latents(generator, key[0], dict(zip(PART_NAMES, key[1:])))
+        if not keys:
+            return []
+        sampled = generator.sample_parts(np.stack([cache[k] for k in keys]), frames, cfg, lambda b: seed + b,
+                                         progress=True)
+        return [features_to_joints(p, generator.mean, generator.std)[1] for p in sampled]
+
+    return run
+
+
+def similarity_scorer(tmr_folder: str | Path, part_stats: str | Path, tokens: Tokens,
+                      device: str) -> TextMotionSimilarity:
+    """Text-motion similarity under the trained whole-body TMR in ``tmr_folder`` (normalised with its part_stats)."""
+    from models.tmr import load_tmr
+    from motion.datasets import load_part_stats
+
+    folder = Path(tmr_folder)
+    if folder.name != "whole_body":
+        raise ValueError(f"prompt_study.tmr_encoder {folder.name!r}: only whole_body scores a whole-body motion")
+    mean, std = load_part_stats(part_stats, folder.name)
+    return tmr_similarity(load_tmr(folder, device), tokens, mean, std, device)
