@@ -23,6 +23,7 @@ import pytest
 
 from motion.core.errors import DataError
 from motion.data.download import (
+    AssetItem,
     Credentials,
     archive_url,
     build_amass_tree,
@@ -420,6 +421,11 @@ def test_prepare_annotations_rejects_inconsistent_inputs(tmp_path: Path) -> None
 # ----------------------------------------------------------------------------- gdown assets
 
 
+def asset(url: str, sha256: str = "", extract: bool = False) -> AssetItem:
+    """An asset item fetched from ``url`` (no Drive id)."""
+    return AssetItem(gdrive_id="", sha256=sha256, extract=extract, url=url)
+
+
 def _zip_bytes(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
@@ -434,16 +440,16 @@ def test_assets_are_fetched_with_gdown_checked_and_extracted(server: FileServer,
     server.files["/lgtm.zip"] = checkpoint
     server.files["/body_part_annotations.json"] = annotations
     cache, target = tmp_path / "cache", tmp_path / "assets"
-    item = {"gdrive_id": "unused", "url": f"{server.url}/lgtm.zip",
-            "sha256": hashlib.sha256(checkpoint).hexdigest(), "extract": True}
-    info = fetch_asset("lgtm_checkpoints", item, cache, target, progress=False)
+    item = AssetItem(gdrive_id="unused", url=f"{server.url}/lgtm.zip", sha256=hashlib.sha256(checkpoint).hexdigest(),
+                     extract=True)
+    info = fetch_asset("lgtm_checkpoints", item, cache, target, retries=3, progress=False)
     assert info["file"] == "lgtm.zip" and info["files"] == 2
     assert (target / "lgtm_checkpoints/lgtm/model.ckpt").read_bytes() == b"weights"
-    info = fetch_asset("part_annotations", {"url": f"{server.url}/body_part_annotations.json"}, cache, target,
-                       progress=False)
+    info = fetch_asset("part_annotations", asset(f"{server.url}/body_part_annotations.json"), cache, target,
+                       retries=3, progress=False)
     assert (target / "part_annotations/body_part_annotations.json").read_bytes() == annotations
     requests_so_far = len(server.log)
-    fetch_asset("lgtm_checkpoints", item, cache, tmp_path / "again", progress=False)
+    fetch_asset("lgtm_checkpoints", item, cache, tmp_path / "again", retries=3, progress=False)
     assert len(server.log) == requests_so_far  # the verified cached download is reused
 
 
@@ -452,17 +458,18 @@ def test_asset_checks_refuse_bad_downloads(server: FileServer, tmp_path: Path) -
     server.files["/ok.zip"] = _zip_bytes({"a.txt": b"a"})
     server.files["/plain.bin"] = b"data"
     cache = tmp_path / "cache"
+    elsewhere = (cache, tmp_path / "a", 3, False)  # cache, target, retries, progress
     with pytest.raises(DataError, match="model.zip"):
-        fetch_asset("m", {"url": f"{server.url}/model.zip", "extract": True}, cache, tmp_path / "a", progress=False)
+        fetch_asset("m", asset(f"{server.url}/model.zip", extract=True), *elsewhere)
     assert not any((cache / "m").iterdir())
     with pytest.raises(DataError, match="sha256 mismatch"):
-        fetch_asset("ok", {"url": f"{server.url}/ok.zip", "sha256": "2" * 64}, cache, tmp_path / "a", progress=False)
+        fetch_asset("ok", asset(f"{server.url}/ok.zip", sha256="2" * 64), *elsewhere)
     with pytest.raises(DataError, match="extract: true"):
-        fetch_asset("p", {"url": f"{server.url}/plain.bin", "extract": True}, cache, tmp_path / "a", progress=False)
+        fetch_asset("p", asset(f"{server.url}/plain.bin", extract=True), *elsewhere)
     with pytest.raises(DataError, match="neither gdrive_id nor url"):
-        fetch_asset("glove", {"gdrive_id": "", "sha256": ""}, cache, tmp_path / "a", progress=False)
+        fetch_asset("glove", asset(""), *elsewhere)
     with pytest.raises(DataError, match="gdown could not fetch"):
-        fetch_asset("gone", {"url": f"{server.url}/gone.zip"}, cache, tmp_path / "a", progress=False)
+        fetch_asset("gone", asset(f"{server.url}/gone.zip"), *elsewhere)
 
 
 # ----------------------------------------------------------------------------- the stage, amass_remote

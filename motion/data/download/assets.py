@@ -6,7 +6,7 @@ import os
 import shutil
 import tarfile
 import zipfile
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,23 @@ from motion.data.download.http import sha256_file, verify_file
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class AssetItem:
+    """One published asset: a Google Drive id, or an explicit ``url`` that overrides it."""
+
+    gdrive_id: str
+    sha256: str  # "" = unchecked
+    extract: bool  # unpack a zip/tar archive instead of copying the file
+    url: str = ""  # optional: a direct link used instead of the Drive id
+
+
 def _cached_asset(folder: Path) -> Path | None:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part")) if folder.is_dir() else []
     return files[0] if len(files) == 1 else None
 
 
-def fetch_asset(name: str, item: Mapping[str, Any], cache_dir: str | Path, target: str | Path,
-                retries: int = 3, progress: bool = True) -> dict[str, Any]:
+def fetch_asset(name: str, item: AssetItem, cache_dir: str | Path, target: str | Path,
+                retries: int, progress: bool = True) -> dict[str, Any]:
     """Fetch one published asset with gdown (Drive id, or an explicit ``url``), check it, place it in ``target/name``.
 
     The download is cached in ``cache_dir/name`` (resumed when interrupted); a file placed there by
@@ -32,8 +42,7 @@ def fetch_asset(name: str, item: Mapping[str, Any], cache_dir: str | Path, targe
     """
     import gdown  # imported here: only this optional step needs it
 
-    url, gdrive_id = str(item.get("url") or ""), str(item.get("gdrive_id") or "")
-    sha256, extract = str(item.get("sha256") or ""), bool(item.get("extract", False))
+    url, gdrive_id, sha256, extract = item.url, item.gdrive_id, item.sha256, item.extract
     if not url and not gdrive_id:
         raise DataError("params.yaml", f"download.assets.items.{name} has neither gdrive_id nor url",
                         "fill in its Google Drive id (or remove the item)")
