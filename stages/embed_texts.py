@@ -10,27 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from motion.core.config import load_params, seed_everything
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
-from motion.core.parts import PART_NAMES
 from motion.text.cache import ArrayCache, cache_key
-from motion.text.embeddings import embed_with_cache, make_encoder, write_embeddings
-
-
-def unique_texts(table_file: str | Path) -> list[str]:
-    """Every distinct whole-body caption and part text of the part_texts table, sorted."""
-    table_file = Path(table_file)
-    if not table_file.is_file():
-        raise DataError(table_file, "part texts table is missing", "run dvc repro split_texts first")
-    columns = ["caption"] + [f"{p}_text" for p in PART_NAMES]
-    table = pd.read_parquet(table_file)
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise DataError(table_file, f"columns {missing} are missing", "rerun split_texts")
-    return sorted({t for c in columns for t in table[c].astype(str)})
+from motion.text.embeddings import embed_with_cache, make_encoder, unique_texts, write_embeddings
 
 
 def main() -> None:
@@ -51,7 +35,8 @@ def main() -> None:
     except DataError as e:
         sys.exit(f"embed_texts: {e}")
     print(f"embed_texts: {len(texts)} texts ({new} newly encoded, {len(texts) - new} from cache) with "
-          f"{encoder.cache_id}: tokens {encoder.token_dim}-d, sentences {encoder.sentence_dim}-d -> {paths['embeddings']}")
+          f"{encoder.cache_id}: tokens {encoder.token_dim}-d, sentences {encoder.sentence_dim}-d "
+          f"-> {paths['embeddings']}")
 
 
 if __name__ == "__main__":

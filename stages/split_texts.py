@@ -7,15 +7,11 @@ replies are cached in ${paths.cache}/split_texts, outside the stage's outputs, s
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from motion.core.config import load_params
 from motion.core.errors import DataError
-from motion.core.io import atomic_dir, write_json, write_parquet
-from motion.data.captions import read_part_annotations
-from motion.text.schema import active_parts
-from motion.text.split import (SplitSettings, annotations_export, ground_truth_agreement, part_table,
-                               read_caption_rows, split_unique)
+from motion.core.io import atomic_dir
+from motion.text.split import SplitSettings, split_corpus
 
 
 def main() -> None:
@@ -24,21 +20,8 @@ def main() -> None:
     paths = params["paths"]
     try:
         settings = SplitSettings.from_params(params.get("split_texts"))
-        rows = read_caption_rows(Path(paths["poses"]) / "texts")
-        results, backend_of, report = split_unique([r["caption"] for r in rows], settings,
-                                                   paths["cache"])
-        table = part_table(rows, results, backend_of)
-        export = annotations_export(table)
-        report["captions"] = len(table)
-        report["non_idle_share"] = sum(bool(active_parts(a)) for a in export.values()) / max(len(export), 1)
-        truth_file = Path(paths["poses"]) / "part_texts.json"
-        if truth_file.is_file():
-            truth = read_part_annotations(truth_file, "rerun `dvc repro poses`")
-            report["ground_truth"] = ground_truth_agreement(table, truth)
         with atomic_dir(paths["texts"]) as tmp:
-            write_parquet(tmp / "part_texts.parquet", table)
-            write_json(tmp / "body_part_annotations.json", export)
-            write_json(tmp / "report.json", report)
+            report = split_corpus(paths["poses"], tmp, settings, paths["cache"])
     except DataError as e:
         sys.exit(f"split_texts: {e}")
     failed = report.get("llm", {}).get("failed", 0)

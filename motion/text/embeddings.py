@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from motion.core.errors import DataError
 from motion.core.io import save_npy, write_json, write_parquet
+from motion.core.parts import PART_NAMES
 from motion.text.cache import ArrayCache, cache_key
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
@@ -44,7 +45,7 @@ class TextEncoder(Protocol):
         ...
 
 
-def _normalise(x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+def _normalise(x: torch.Tensor) -> torch.Tensor:  # noqa: F821
     import torch
 
     return torch.nn.functional.normalize(x.float(), dim=-1)
@@ -87,7 +88,8 @@ class HFEncoder:
 
         if self.model is None:
             self._load()
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(self.device)
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        batch = batch.to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].bool()
@@ -116,7 +118,8 @@ class ClipEncoder:
                 raise DataError(self.checkpoint, "CLIP checkpoint is missing", "set embed_texts.clip.checkpoint to a "
                                 "ViT-B-32 state_dict file, or leave it empty to use the hub cache")
             stat = self.checkpoint.stat()
-            self.cache_id = f"clip:{self.ARCH}:{cache_key(str(self.checkpoint.resolve()), stat.st_size, stat.st_mtime_ns)[:16]}"
+            key = cache_key(str(self.checkpoint.resolve()), stat.st_size, stat.st_mtime_ns)[:16]
+            self.cache_id = f"clip:{self.ARCH}:{key}"
         else:
             self.cache_id = f"clip:{self.ARCH}:{pretrained}"
         config = open_clip.get_model_config(self.ARCH)
@@ -186,6 +189,19 @@ def make_encoder(section: dict[str, Any]) -> TextEncoder:
     raise DataError("params.yaml", f"embed_texts.encoder is {name!r}", f"use one of {', '.join(ENCODERS)}")
 
 
+def unique_texts(table_file: str | Path) -> list[str]:
+    """Every distinct whole-body caption and part text of the part_texts table, sorted."""
+    table_file = Path(table_file)
+    if not table_file.is_file():
+        raise DataError(table_file, "part texts table is missing", "run dvc repro split_texts first")
+    columns = ["caption"] + [f"{p}_text" for p in PART_NAMES]
+    table = pd.read_parquet(table_file)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(table_file, f"columns {missing} are missing", "rerun split_texts")
+    return sorted({t for c in columns for t in table[c].astype(str)})
+
+
 def embed_with_cache(texts: list[str], encoder: TextEncoder, cache: ArrayCache, batch_size: int = 128,
                      progress: bool = True) -> int:
     """Encode the texts missing from the cache (batched, longest first) and add them; returns how many."""
@@ -214,8 +230,10 @@ def write_embeddings(folder: str | Path, texts: list[str], cache: ArrayCache, en
     pairs = [cache.get(t) for t in texts]
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(tok) for tok, _ in pairs])
-    tokens = (np.concatenate([tok for tok, _ in pairs]) if pairs else np.zeros((0, encoder.token_dim))).astype(np.float16)
-    sentences = np.stack([s for _, s in pairs]).astype(np.float32) if pairs else np.zeros((0, encoder.sentence_dim), np.float32)
+    tokens = np.concatenate([tok for tok, _ in pairs]) if pairs else np.zeros((0, encoder.token_dim))
+    tokens = tokens.astype(np.float16)
+    sentences = (np.stack([s for _, s in pairs]).astype(np.float32) if pairs
+                 else np.zeros((0, encoder.sentence_dim), np.float32))
     write_parquet(folder / "texts.parquet", pd.DataFrame({"text": texts}))
     save_npy(folder / "tokens.npy", tokens)
     save_npy(folder / "token_offsets.npy", offsets)
@@ -239,7 +257,7 @@ class TextEmbeddings:
         self.sentence_dim: int = int(meta["sentence_dim"])
 
     @classmethod
-    def load(cls, folder: str | Path) -> "TextEmbeddings":
+    def load(cls, folder: str | Path) -> TextEmbeddings:
         """Open a folder written by ``embed_texts`` (token features memory-mapped)."""
         folder = Path(folder)
         meta_file = folder / "meta.json"

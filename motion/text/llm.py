@@ -94,7 +94,7 @@ class LLMConfig:
     json_mode: bool = True
 
     @classmethod
-    def from_params(cls, section: dict[str, Any]) -> "LLMConfig":
+    def from_params(cls, section: dict[str, Any]) -> LLMConfig:
         """Build from a params section, rejecting unknown keys."""
         unknown = set(section) - set(cls.__dataclass_fields__)
         if unknown:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from motion.data.captions import IDLE
 from motion.core.parts import PART_NAMES
+from motion.data.captions import IDLE
 from motion.text.schema import PartAnnotation
 
 ARMS = ("left_arm", "right_arm")
@@ -63,7 +63,8 @@ _VERB_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
     (TORSO + HEAD, "bow hide cower flinch vomit hiccup"),
     (TORSO, "lean bend twist arch hunch tilt slouch curl sway wiggle thrust gyrate swivel tip slump rotate jerk"),
     (LEGS, "kick stomp stamp trample roundhouse pedal"),
-    (HEAD, "nod look glance gaze stare watch smell talk speak shout sing laugh peek peer sniff yawn sneeze cough listen observe scan search"),
+    (HEAD, """nod look glance gaze stare watch smell talk speak shout sing laugh peek peer sniff yawn sneeze cough
+        listen observe scan search"""),
     (ARMS, """wave clap throw toss catch pick grab grasp reach lift raise push pull punch jab hold carry drink eat
         point swing flap stir wipe wash scratch rub pat touch type write draw paint hug salute applaud juggle row
         paddle spread extend knock pour conduct dribble shoot swat fold hit strike slap gesture beckon signal give
@@ -82,7 +83,7 @@ OBJECT_VERBS = {"raise", "lift", "lower", "move", "shake", "rotate", "circle", "
                 "extend", "flex", "tilt", "turn", "twist", "shift", "put", "place", "wiggle", "roll", "spread",
                 "open", "close", "hold", "bring", "curl", "straighten", "tap", "drop", "keep", "use", "sway",
                 "flap", "wag", "swivel", "pump", "jerk", "bob", "point", "stick", "throw", "kick", "stomp",
-                "stamp", "clap", "fold", "arch", "hunch", "tuck", "reach", "rock", "stretch"}
+                "stamp", "clap", "fold", "arch", "hunch", "tuck", "reach", "rock"}
 # Verbs whose object is touched rather than moved ("touches his knee" moves an arm, not the knee).
 TARGET_VERBS = {"touch", "scratch", "rub", "pat", "wipe", "slap", "hit", "cover", "brush", "massage", "clean",
                 "wash", "grab", "clutch", "grasp", "hug", "shield", "protect", "hold", "tap", "poke", "tickle",
@@ -394,14 +395,14 @@ NOT_OBJECT = {"forward", "forwards", "backward", "backwards", "back", "left", "r
               "off", "over", "under", "through", "across", "along", "quickly", "slowly", "fast", "briskly",
               "clockwise", "counterclockwise", "anticlockwise", "straight", "diagonally", "again", "then", "and",
               "while", "with", "from", "at", "by", "still", "himself", "herself", "themselves", "itself", "once",
-              "twice", "several", "few", "times", "steps", "step", "step", "distance", "way", "direction", "side",
-              "sides", "place", "slightly", "about", "the", "a", "an", "few", "some", "of", "upward", "upwards",
+              "twice", "several", "few", "times", "steps", "step", "distance", "way", "direction", "side",
+              "sides", "place", "slightly", "about", "the", "a", "an", "some", "of", "upward", "upwards",
               "downward", "downwards", "front", "behind", "circle", "circles", "half", "full", "both", "one",
               "two", "three", "four", "five", "six", "his", "her", "their", "its", "like", "as", "if", "for",
               "normally", "carefully", "gently", "high", "low", "far", "further", "more", "less", "other",
               "degrees", "90", "180", "360", "body", "position", "line", "path", "room", "floor", "ground",
-              "stairs", "steps", "ladder", "slope", "hill", "tpose", "pose", "stance", "legs", "knees", "feet",
-              "whole", "entire", "upright", "straight", "across", "during", "until", "before", "after",
+              "stairs", "ladder", "slope", "hill", "tpose", "pose", "stance", "legs", "knees", "feet",
+              "whole", "entire", "upright", "during", "until", "before", "after",
               "quarter", "lap", "laps", "motion", "movement", "manner", "pace", "speed", "fashion", "zigzag",
               "jump", "run", "walk", "forth", "outward", "inward", "east", "west", "north", "south", "there"}
 

@@ -10,8 +10,8 @@ import json
 import re
 from typing import Any
 
-from motion.data.captions import IDLE
 from motion.core.parts import PART_NAMES
+from motion.data.captions import IDLE
 
 PartAnnotation = dict[str, dict[str, str]]
 

@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from motion.data.captions import read_captions
 from motion.core.errors import DataError
+from motion.core.io import write_json, write_parquet
 from motion.core.parts import PART_NAMES
+from motion.data.captions import read_captions, read_part_annotations
 from motion.text.cache import JsonCache
 from motion.text.llm import PROMPT_VERSION, EndpointError, LLMConfig, split_captions_llm
 from motion.text.rules import split_caption
@@ -46,7 +47,7 @@ class SplitSettings:
     rules: RuleSettings = field(default_factory=lambda: RuleSettings())
 
     @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> "SplitSettings":
+    def from_params(cls, section: dict[str, Any] | None) -> SplitSettings:
         """Build from params, with a one-line error for bad values."""
         section = dict(section or {})
         llm = LLMConfig.from_params(section.pop("llm", {}) or {})
@@ -92,7 +93,8 @@ def split_unique(captions: list[str], settings: SplitSettings, cache_dir: str | 
     try:
         results, failures, counts = split_captions_llm(unique, settings.llm, cache, progress=progress)
     except EndpointError as err:
-        raise DataError(settings.llm.base_url, str(err), "fix split_texts.llm in params.yaml or the key variable")
+        raise DataError(settings.llm.base_url, str(err),
+                        "fix split_texts.llm in params.yaml or the key variable") from None
     report["llm"] = {"model": settings.llm.model, "prompt_version": PROMPT_VERSION, **counts,
                      "failures": [{"caption": c, "error": e} for c, e in sorted(failures.items())]}
     if failures and settings.on_failure == "error":
@@ -138,3 +140,25 @@ def ground_truth_agreement(table: pd.DataFrame, truth: dict[str, PartAnnotation]
                    for s in predicted for p in reference[s] & predicted[s]]
     return {**set_scores(predicted, reference), "part_accuracy": part_accuracy(predicted, reference),
             "action_accuracy": sum(action_hits) / len(action_hits) if action_hits else 0.0}
+
+
+def split_corpus(poses_dir: str | Path, out: str | Path, settings: SplitSettings,
+                 cache_dir: str | Path) -> dict[str, Any]:
+    """Split every caption of ``<poses_dir>/texts`` into ``out``: part_texts.parquet, LGTM's
+    body_part_annotations.json and report.json (agreement with ``part_texts.json`` when the poses
+    stage has that ground truth); returns the report."""
+    poses_dir, out = Path(poses_dir), Path(out)
+    rows = read_caption_rows(poses_dir / "texts")
+    results, backend_of, report = split_unique([r["caption"] for r in rows], settings, cache_dir)
+    table = part_table(rows, results, backend_of)
+    export = annotations_export(table)
+    report["captions"] = len(table)
+    report["non_idle_share"] = sum(bool(active_parts(a)) for a in export.values()) / max(len(export), 1)
+    truth_file = poses_dir / "part_texts.json"
+    if truth_file.is_file():
+        truth = read_part_annotations(truth_file, "rerun `dvc repro poses`")
+        report["ground_truth"] = ground_truth_agreement(table, truth)
+    write_parquet(out / "part_texts.parquet", table)
+    write_json(out / "body_part_annotations.json", export)
+    write_json(out / "report.json", report)
+    return report
