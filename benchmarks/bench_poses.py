@@ -30,7 +30,8 @@ def make_tree(root: Path, files: int, frames: int) -> None:
             rows.append(f"./pose_data/CMU/{i:02d}/{i:02d}_01_poses.npy,{start},{end},{2 * i + j:06d}.npy")
     texts = root / "annotations" / "texts"
     texts.mkdir(parents=True)
-    (root / "annotations" / "index.csv").write_text("source_path,start_frame,end_frame,new_name\n" + "\n".join(rows) + "\n")
+    header = "source_path,start_frame,end_frame,new_name\n"
+    (root / "annotations" / "index.csv").write_text(header + "\n".join(rows) + "\n")
     for k in range(2 * files):
         (texts / f"{k:06d}.txt").write_text("a person walks to the left#a/DET#0.0#0.0\n")
     write_smplh_model(root / "smplh" / "male" / "model.npz", seed=1)
@@ -62,7 +63,8 @@ def main() -> None:
             seconds = time.perf_counter() - start
             source_frames = args.files * args.frames
             print(f"{kind:8s} on {device if kind == 'smplh' else 'cpu':6s}: {seconds:6.2f} s, "
-                  f"{source_frames / seconds:9.0f} AMASS frames/s, {source_frames / 6 / seconds:8.0f} frames/s at 20 fps "
+                  f"{source_frames / seconds:9.0f} AMASS frames/s, "
+                  f"{source_frames / 6 / seconds:8.0f} frames/s at 20 fps "
                   f"({report['clips_written']} clips)")
 
 

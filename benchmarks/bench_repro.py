@@ -23,7 +23,8 @@ def timed(*args: str, cwd: Path) -> float:
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="features", help="stage to build (default: the data stages); 'all' for everything")
+    parser.add_argument("--target", default="features",
+                        help="stage to build (default: the data stages); 'all' for everything")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny params instead of the default")
     args = parser.parse_args()
     target = [] if args.target == "all" else [args.target]

@@ -1,7 +1,8 @@
 """Training throughput of TMR (samples/s): the CPU config here, and the paper config on a GPU when there is one.
 
-Batches have HumanML3D-like shapes (frames 40-199 cropped to the config's crop_frames, 263-d whole-body features, 384-d MiniLM tokens,
-8-20 tokens); the model, losses and AdamW step are the real ones. Run: python benchmarks/bench_tmr.py
+Batches have HumanML3D-like shapes (frames 40-199 cropped to the config's crop_frames, 263-d whole-body
+features, 384-d MiniLM tokens, 8-20 tokens); the model, losses and AdamW step are the real ones.
+Run: python benchmarks/bench_tmr.py
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def fake_batch(batch_size: int, motion_dim: int, token_dim: int, generator: torc
     return {"motion": motion, "motion_mask": motion_mask, "text": text, "text_mask": text_mask, "sentence": sentence}
 
 
-def throughput(config: dict, device: str, steps: int, warmup: int, token_dim: int = 384, motion_dim: int = 263) -> float:
+def throughput(config: dict, device: str, steps: int, warmup: int, token_dim: int = 384,
+               motion_dim: int = 263) -> float:
     """Training samples per second of one params.yaml TMR config on ``device``."""
     torch.manual_seed(0)
     model = TMR(TMRConfig(motion_dim=motion_dim, token_dim=token_dim, **config["model"])).to(device).train()

@@ -81,12 +81,14 @@ def main() -> None:
             parts = part_sampler(generator, sampling, seed)(prompt, texts, window)
             _, joints = features_to_joints(parts, mean, std)
             shares.append(part_energy_shares(joints))
-        real = [part_energy_shares(j) for j in real_motions(Path(paths["annotations"]) / "synthetic_labels.json",
-                                                            Path(paths["features"]) / "new_joints", part, action, mirrored)]
+        labels = Path(paths["annotations"]) / "synthetic_labels.json"
+        joints_dir = Path(paths["features"]) / "new_joints"
+        real = [part_energy_shares(j) for j in real_motions(labels, joints_dir, part, action, mirrored)]
         gen = np.array([s[part] for s in shares])
         ref = np.array([s[part] for s in real])
         spread = ", ".join(f"{p} {np.mean([s[p] for s in shares]):.2f}" for p in PART_NAMES)
-        print(f"| {prompt} | {part} | {gen.mean():.2f} ± {gen.std():.2f} | {ref.mean():.2f} ± {ref.std():.2f} ({len(ref)}) | {spread} |")
+        print(f"| {prompt} | {part} | {gen.mean():.2f} ± {gen.std():.2f} | "
+              f"{ref.mean():.2f} ± {ref.std():.2f} ({len(ref)}) | {spread} |")
 
 
 if __name__ == "__main__":

@@ -257,7 +257,8 @@ class TextMotionDataset(Dataset):
         try:
             sentences = np.asarray(embeddings.sentences(texts), dtype=np.float32) if texts else np.zeros((0, 1))
         except KeyError as err:
-            raise DataError(embeddings_dir, f"no embedding for a text: {err}", "rerun `dvc repro embed_texts`") from None
+            raise DataError(embeddings_dir, f"no embedding for a text: {err}",
+                            "rerun `dvc repro embed_texts`") from None
         self.sentence_of = {t: sentences[i] for i, t in enumerate(texts)}
 
     @property
@@ -365,7 +366,8 @@ def load_normalisation(features_dir: str | Path) -> tuple[np.ndarray, np.ndarray
             raise DataError(path, "normalisation statistics are missing", "run `dvc repro features`")
         arr = np.load(path).astype(np.float32)
         if arr.shape != (FEATURE_DIM,) or not np.all(np.isfinite(arr)):
-            raise DataError(path, f"expected {FEATURE_DIM} finite values, got shape {arr.shape}", "rerun the features stage")
+            raise DataError(path, f"expected {FEATURE_DIM} finite values, got shape {arr.shape}",
+                            "rerun the features stage")
         out.append(arr)
     if np.any(out[1] <= 0):
         raise DataError(Path(features_dir) / "Std.npy", "has zero or negative entries", "rerun the features stage")

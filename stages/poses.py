@@ -7,11 +7,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from motion.data.body_model import make_body_model
 from motion.core.config import load_params, seed_everything
 from motion.core.device import exclusive_gpu, resolve_device
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
+from motion.data.body_model import make_body_model
 from motion.data.poses import PoseSettings, extract_poses
 
 
@@ -32,7 +32,8 @@ def main() -> None:
         sys.exit(f"poses: {e}")
     skipped = ", ".join(f"{k} {v}" for k, v in report["skipped"].items() if v) or "none"
     print(f"poses: wrote {report['clips_written']} clips + {report['mirrored_written']} mirrors "
-          f"({report['frames_written']} frames, body model {report['body_model']}) to {paths['poses']}; skipped: {skipped}")
+          f"({report['frames_written']} frames, body model {report['body_model']}) to {paths['poses']}; "
+          f"skipped: {skipped}")
 
 
 if __name__ == "__main__":

@@ -55,10 +55,10 @@ def test_real_amass_builtin_joints_look_human(reference: Path) -> None:
 
 
 def test_downsample_frame_counts(tmp_path: Path) -> None:
-    for fps, step, frames in ((120.0, 6, 40), (60.0, 3, 40), (100.0, 5, 40), (250.0, 12, 21)):
+    for fps, step, frames in ((120.0, 6, 41), (60.0, 3, 81), (100.0, 5, 49), (250.0, 12, 21)):
         sequence = load_amass(write_amass_npz(tmp_path / f"{int(fps)}.npz", frames=241, fps=fps))
         assert downsample_step(sequence.fps) == step
-        assert downsample(sequence, step)[0].shape[0] == -(-241 // step)
+        assert downsample(sequence, step)[0].shape[0] == frames == -(-241 // step)
     with pytest.raises(DataError, match="frame rate"):
         downsample_step(10.0, "x.npz")
 
@@ -126,7 +126,8 @@ def test_preflight_rejects_bad_files(tmp_path: Path, case: str, match: str) -> N
     elif case == "smplx_dims":
         write_amass_npz(path, poses=np.zeros((240, 165)))
     elif case == "smplx_keys":
-        write_amass_npz(path, mocap_framerate=None, mocap_frame_rate=np.array(120.0), surface_model_type=np.array("smplx"))
+        write_amass_npz(path, mocap_framerate=None, mocap_frame_rate=np.array(120.0),
+                        surface_model_type=np.array("smplx"))
     elif case == "bad_fps":
         write_amass_npz(path, mocap_framerate=np.array(np.nan))
     elif case == "bad_gender":

@@ -86,7 +86,8 @@ def test_smplh_uses_first_ten_betas_and_ignores_hands(smplh_dir: Path) -> None:
 def test_neutral_files_use_the_female_model(smplh_dir: Path) -> None:
     poses, trans, betas = random_motion(4, seed=6)
     model = SmplhBodyModel(smplh_dir)
-    np.testing.assert_array_equal(model.joints(poses, trans, betas, "neutral"), model.joints(poses, trans, betas, "female"))
+    np.testing.assert_array_equal(model.joints(poses, trans, betas, "neutral"),
+                                  model.joints(poses, trans, betas, "female"))
 
 
 def test_missing_smplh_file_names_path_and_site(smplh_dir: Path, tmp_path: Path) -> None:
@@ -96,7 +97,8 @@ def test_missing_smplh_file_names_path_and_site(smplh_dir: Path, tmp_path: Path)
     model = SmplhBodyModel(tmp_path)
     model.check(["male"])
     for gender in ("female", "neutral"):
-        with pytest.raises(DataError, match=r"female/model\.npz: SMPL\+H body model file \(female\) is missing.*mano\.is\.tue\.mpg\.de"):
+        missing = r"female/model\.npz: SMPL\+H body model file \(female\) is missing.*mano\.is\.tue\.mpg\.de"
+        with pytest.raises(DataError, match=missing):
             model.check([gender])
     with pytest.raises(DataError, match="smplh_dir"):
         make_body_model("smplh", "").check(["male"])

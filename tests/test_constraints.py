@@ -320,4 +320,5 @@ def test_real_motions_are_plausible_and_mirror_symmetric():
         np.testing.assert_allclose(torso_pitch(mirrored), torso_pitch(joints), atol=1e-6)
         assert wrist_forward_reach(mirrored) == pytest.approx(wrist_forward_reach(joints), abs=1e-9)
         assert foot_lift(mirrored, "right") == foot_lift(joints, "left")
-        assert wrist_to_shoulder_distance(mirrored, "left", "right") == pytest.approx(wrist_to_shoulder_distance(joints))
+        distance = wrist_to_shoulder_distance(joints)
+        assert wrist_to_shoulder_distance(mirrored, "left", "right") == pytest.approx(distance)

@@ -18,8 +18,8 @@ class ListLogger:
 
 def test_progress_updates_are_throttled_and_the_last_line_is_returned(tmp_path: Path):
     log = ListLogger()
-    code, last = _stream("printf 'a\\rb\\rc\\nd\\n'; echo 'x.npz: corrupt' >&2; exit 3", tmp_path, dict(os.environ), log,
-                         progress_every_s=100)
+    command = "printf 'a\\rb\\rc\\nd\\n'; echo 'x.npz: corrupt' >&2; exit 3"
+    code, last = _stream(command, tmp_path, dict(os.environ), log, progress_every_s=100)
     assert code == 3 and last == "x.npz: corrupt"
     assert log.lines == ["a", "c", "d", "x.npz: corrupt"]  # 'b' was a progress update within 100 s of 'a'
 

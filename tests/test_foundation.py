@@ -11,9 +11,11 @@ from motion.data import captions
 
 def test_part_partition_matches_lgtm_slices():
     idx = parts.PART_INDICES
-    assert parts.PART_DIMS == {"head": 24, "left_arm": 48, "right_arm": 48, "torso": 43, "left_leg": 50, "right_leg": 50}
+    assert parts.PART_DIMS == {"head": 24, "left_arm": 48, "right_arm": 48, "torso": 43, "left_leg": 50,
+                               "right_leg": 50}
     # head: ric 37:40, 46:49 then rot 133:139, 151:157 then vel 229:232, 238:241 (LGTM's layout)
-    expected_head = [*range(37, 40), *range(46, 49), *range(133, 139), *range(151, 157), *range(229, 232), *range(238, 241)]
+    expected_head = [*range(37, 40), *range(46, 49), *range(133, 139), *range(151, 157), *range(229, 232),
+                     *range(238, 241)]
     assert idx["head"].tolist() == expected_head
     assert idx["torso"][-7:].tolist() == [0, 1, 2, 3, 193, 194, 195]
     assert idx["left_leg"][-2:].tolist() == [259, 260]
@@ -38,7 +40,8 @@ def test_mirror_twice_is_identity_and_swaps_sides():
 def test_fk_rest_pose_bone_lengths_and_rotation():
     joints = kinematics.smpl_forward_kinematics(np.zeros((1, 156)), np.zeros((1, 3)))[0]
     for j, p in enumerate(skeleton.PARENTS[1:], start=1):
-        assert np.linalg.norm(joints[j] - joints[p]) == pytest.approx(np.linalg.norm(skeleton.TARGET_OFFSETS[j]), abs=1e-6)
+        bone = np.linalg.norm(skeleton.TARGET_OFFSETS[j])
+        assert np.linalg.norm(joints[j] - joints[p]) == pytest.approx(bone, abs=1e-6)
     assert joints[15, 1] > joints[0, 1] > joints[10, 1]  # head above pelvis above the feet (y up)
     r = kinematics.axis_angle_to_matrix(np.array([0.0, np.pi / 2, 0.0]))
     assert np.allclose(r @ np.array([1.0, 0, 0]), [0, 0, -1], atol=1e-12)

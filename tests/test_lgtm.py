@@ -102,7 +102,8 @@ def test_pack_unpack_and_split_roundtrip() -> None:
 def test_masked_mse_ignores_padding_and_weights_parts_equally() -> None:
     mask = lengths_to_mask(torch.tensor([3, 5]), 6)
     target = {p: torch.zeros(2, 6, d) for p, d in PART_DIMS.items()}
-    pred = {p: torch.where(mask[..., None], torch.ones(2, 6, d), torch.full((2, 6, d), 1e6)) for p, d in PART_DIMS.items()}
+    pred = {p: torch.where(mask[..., None], torch.ones(2, 6, d), torch.full((2, 6, d), 1e6))
+            for p, d in PART_DIMS.items()}
     assert masked_part_mse(pred, target, mask).item() == pytest.approx(len(PART_NAMES))
 
 

@@ -63,8 +63,8 @@ def test_flow_against_a_real_prefect_server(tmp_path):
             assert server.poll() is None, "prefect server exited"
             assert time.time() < deadline, "prefect server did not start in 180 s"
             time.sleep(1)
-        result = subprocess.run([sys.executable, "-m", "pipelines.flow", "--workspace", str(ws), "--target", DATA_TARGET],
-                                cwd=ws, env=env, capture_output=True, text=True, timeout=900)
+        command = [sys.executable, "-m", "pipelines.flow", "--workspace", str(ws), "--target", DATA_TARGET]
+        result = subprocess.run(command, cwd=ws, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         flow_runs = _api(f"{api}/flow_runs/filter", {})
         assert len(flow_runs) == 1 and flow_runs[0]["state_type"] == "COMPLETED"

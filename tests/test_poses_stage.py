@@ -123,7 +123,8 @@ def test_stage_outputs(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch
     assert part_texts["M000003_1"]["head"] == part("given", "given mirror")
 
     clips = pd.read_parquet(out / "clips.parquet")
-    assert list(clips.columns) == ["id", "source_path", "start_frame", "end_frame", "frames", "mirrored", "num_captions"]
+    assert list(clips.columns) == ["id", "source_path", "start_frame", "end_frame", "frames", "mirrored",
+                                   "num_captions"]
     assert list(clips["id"]) == sorted(ids + ["M" + i for i in ids])
     row = clips.set_index("id").loc["M000001"]
     assert bool(row["mirrored"]) and row["frames"] == 90 and row["num_captions"] == 1 and row["end_frame"] == -1
@@ -205,9 +206,11 @@ def test_stage_with_smplh_body_model(dataset: dict[str, Path], monkeypatch: pyte
 
 
 def test_preflight_reports_every_invalid_file(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    for path in (dataset["amass"] / "CMU" / "01" / "01_01_poses.npz", dataset["amass"] / "HDM05" / "bk" / "HDM_bk_01_poses.npz"):
+    amass = dataset["amass"]
+    for path in (amass / "CMU" / "01" / "01_01_poses.npz", amass / "HDM05" / "bk" / "HDM_bk_01_poses.npz"):
         path.write_bytes(path.read_bytes()[:1000])  # truncated downloads
-    with pytest.raises(SystemExit, match=r"01_01_poses\.npz: cannot be read .*truncated.* \(1 more files are invalid too\)"):
+    first = r"01_01_poses\.npz: cannot be read .*truncated.* \(1 more files are invalid too\)"
+    with pytest.raises(SystemExit, match=first):
         run_stage(monkeypatch, dataset["params"])
     run_stage(monkeypatch, dataset["params"], on_invalid="skip")
     report = json.loads((dataset["poses"] / "report.json").read_text())

@@ -304,7 +304,8 @@ def write_tiny_pipeline(root: Path) -> Path:
         {"id": p.id, "ik": p.ik, "fk": p.fk, "constraint": p.constraint, "frames": f}
         for p, f in ((pairs[0], 30),)]}))
     params = {
-        "paths": {"lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"), "features": str(root / "features"),
+        "paths": {"lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"),
+                  "features": str(root / "features"),
                   "embeddings": str(root / "embeddings"), "cache": str(root / "cache"), "metrics": str(root / "m")},
         "split_texts": {"backend": "rules"},
         "embed_texts": {"encoder": "fake"},

@@ -26,11 +26,13 @@ def test_stage_run_elsewhere_is_restored_without_running(tmp_path):
     (main / "train.py").write_text(textwrap.dedent(
         """
         import json, os, pathlib
-        runs = pathlib.Path(os.environ["RUN_LOG"]); runs.write_text(runs.read_text() + "ran\\n" if runs.exists() else "ran\\n")
+        runs = pathlib.Path(os.environ["RUN_LOG"])
+        runs.write_text(runs.read_text() + "ran\\n" if runs.exists() else "ran\\n")
         pathlib.Path("model").mkdir(exist_ok=True)
         pathlib.Path("model/weights.json").write_text(json.dumps({"w": 42}))
         """))
-    (main / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n    deps: [train.py]\n    outs: [model]\n    meta: {gpu: true}\n")
+    (main / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n    deps: [train.py]\n"
+                                   "    outs: [model]\n    meta: {gpu: true}\n")
     _run(["git", "init", "-q"], main)
     _run(["git", "config", "user.email", "t@e.st"], main)
     _run(["git", "config", "user.name", "t"], main)

@@ -104,7 +104,8 @@ def test_index_texts_splits_follow_humanml3d(dataset):
     ids = [r["new_name"][:-4] for r in rows]
     assert ids == [f"{i:06d}" for i in range(NUM_MOTIONS)]
     for row, motion_id in zip(rows, ids):
-        assert row["source_path"].startswith("./pose_data/Synthetic/subject_") and row["source_path"].endswith("_poses.npy")
+        source = row["source_path"]
+        assert source.startswith("./pose_data/Synthetic/subject_") and source.endswith("_poses.npy")
         assert 40 <= row["end_frame"] - row["start_frame"] <= 196
         captions = read_captions(annotations / "texts" / f"{motion_id}.txt")
         assert len(captions) == 3 and len({c.text for c in captions}) == 3

@@ -28,7 +28,8 @@ def test_parse_reply_handles_fences_synonyms_and_rejects_bad_replies():
 
 def test_messages_end_with_the_caption():
     messages = build_messages("a person jumps")
-    assert messages[0]["role"] == "system" and messages[-1] == {"role": "user", "content": "Description: a person jumps"}
+    assert messages[0]["role"] == "system"
+    assert messages[-1] == {"role": "user", "content": "Description: a person jumps"}
 
 
 def test_retries_recover_from_429_500_timeouts_and_malformed_replies(tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ import contextlib
 import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 LOCK_DIR = Path(os.environ.get("LGTM_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "lgtm-gpu-locks"))
 
@@ -22,7 +22,8 @@ def resolve_device(name: str = "auto") -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but torch sees no GPU -- set device: auto or cpu in params.yaml")
+        raise RuntimeError(f"device {name!r} was asked for but torch sees no GPU "
+                           "-- set device: auto or cpu in params.yaml")
     return name
 
 

@@ -9,8 +9,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_parquet(path: str | Path, frame: "pandas.DataFrame") -> None:  # noqa: F821
+def write_parquet(path: str | Path, frame: pandas.DataFrame) -> None:  # noqa: F821
     """Write a pandas DataFrame as Parquet atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

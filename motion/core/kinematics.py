@@ -35,7 +35,8 @@ def forward_kinematics(
     for j in range(1, NUM_JOINTS):
         p = PARENTS[j]
         world_rot[..., j, :, :] = world_rot[..., p, :, :] @ rotations[..., j, :, :]
-        joints[..., j, :] = joints[..., p, :] + np.einsum("...ij,...j->...i", world_rot[..., p, :, :], offsets[..., j, :])
+        bone = np.einsum("...ij,...j->...i", world_rot[..., p, :, :], offsets[..., j, :])
+        joints[..., j, :] = joints[..., p, :] + bone
     return joints
 
 

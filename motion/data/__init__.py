@@ -1,1 +1,2 @@
-"""Data preparation: AMASS reading, body models, pose extraction, captions, HumanML3D features, statistics, synthetic data, downloads."""
+"""Data preparation: AMASS reading, body models, pose extraction, captions, HumanML3D features and their
+corpus, statistics, synthetic data, downloads."""

@@ -22,6 +22,8 @@ import numpy as np
 from motion.core.errors import DataError
 
 AMASS_SITE = "amass.is.tue.mpg.de"
+USE_SMPLH_G = f"use AMASS 'SMPL+H G' files from {AMASS_SITE}"  # the fix for a file in another format
+REDOWNLOAD = f"download and extract this file again from {AMASS_SITE}"  # the fix for a damaged file
 POSE_DIM = 156  # SMPL+H: root 3 + body 63 + hands 90 (axis-angle)
 SMPLX_POSE_DIM = 165  # SMPL-X: + jaw and eyes
 REQUIRED_KEYS: tuple[str, ...] = ("poses", "trans", "betas", "gender", "mocap_framerate")
@@ -44,7 +46,8 @@ DATASET_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 # Files shipped inside AMASS archives that hold no motion.
-NON_MOTION_FILES: frozenset[str] = frozenset({"shape.npz", "license.txt", "license", "readme.txt", "readme.md", "readme"})
+NON_MOTION_FILES: frozenset[str] = frozenset(
+    {"shape.npz", "license.txt", "license", "readme.txt", "readme.md", "readme"})
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,8 @@ def is_motion_file(path: str | Path) -> bool:
 
 def _smplx_error(path: Path, dataset: str) -> DataError:
     return DataError(path, "this is AMASS's SMPL-X format (SMPL-X G/N archive), not the SMPL+H one HumanML3D uses",
-                     f"download the 'SMPL+H G' archive of {dataset or 'this dataset'} from {AMASS_SITE} and extract it in its place")
+                     f"download the 'SMPL+H G' archive of {dataset or 'this dataset'} from {AMASS_SITE} "
+                     "and extract it in its place")
 
 
 def _npy_shape(archive: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -188,9 +192,9 @@ def read_gender(value: np.ndarray, path: str | Path) -> str:
     try:
         gender = str(_scalar(value)).strip().lower()
     except ValueError as e:
-        raise DataError(path, f"gender is not one string ({e})", f"use AMASS 'SMPL+H G' files from {AMASS_SITE}") from None
+        raise DataError(path, f"gender is not one string ({e})", USE_SMPLH_G) from None
     if gender not in ("male", "female", "neutral"):
-        raise DataError(path, f"gender {gender!r} is not male, female or neutral", f"use AMASS 'SMPL+H G' files from {AMASS_SITE}")
+        raise DataError(path, f"gender {gender!r} is not male, female or neutral", USE_SMPLH_G)
     return gender
 
 
@@ -199,9 +203,9 @@ def read_fps(value: np.ndarray, path: str | Path) -> float:
     try:
         fps = float(_scalar(value))
     except (ValueError, TypeError):
-        raise DataError(path, "mocap_framerate is not a number", f"use AMASS 'SMPL+H G' files from {AMASS_SITE}") from None
+        raise DataError(path, "mocap_framerate is not a number", USE_SMPLH_G) from None
     if not np.isfinite(fps) or fps <= 0:
-        raise DataError(path, f"mocap frame rate {fps!r} is unknown", f"use AMASS 'SMPL+H G' files from {AMASS_SITE}")
+        raise DataError(path, f"mocap frame rate {fps!r} is unknown", USE_SMPLH_G)
     return fps
 
 
@@ -212,10 +216,10 @@ def check_amass_file(path: str | Path, dataset: str = "") -> MotionHeader:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(path, f"cannot be read as an .npz archive (truncated or corrupt: {type(e).__name__})",
-                        f"download and extract this file again from {AMASS_SITE}") from None
+                        REDOWNLOAD) from None
     with npz:
         if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise DataError(path, "is a single .npy array, not an AMASS .npz archive", f"use AMASS 'SMPL+H G' files from {AMASS_SITE}")
+            raise DataError(path, "is a single .npy array, not an AMASS .npz archive", USE_SMPLH_G)
         keys = set(npz.files)
         if "surface_model_type" in keys or "mocap_frame_rate" in keys or path.name.endswith("_stageii.npz"):
             raise _smplx_error(path, dataset)
@@ -223,27 +227,28 @@ def check_amass_file(path: str | Path, dataset: str = "") -> MotionHeader:
             shapes = {k: _npy_shape(npz.zip, k) for k in ("poses", "trans", "betas") if k in keys}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
             raise DataError(path, f"an array header is unreadable ({type(e).__name__}: {e})",
-                            f"download and extract this file again from {AMASS_SITE}") from None
+                            REDOWNLOAD) from None
         if "poses" in shapes and len(shapes["poses"][0]) == 2 and shapes["poses"][0][1] == SMPLX_POSE_DIM:
             raise _smplx_error(path, dataset)
         missing = [k for k in REQUIRED_KEYS if k not in keys]
         if missing:
             raise DataError(path, f"keys {missing} are missing (found {sorted(keys)})",
-                            f"use AMASS 'SMPL+H G' files from {AMASS_SITE}; shape.npz-like files are not motions")
-        (pose_shape, pose_dtype), (trans_shape, trans_dtype), (betas_shape, _) = shapes["poses"], shapes["trans"], shapes["betas"]
+                            f"{USE_SMPLH_G}; shape.npz-like files are not motions")
+        (pose_shape, pose_dtype), (trans_shape, trans_dtype) = shapes["poses"], shapes["trans"]
+        betas_shape = shapes["betas"][0]
         if len(pose_shape) != 2 or pose_shape[1] != POSE_DIM or pose_dtype.kind != "f":
             raise DataError(path, f"poses has shape {pose_shape} {pose_dtype}, expected (T, {POSE_DIM}) floats",
-                            f"use AMASS 'SMPL+H G' files from {AMASS_SITE}")
+                            USE_SMPLH_G)
         if trans_shape != (pose_shape[0], 3) or trans_dtype.kind != "f":
             raise DataError(path, f"trans has shape {trans_shape}, expected ({pose_shape[0]}, 3)",
-                            f"download and extract this file again from {AMASS_SITE}")
+                            REDOWNLOAD)
         if len(betas_shape) != 1 or betas_shape[0] < 10:
-            raise DataError(path, f"betas has shape {betas_shape}, expected (>=10,)", f"use AMASS 'SMPL+H G' files from {AMASS_SITE}")
+            raise DataError(path, f"betas has shape {betas_shape}, expected (>=10,)", USE_SMPLH_G)
         try:
             fps = read_fps(npz["mocap_framerate"], path)
             gender = read_gender(npz["gender"], path)
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise DataError(path, f"cannot be read ({type(e).__name__}: {e})", f"download and extract this file again from {AMASS_SITE}") from None
+            raise DataError(path, f"cannot be read ({type(e).__name__}: {e})", REDOWNLOAD) from None
     return MotionHeader(path, "amass", int(pose_shape[0]), fps, gender)
 
 
@@ -294,10 +299,10 @@ def load_amass(path: str | Path) -> AmassSequence:
             fps = read_fps(npz["mocap_framerate"], path)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
         raise DataError(path, f"cannot be read ({type(e).__name__}: {str(e)[:80]})",
-                        f"download and extract this file again from {AMASS_SITE}, or set poses.on_invalid: skip") from None
+                        f"{REDOWNLOAD}, or set poses.on_invalid: skip") from None
     if poses.ndim != 2 or poses.shape[1] < 66 or trans.shape != (poses.shape[0], 3):
         raise DataError(path, f"poses {poses.shape} / trans {trans.shape} are not (T, {POSE_DIM}) / (T, 3)",
-                        f"use AMASS 'SMPL+H G' files from {AMASS_SITE}")
+                        USE_SMPLH_G)
     return AmassSequence(path, _finite("poses", poses, path), _finite("trans", trans, path),
                          _finite("betas", betas, path), gender, fps)
 
@@ -308,7 +313,8 @@ def load_pose_data(path: str | Path) -> np.ndarray:
     try:
         joints = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise DataError(path, f"cannot be read ({type(e).__name__})", "extract HumanML3D's humanact12 pose_data again") from None
+        raise DataError(path, f"cannot be read ({type(e).__name__})",
+                        "extract HumanML3D's humanact12 pose_data again") from None
     return _finite("joints", np.asarray(joints[:, :22], dtype=np.float64), path)
 
 

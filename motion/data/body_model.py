@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -79,7 +80,8 @@ class BuiltinSkeleton:
 def smplh_model_candidates(smplh_dir: str | Path, gender: str) -> list[Path]:
     """Where a gender's SMPL+H file may be: AMASS's ``<g>/model.npz`` first, then smplx's names."""
     root = Path(smplh_dir)
-    return [root / gender / "model.npz", root / f"SMPLH_{gender.upper()}.npz", root / "smplh" / f"SMPLH_{gender.upper()}.npz"]
+    smplx_name = f"SMPLH_{gender.upper()}.npz"
+    return [root / gender / "model.npz", root / smplx_name, root / "smplh" / smplx_name]
 
 
 def smplh_model_path(smplh_dir: str | Path, gender: str) -> Path:
@@ -146,7 +148,7 @@ class SmplhBodyModel:
         for gender in sorted({MODEL_GENDER[g] for g in genders}):
             smplh_model_path(self._dir_param, gender)
 
-    def model(self, gender: str) -> "torch.nn.Module":  # noqa: F821
+    def model(self, gender: str) -> torch.nn.Module:  # noqa: F821
         """The smplx SMPL+H model used for files of one gender (``MODEL_GENDER``), on this model's device."""
         gender = MODEL_GENDER[gender]
         if gender not in self._models:

@@ -19,7 +19,14 @@ from scipy.ndimage import gaussian_filter1d
 
 from motion.core.parts import FEATURE_DIM, FOOT_CONTACT, LOCAL_VEL, RIC, ROOT_HEIGHT, ROOT_LIN_VEL, ROOT_ROT_VEL, ROT6D
 from motion.core.skeleton import (
-    FACE_JOINTS, KINEMATIC_CHAINS, LEFT_FOOT, NUM_JOINTS, PARENTS, RAW_OFFSETS, RIGHT_FOOT, TARGET_OFFSETS,
+    FACE_JOINTS,
+    KINEMATIC_CHAINS,
+    LEFT_FOOT,
+    NUM_JOINTS,
+    PARENTS,
+    RAW_OFFSETS,
+    RIGHT_FOOT,
+    TARGET_OFFSETS,
 )
 
 FEET_THRESHOLD = 0.002  # squared metres per frame: below it a foot joint counts as in contact

@@ -244,7 +244,8 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
                 continue
             for clip_id, data, is_mirror in ((clip.clip_id, joints, False), ("M" + clip.clip_id, mirrored, True)):
                 np.save(out_dir / "joints" / f"{clip_id}.npy", data)
-                (out_dir / "texts" / f"{clip_id}.txt").write_text(format_captions(plan.captions[clip_id]), encoding="utf-8")
+                captions = format_captions(plan.captions[clip_id])
+                (out_dir / "texts" / f"{clip_id}.txt").write_text(captions, encoding="utf-8")
                 records.append({"id": clip_id, "source_path": clip.source_path, "start_frame": clip.start_frame,
                                 "end_frame": clip.end_frame, "frames": int(data.shape[0]), "mirrored": is_mirror,
                                 "num_captions": len(plan.captions[clip_id])})

@@ -97,7 +97,8 @@ def find_humanact12(humanml3d_dir: str | Path) -> Path | None:
 
 
 def bring_humanact12(source: str | Path, target: str | Path) -> int:
-    """Copy HumanAct12's .npy joint files (zip or folder) to ``target/humanact12/humanact12/`` as index.csv names them."""
+    """Copy HumanAct12's .npy joint files (zip or folder) to ``target/humanact12/humanact12/``, as index.csv
+    names them; returns how many were copied."""
     source, dest = Path(source), Path(target) / HUMANACT12 / HUMANACT12
     dest.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -117,5 +118,6 @@ def bring_humanact12(source: str | Path, target: str | Path) -> int:
                     shutil.copyfileobj(member, out, CHUNK_BYTES)
                 count += 1
     except zipfile.BadZipFile as err:
-        raise DataError(source, f"is not a readable zip ({err})", "download humanact12.zip from HumanML3D again") from None
+        raise DataError(source, f"is not a readable zip ({err})",
+                        "download humanact12.zip from HumanML3D again") from None
     return count

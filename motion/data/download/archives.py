@@ -93,7 +93,8 @@ def _extract_tar(archive: Path, target: Path, rename: Mapping[str, str], progres
                         continue
                     if member.isdev() or member.isfifo():
                         raise ValueError("is a device or pipe")
-                    link = _link_inside(rel, member.linkname, member.issym()) if member.islnk() or member.issym() else None
+                    is_link = member.islnk() or member.issym()
+                    link = _link_inside(rel, member.linkname, member.issym()) if is_link else None
                 except ValueError as why:
                     raise _refuse(archive, member.name, str(why)) from None
                 dest = target / _renamed(rel, rename)
@@ -107,7 +108,8 @@ def _extract_tar(archive: Path, target: Path, rename: Mapping[str, str], progres
                 elif member.islnk():
                     source = target / _renamed(link, rename)
                     if not source.is_file():
-                        raise _refuse(archive, member.name, f"is a hard link to {member.linkname!r}, which is not extracted")
+                        raise _refuse(archive, member.name,
+                                      f"is a hard link to {member.linkname!r}, which is not extracted")
                     with open(source, "rb") as f:
                         _write_member(f, dest, archive, member.name)
                     written.append(_renamed(rel, rename))

@@ -28,7 +28,9 @@ class AssetItem:
 
 
 def _cached_asset(folder: Path) -> Path | None:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part"))
     return files[0] if len(files) == 1 else None
 
 
@@ -59,7 +61,8 @@ def fetch_asset(name: str, item: AssetItem, cache_dir: str | Path, target: str |
                                     quiet=not progress, resume=True, use_cookies=False, retries=retries)
         except Exception as err:  # gdown raises its own, requests' and OSError types
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise DataError(f"asset {name}", f"gdown could not fetch {url or gdrive_id} ({type(err).__name__}: {message})",
+            raise DataError(f"asset {name}",
+                            f"gdown could not fetch {url or gdrive_id} ({type(err).__name__}: {message})",
                             f"check that the file is public, or download it by hand into {folder}/") from None
         if not result:
             raise DataError(f"asset {name}", f"gdown returned nothing for {url or gdrive_id}",

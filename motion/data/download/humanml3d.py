@@ -59,7 +59,8 @@ def prepare_annotations(humanml3d_dir: str | Path, out: str | Path) -> dict[str,
     if index is None:
         raise DataError(root, "has no index.csv", "point download.humanml3d_dir at a HumanML3D checkout")
     if texts is None:
-        raise DataError(root, "has neither texts/ nor texts.zip", "point download.humanml3d_dir at a HumanML3D checkout")
+        raise DataError(root, "has neither texts/ nor texts.zip",
+                        "point download.humanml3d_dir at a HumanML3D checkout")
     index_ids = [clip.clip_id for clip in read_index(index)]
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(index, out / "index.csv")

@@ -7,13 +7,22 @@ on wrist targets in the chest frame, expressed in units of the arm's length ``L`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from motion.data.synthetic.curves import (bump, envelope, keyframes, mirror_rotation, rot_x, rot_y, rot_z,
-                                     slerp_directions, smoothstep)
+from motion.data.synthetic.curves import (
+    bump,
+    envelope,
+    keyframes,
+    mirror_rotation,
+    rot_x,
+    rot_y,
+    rot_z,
+    slerp_directions,
+    smoothstep,
+)
 from motion.data.synthetic.ik import solve_arm
 from motion.data.synthetic.track import Segment, Track
 
@@ -456,7 +465,8 @@ def _build() -> dict[str, Action]:
                 "{clap} in front of the chest"), _repeated(lambda p: 0.5 / p["speed"], 0.9, (2, 5)),
                _arm_action(pose_clap, ("left", "right"))),
         Action("raise_both", "arms", ARMS, "raise", both("raises both arms"),
-               ("{raise} both arms", "{lift} both hands above the head", "{put} both arms up", "{raise} both hands high"),
+               ("{raise} both arms", "{lift} both hands above the head", "{put} both arms up",
+                "{raise} both hands high"),
                _flexible(1.6, 3.5), _arm_action(pose_raise, ("left", "right")), flexible=True),
         Action("wave_both", "arms", ARMS, "wave", both("waves both hands"),
                ("{wave} both hands", "{wave} with both hands {adv}", "{wave} both arms in the air"),
@@ -503,7 +513,8 @@ def _build() -> dict[str, Action]:
                _flexible(1.5, 3.0, angle=[45, 55, 65]), _look(rot_y, 1.0), flexible=True),
         Action("look_right", "head", head, "look", {"head": "looks to the right"},
                ("{look} to the right", "{turn} the head to the right", "{glance} to the right",
-                "{look} over to the right"), _flexible(1.5, 3.0, angle=[45, 55, 65]), _look(rot_y, -1.0), flexible=True),
+                "{look} over to the right"), _flexible(1.5, 3.0, angle=[45, 55, 65]), _look(rot_y, -1.0),
+               flexible=True),
         Action("look_up", "head", head, "look", {"head": "looks up"},
                ("{look} up", "{tilt} the head back and {look} up", "{raise} the head to {look:base} up",
                 "{look} up at the sky"), _flexible(1.5, 3.0, angle=[25, 32, 40]), _look(rot_x, -1.0), flexible=True),

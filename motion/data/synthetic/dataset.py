@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from motion.data.captions import format_captions
 from motion.core.io import atomic_path, write_json, write_text
 from motion.core.parts import PART_NAMES
+from motion.data.captions import format_captions
 from motion.data.synthetic.actions import ACTIONS
 from motion.data.synthetic.body import Body, betas_from_body_scale
 from motion.data.synthetic.captions import make_captions, part_annotation
