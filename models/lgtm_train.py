@@ -9,7 +9,6 @@ with batch N*b (up to float summation order and dropout).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -19,20 +18,28 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from models.diffusion import SamplingConfig, diffusion_loss, draw_noise, training_scheduler
+from models.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    checkpoint_meta,
+    fingerprint,
+    load_training_state,
+    save_model,
+    save_training_state,
+)
+from models.diffusion import diffusion_loss, draw_noise, training_scheduler
 from models.lgtm import LGTM, LGTMConfig, count_parameters
 from motion.core.io import atomic_path, write_json
+from motion.core.sampling import SamplingConfig
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.safetensors"
 BEST = "best.safetensors"
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -81,16 +88,16 @@ def model_code_hash() -> str:
 
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("lgtm.py", "conformer.py", "smoothnet.py", "diffusion.py", "lgtm_train.py"):
+    for name in ("lgtm.py", "conformer.py", "smoothnet.py", "diffusion.py", "checkpoint.py", "lgtm_train.py"):
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def fingerprint(model_cfg: LGTMConfig, cfg: TrainConfig, num_train: int) -> str:
+def run_fingerprint(model_cfg: LGTMConfig, cfg: TrainConfig, num_train: int) -> str:
     """What a checkpoint must match to be resumed (settings that change the run, the code, and the data size)."""
     skip = {"val_every", "checkpoint_every", "log_every", "num_workers"}
-    return json.dumps({"model": model_cfg.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
-                       "num_train": num_train, "code": model_code_hash()}, sort_keys=True)
+    return fingerprint({"model": model_cfg.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
+                        "num_train": num_train, "code": model_code_hash()})
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -144,69 +151,6 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "length": torch.tensor([it["length"] for it in items]),
         "seg_id": [it["seg_id"] for it in items],
     }
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def save_model(model: nn.Module, path: str | Path) -> None:
-    """Model weights as safetensors, atomically."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp))
-
-
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, lr_schedule: Any,
-                    scaler: torch.amp.GradScaler | None, meta: dict[str, Any]) -> None:
-    """Model + AdamW moments as tensors and everything else as JSON metadata, in one safetensors file."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for i, state in opt["state"].items():
-        for k, v in state.items():
-            tensors[f"optim.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
-    sched = {k: v for k, v in lr_schedule.state_dict().items() if k != "lr_lambdas"}
-    info = {**meta, "param_groups": opt["param_groups"], "lr_schedule": sched,
-            "scaler": scaler.state_dict() if scaler is not None else None}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"json": json.dumps(info)})
-
-
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return json.loads(f.metadata()["json"])
-
-
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, lr_schedule: Any,
-                    scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
-    """Restore a checkpoint written by save_checkpoint; returns its metadata."""
-    info = _checkpoint_meta(path)
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-    lr_schedule.load_state_dict({**info["lr_schedule"], "lr_lambdas": [None] * len(optimizer.param_groups)})
-    if scaler is not None and info.get("scaler"):
-        scaler.load_state_dict(info["scaler"])
-    return info
-
-
-def load_lgtm(folder: str | Path, device: str | torch.device = "cpu", weights: str = MODEL_FILE) -> LGTM:
-    """Load a trained LGTM (``config.json`` + ``model.safetensors``) in eval mode."""
-    from motion.core.errors import DataError
-
-    folder = Path(folder)
-    cfg_path = folder / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise DataError(cfg_path, "LGTM config is missing", "run `python -m stages.train_lgtm`")
-    cfg = LGTMConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8"))["model"])
-    model = LGTM(cfg)
-    model.load_state_dict(load_file(str(folder / weights), device=str(device)))
-    return model.to(device).eval()
 
 
 # ----------------------------------------------------------------------------- plots
@@ -279,6 +223,194 @@ def validation_loss(model: nn.Module, dataset: Dataset, batch_size: int, seed: i
     return total / max(frames, 1.0)
 
 
+class Trainer:
+    """One LGTM training run into ``out_dir``: resume, step, validate, checkpoint, export.
+
+    The model, AdamW, the warm-up/cosine schedule and the run's fingerprint are set up on construction
+    (identical initial weights on every rank); ``run`` resumes a matching checkpoint and trains to the end
+    (or to ``stop_at``). Call from every rank under torchrun.
+    """
+
+    def __init__(self, model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: Dataset | None,
+                 out_dir: str | Path, device: str = "cpu", progress: bool = True) -> None:
+        self.model_cfg, self.cfg, self.train_set, self.val_set = model_cfg, cfg, train_set, val_set
+        self.out_dir, self.progress = Path(out_dir), progress
+        self.rank, self.world, self.device = setup_distributed(device)
+        self.amp = autocast_dtype(cfg.precision, self.device)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.model = LGTM(model_cfg).to(self.device)
+        self.ddp_model: nn.Module = self.model
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.global_batch = cfg.batch_size * self.world
+        self.steps_per_epoch = len(train_set) // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"the training set has {len(train_set)} samples, fewer than one global batch "
+                             f"({self.global_batch})")
+        self.total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * self.steps_per_epoch
+        self.lr_schedule = get_cosine_schedule_with_warmup(self.optimizer, cfg.warmup_steps, self.total_steps)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        self.scheduler = training_scheduler()
+        self.step, self.best_val = 0, math.inf
+        self.val_loss, self.last_loss = math.nan, math.nan
+        self.run_id = run_fingerprint(model_cfg, cfg, len(train_set))
+        self.live: Any = None
+
+    @property
+    def last_path(self) -> Path:
+        """The checkpoint a run resumes from."""
+        return self.out_dir / CHECKPOINT_DIR / LAST
+
+    @property
+    def best_path(self) -> Path:
+        """The weights with the lowest validation loss so far."""
+        return self.out_dir / CHECKPOINT_DIR / BEST
+
+    def resume(self, resume: bool = True) -> None:
+        """Continue from ``checkpoints/last`` when its fingerprint matches; else drop stale checkpoints."""
+        if resume and self.last_path.is_file():
+            if checkpoint_meta(self.last_path).get("fingerprint") == self.run_id:
+                info, _ = load_training_state(self.last_path, self.model, self.optimizer)
+                groups = len(self.optimizer.param_groups)
+                self.lr_schedule.load_state_dict({**info["lr_schedule"], "lr_lambdas": [None] * groups})
+                if self.scaler is not None and info.get("scaler"):
+                    self.scaler.load_state_dict(info["scaler"])
+                self.step, self.best_val = int(info["step"]), float(info["best_val"])
+                self.val_loss, self.last_loss = float(info["val_loss"]), float(info["last_loss"])
+            elif self.rank == 0:
+                tqdm.write(f"{self.last_path}: settings or data changed since this checkpoint; training from scratch")
+        if self.step == 0 and self.rank == 0:
+            for stale in (self.best_path, self.last_path):
+                stale.unlink(missing_ok=True)
+        _barrier(self.world)
+
+    def checkpoint(self) -> None:
+        """Write ``checkpoints/last`` (rank 0): weights, AdamW, schedule, scaler and progress."""
+        if self.rank == 0:
+            sched = {k: v for k, v in self.lr_schedule.state_dict().items() if k != "lr_lambdas"}
+            save_training_state(self.last_path, self.model, self.optimizer, {
+                "step": self.step, "best_val": self.best_val, "total_steps": self.total_steps,
+                "val_loss": self.val_loss, "last_loss": self.last_loss, "fingerprint": self.run_id,
+                "lr_schedule": sched, "scaler": self.scaler.state_dict() if self.scaler is not None else None})
+        _barrier(self.world)
+
+    def validate(self) -> None:
+        """Validation loss (rank 0), logged; the best weights so far go to ``checkpoints/best``."""
+        if self.val_set is not None and len(self.val_set) > 0 and self.rank == 0:
+            self.val_loss = validation_loss(self.model, self.val_set, self.cfg.batch_size, self.cfg.seed, self.device,
+                                            self.amp)
+            self.live.step = self.step
+            self.live.log_metric("val/loss", self.val_loss)
+            if self.val_loss < self.best_val:
+                self.best_val = self.val_loss
+                save_model(self.model, self.best_path)
+        _barrier(self.world)
+
+    def train_step(self, batch: dict[str, Any]) -> None:
+        """One optimiser step on this rank's slice of the global batch, with the step's own random draws."""
+        cfg, rank = self.cfg, self.rank
+        draw = draw_noise(self.global_batch, batch["mask"].shape[1], step_generator(cfg.seed, self.step),
+                          cfg.cond_drop_prob)
+        part = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
+        draw.timesteps, draw.noise, draw.keep_text = draw.timesteps[part], draw.noise[part], draw.keep_text[part]
+        torch.manual_seed((cfg.seed * 1_000_003 + self.step) * 16 + rank)  # dropout
+        mask = batch["mask"].to(self.device)
+        num_valid = _all_reduce_sum(mask.sum().float(), self.world) / self.world
+        with torch.autocast("cuda", self.amp, enabled=self.amp is not None):
+            loss = diffusion_loss(self.ddp_model, {p: v.to(self.device) for p, v in batch["parts"].items()},
+                                  batch["text"].to(self.device), mask, draw, self.scheduler, num_valid)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.lr_schedule.step()
+        self.step += 1
+        self.last_loss = float(_all_reduce_sum(loss.detach().float(), self.world)) / self.world
+        if not math.isfinite(self.last_loss):
+            raise FloatingPointError(f"training loss became {self.last_loss} at step {self.step}; lower lr or use fp32")
+
+    def epoch_loader(self) -> DataLoader:
+        """This rank's batches of the current epoch from the current step on (crops seeded by the epoch)."""
+        cfg = self.cfg
+        epoch, offset = divmod(self.step, self.steps_per_epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        batches = epoch_batches(len(self.train_set), self.global_batch, cfg.seed, epoch)[offset:]
+        mine = [b[self.rank * cfg.batch_size:(self.rank + 1) * cfg.batch_size] for b in batches]
+        return DataLoader(self.train_set, batch_sampler=mine, num_workers=cfg.num_workers, collate_fn=collate)
+
+    def metrics(self) -> dict[str, Any]:
+        """The run's figures (JSON has no NaN: missing losses are None)."""
+        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731
+        return {"step": self.step, "total_steps": self.total_steps, "train_loss": finite(self.last_loss),
+                "val_loss": finite(self.val_loss), "best_val_loss": finite(self.best_val),
+                "trainable_parameters": count_parameters(self.model), "world_size": self.world}
+
+    def export(self) -> None:
+        """model.safetensors (the best validation weights, else the last), config.json and metrics.json."""
+        best = self.best_path
+        if best.is_file():
+            self.model.load_state_dict(load_file(str(best), device=str(self.device)))
+        save_model(self.model, self.out_dir / MODEL_FILE)
+        write_json(self.out_dir / CONFIG_FILE, {"model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
+                                                "exported": "best" if best.is_file() else "last"})
+        write_json(self.out_dir / "metrics.json", self.metrics())
+
+    def run(self, resume: bool = True, stop_at: int | None = None) -> dict[str, Any]:
+        """Resume, train to the end (or ``stop_at``, with a checkpoint, as an interruption would), export.
+
+        Returns the final metrics on rank 0 (also in metrics.json once the run is complete), {} elsewhere.
+        """
+        from dvclive import Live
+
+        self.resume(resume)
+        if self.world > 1:
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.startswith("cuda") else None)
+        if self.rank == 0:
+            self.live = Live(dir=str(self.out_dir / "dvclive"), resume=resume and self.step > 0, save_dvc_exp=False,
+                             dvcyaml=False)
+            self.live.log_param("trainable_parameters", count_parameters(self.model))
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        bar = tqdm(total=end, initial=self.step, desc="train_lgtm", unit="step",
+                   disable=not self.progress or self.rank != 0)
+        self.model.train()
+        while self.step < end:
+            for batch in self.epoch_loader():
+                self.train_step(batch)
+                self.after_step(bar, end)
+                if self.step >= end:
+                    break
+        bar.close()
+        metrics: dict[str, Any] = {}
+        if self.rank == 0:
+            metrics = self.metrics()
+            if self.step >= self.total_steps:
+                self.export()
+            self.live.end()
+            plot_curves(self.out_dir / "dvclive")
+        _barrier(self.world)
+        return metrics
+
+    def after_step(self, bar: tqdm, end: int) -> None:
+        """Progress, logs, and the scheduled validation and checkpoint after a step."""
+        cfg = self.cfg
+        if self.rank == 0:
+            bar.update(1)
+            bar.set_postfix(loss=f"{self.last_loss:.4f}")
+            if self.step % cfg.log_every == 0 or self.step == end:
+                self.live.step = self.step
+                self.live.log_metric("train/loss", self.last_loss)
+                self.live.log_metric("train/lr", self.lr_schedule.get_last_lr()[0])
+        if self.step % cfg.val_every == 0 or self.step == self.total_steps:
+            self.validate()
+        if self.step % cfg.checkpoint_every == 0 or self.step == end:
+            self.checkpoint()
+
+
 def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: Dataset | None, out_dir: str | Path,
           device: str = "cpu", resume: bool = True, stop_at: int | None = None,
           progress: bool = True) -> dict[str, Any]:
@@ -287,129 +419,4 @@ def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: 
     ``stop_at`` ends the run after that step with a checkpoint, as an interruption would (the learning
     rate schedule still spans the whole run). Call from every rank under torchrun.
     """
-    from dvclive import Live
-
-    out_dir = Path(out_dir)
-    rank, world, device = setup_distributed(device)
-    amp = autocast_dtype(cfg.precision, device)
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = LGTM(model_cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    global_batch = cfg.batch_size * world
-    steps_per_epoch = len(train_set) // global_batch
-    if steps_per_epoch < 1:
-        raise ValueError(f"the training set has {len(train_set)} samples, fewer than one global batch ({global_batch})")
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
-    lr_schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, total_steps)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-    scheduler = training_scheduler()
-
-    step, best_val = 0, math.inf
-    val_loss, last_loss = math.nan, math.nan
-    last_path = out_dir / CHECKPOINT_DIR / LAST
-    run_id = fingerprint(model_cfg, cfg, len(train_set))
-    if resume and last_path.is_file():
-        if _checkpoint_meta(last_path).get("fingerprint") == run_id:
-            info = load_checkpoint(last_path, model, optimizer, lr_schedule, scaler)
-            step, best_val = int(info["step"]), float(info["best_val"])
-            val_loss, last_loss = float(info.get("val_loss", math.nan)), float(info.get("last_loss", math.nan))
-        elif rank == 0:
-            tqdm.write(f"{last_path}: settings or data changed since this checkpoint; training from scratch")
-    if step == 0 and rank == 0:
-        for stale in (out_dir / CHECKPOINT_DIR / BEST, last_path):
-            stale.unlink(missing_ok=True)
-    _barrier(world)
-    ddp_model: nn.Module = model
-    if world > 1:
-        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
-
-    live = None
-    if rank == 0:
-        live = Live(dir=str(out_dir / "dvclive"), resume=resume and step > 0, save_dvc_exp=False, dvcyaml=False)
-        live.log_param("trainable_parameters", count_parameters(model))
-    end = total_steps if stop_at is None else min(stop_at, total_steps)
-    bar = tqdm(total=end, initial=step, desc="train_lgtm", unit="step", disable=not progress or rank != 0)
-    model.train()
-
-    def checkpoint() -> None:
-        if rank == 0:
-            save_checkpoint(last_path, model, optimizer, lr_schedule, scaler,
-                            {"step": step, "best_val": best_val, "total_steps": total_steps,
-                             "val_loss": val_loss, "last_loss": last_loss, "fingerprint": run_id})
-        _barrier(world)
-
-    def validate() -> None:
-        nonlocal val_loss, best_val
-        if val_set is not None and len(val_set) > 0 and rank == 0:
-            val_loss = validation_loss(model, val_set, cfg.batch_size, cfg.seed, device, amp)
-            live.step = step
-            live.log_metric("val/loss", val_loss)
-            if val_loss < best_val:
-                best_val = val_loss
-                save_model(model, out_dir / CHECKPOINT_DIR / BEST)
-        _barrier(world)
-
-    while step < end:
-        epoch, offset = divmod(step, steps_per_epoch)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        batches = epoch_batches(len(train_set), global_batch, cfg.seed, epoch)[offset:]
-        mine = [b[rank * cfg.batch_size:(rank + 1) * cfg.batch_size] for b in batches]
-        loader = DataLoader(train_set, batch_sampler=mine, num_workers=cfg.num_workers, collate_fn=collate)
-        for batch in loader:
-            gen = step_generator(cfg.seed, step)
-            draw = draw_noise(global_batch, batch["mask"].shape[1], gen, cfg.cond_drop_prob)
-            part = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
-            draw.timesteps, draw.noise, draw.keep_text = draw.timesteps[part], draw.noise[part], draw.keep_text[part]
-            torch.manual_seed((cfg.seed * 1_000_003 + step) * 16 + rank)  # dropout
-            mask = batch["mask"].to(device)
-            num_valid = _all_reduce_sum(mask.sum().float(), world) / world
-            with torch.autocast("cuda", amp, enabled=amp is not None):
-                loss = diffusion_loss(ddp_model, {p: v.to(device) for p, v in batch["parts"].items()},
-                                      batch["text"].to(device), mask, draw, scheduler, num_valid)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            lr_schedule.step()
-            step += 1
-            last_loss = float(_all_reduce_sum(loss.detach().float(), world)) / world
-            if not math.isfinite(last_loss):
-                raise FloatingPointError(f"training loss became {last_loss} at step {step}; lower lr or use fp32")
-            if rank == 0:
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.4f}")
-                if step % cfg.log_every == 0 or step == end:
-                    live.step = step
-                    live.log_metric("train/loss", last_loss)
-                    live.log_metric("train/lr", lr_schedule.get_last_lr()[0])
-            if step % cfg.val_every == 0 or step == total_steps:
-                validate()
-            if step % cfg.checkpoint_every == 0 or step == end:
-                checkpoint()
-            if step >= end:
-                break
-    bar.close()
-
-    metrics: dict[str, Any] = {}
-    if rank == 0:
-        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 - JSON has no NaN
-        metrics = {"step": step, "total_steps": total_steps, "train_loss": finite(last_loss),
-                   "val_loss": finite(val_loss), "best_val_loss": finite(best_val),
-                   "trainable_parameters": count_parameters(model), "world_size": world}
-        if step >= total_steps:
-            best = out_dir / CHECKPOINT_DIR / BEST
-            if best.is_file():
-                model.load_state_dict(load_file(str(best), device=str(device)))
-            save_model(model, out_dir / MODEL_FILE)
-            write_json(out_dir / CONFIG_FILE, {"model": model_cfg.to_dict(), "train": asdict(cfg),
-                                               "exported": "best" if best.is_file() else "last"})
-            write_json(out_dir / "metrics.json", metrics)
-        live.end()
-        plot_curves(out_dir / "dvclive")
-    _barrier(world)
-    return metrics
+    return Trainer(model_cfg, cfg, train_set, val_set, out_dir, device, progress).run(resume, stop_at)

@@ -11,8 +11,6 @@ the fingerprint matches the current model, training settings and training sample
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -24,9 +22,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from models.checkpoint import checkpoint_meta, fingerprint, load_training_state, save_training_state
 from models.tmr import TMR, TMRConfig
 from motion.core.device import resolve_device
-from motion.core.io import atomic_path
 from motion.datasets import TextMotionDataset, collate_text_motion, epoch_indices, first_caption_indices
 from motion.eval.retrieval import batched_retrieval_metrics, retrieval_metrics
 
@@ -63,64 +61,34 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def fingerprint(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionDataset) -> str:
+def run_fingerprint(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionDataset) -> str:
     """Hash of what determines the training trajectory (not the epoch count, device or workers)."""
     settings = {k: v for k, v in asdict(train_cfg).items() if k not in ("epochs", "device", "num_workers")}
     samples = [(s.seg_id, s.text, s.start, s.end) for s in train_set.segments]
-    blob = json.dumps({"model": asdict(model_cfg), "train": settings, "name": train_set.name,
-                       "samples": samples, "mean": train_set.mean.tolist(), "std": train_set.std.tolist()})
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return fingerprint({"model": asdict(model_cfg), "train": settings, "name": train_set.name, "samples": samples,
+                        "mean": train_set.mean.tolist(), "std": train_set.std.tolist()})
 
 
 def save_checkpoint(path: Path, model: TMR, optimizer: torch.optim.Optimizer, epoch: int,
                     history: list[dict[str, float]], key: str) -> None:
-    """Write weights, optimiser state, RNG state and progress into one safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for index, state in opt["state"].items():
-        for name, value in state.items():
-            tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
+    """Weights, optimiser state, the torch RNG states (dropout, latent sampling) and progress, atomically."""
+    rng = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    meta = {"epoch": str(epoch), "history": json.dumps(history), "fingerprint": key,
-            "param_groups": json.dumps(opt["param_groups"])}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        rng.update({f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    save_training_state(path, model, optimizer, {"epoch": epoch, "history": history, "fingerprint": key}, rng)
 
 
 def load_checkpoint(path: Path, model: TMR, optimizer: torch.optim.Optimizer,
                     key: str) -> tuple[int, list[dict[str, float]]] | None:
     """Restore a matching checkpoint; returns (epochs done, history), or None when absent or stale."""
-    from safetensors import safe_open
-
-    if not path.is_file():
+    if not path.is_file() or checkpoint_meta(path).get("fingerprint") != key:
         return None
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("fingerprint") != key:
-            return None
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    device = next(model.parameters()).device
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, index, name = k.split(".", 2)
-            state.setdefault(int(index), {})[name] = v if name == "step" else v.to(device)
-    groups = json.loads(meta["param_groups"])
-    for g in groups:
-        if isinstance(g.get("betas"), list):
-            g["betas"] = tuple(g["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    meta, rng = load_training_state(path, model, optimizer)
+    torch.set_rng_state(rng["rng.torch"])
+    cuda_states = [rng[k] for k in sorted(k for k in rng if k.startswith("rng.cuda."))]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
-    return int(meta["epoch"]), json.loads(meta["history"])
+    return int(meta["epoch"]), meta["history"]
 
 
 @torch.no_grad()
@@ -254,7 +222,7 @@ def fit_tmr(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionD
     seed_everything(train_cfg.seed)
     model = TMR(model_cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    key = fingerprint(model_cfg, train_cfg, train_set)
+    key = run_fingerprint(model_cfg, train_cfg, train_set)
     checkpoint = work_dir / CHECKPOINT_FILE
     restored = load_checkpoint(checkpoint, model, optimizer, key)
     start, history = restored if restored is not None else (0, [])
