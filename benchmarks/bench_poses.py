@@ -13,11 +13,14 @@ from pathlib import Path
 
 import torch
 
+from motion.core.config import load_params
 from motion.core.device import resolve_device
 from motion.data.body_model import make_body_model
 from motion.data.poses import PoseSettings, extract_poses
 from tests.support.amass import write_amass_npz
 from tests.support.body_model import write_smplh_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_tree(root: Path, files: int, frames: int) -> None:
@@ -52,7 +55,7 @@ def main() -> None:
         root = Path(tmp)
         make_tree(root, args.files, args.frames)
         for kind in ("builtin", "smplh"):
-            settings = PoseSettings(batch_frames=1024)
+            settings = PoseSettings.from_params(load_params(REPO_ROOT / "params.yaml")["poses"])
             model = make_body_model(kind, root / "smplh", device if kind == "smplh" else "cpu", settings.batch_frames)
             model.check(["male", "female"])
             if kind == "smplh":

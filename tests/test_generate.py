@@ -18,6 +18,7 @@ from motion.core.skeleton import JOINT_NAMES
 from motion.data.features import extract_features, recover_from_ric
 from motion.export.render import ffmpeg_exe
 from tests.oracles.bvh_reader import read_bvh
+from tests.support.params import real_params, write_params
 from tools.generate import generate, main, parse_part_args
 
 CAPTION = "a person waves the right hand"
@@ -62,7 +63,7 @@ def test_parse_part_args() -> None:
 
 
 def test_resolve_part_texts(tmp_path: Path) -> None:
-    section, cache = {"backend": "rules"}, tmp_path / "cache"
+    section, cache = real_params()["split_texts"], tmp_path / "cache"
     none = resolve_part_texts(CAPTION, {"head": "nods"}, "none", section, cache)
     assert none == {p: ("nods" if p == "head" else CAPTION) for p in PART_NAMES}
     rules = resolve_part_texts(CAPTION, {}, "rules", section, cache)
@@ -187,17 +188,12 @@ def write_trained_folders(root: Path) -> Path:
     (root / "features").mkdir()
     np.save(root / "features" / "Mean.npy", mean.astype(np.float32))
     np.save(root / "features" / "Std.npy", std.astype(np.float32))
-    params = {
-        "paths": {"lgtm": str(root / "lgtm"), "features": str(root / "features"), "cache": str(root / "cache"),
-                  "embeddings": str(root / "none"), "tmr": str(root / "none")},
-        "split_texts": {"backend": "rules"},
-        "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
-                 "configs": {"cpu": {"sampling": {"steps": 4}}},
-                 "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}},
-    }
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    paths = {"lgtm": root / "lgtm", "features": root / "features", "cache": root / "cache",
+             "embeddings": root / "none", "tmr": root / "none"}
+    return write_params(root, {**{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
+                               "lgtm.config": "cpu", "lgtm.device": "cpu", "lgtm.num_threads": 1,
+                               "lgtm.text_latents": "random", "lgtm.configs.cpu.sampling": {"steps": 4},
+                               "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}})
 
 
 def test_command_line_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

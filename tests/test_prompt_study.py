@@ -28,6 +28,7 @@ from motion.study.prompt_study import (
     winner,
 )
 from motion.study.report import html_report, write_study
+from tests.support.params import write_params
 
 REPO = Path(__file__).resolve().parents[1]
 J = JOINT_INDEX
@@ -303,22 +304,16 @@ def write_tiny_pipeline(root: Path) -> Path:
     (root / "pairs.yaml").write_text(yaml.safe_dump({"pairs": [
         {"id": p.id, "ik": p.ik, "fk": p.fk, "constraint": p.constraint, "frames": f}
         for p, f in ((pairs[0], 30),)]}))
-    params = {
-        "paths": {"lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"),
-                  "features": str(root / "features"),
-                  "embeddings": str(root / "embeddings"), "cache": str(root / "cache"), "metrics": str(root / "m")},
-        "split_texts": {"backend": "rules"},
-        "embed_texts": {"encoder": "fake"},
-        "lgtm": {"config": "cpu", "device": "cpu", "num_threads": 1, "text_latents": "random",
-                 "configs": {"cpu": {"sampling": {"steps": 1000}}},
-                 "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}},
-        "prompt_study": {"pairs": str(root / "pairs.yaml"), "config": "cpu",
-                         "seed": 0, "split": "", "ci": "welch", "configs": {"cpu": {"samples": 2, "batch_size": 3,
-                                                                                     "sampling": {"steps": 2}}}},
-    }
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    paths = {"lgtm": root / "lgtm", "tmr": root / "tmr", "prompt_study": root / "out", "features": root / "features",
+             "embeddings": root / "embeddings", "cache": root / "cache", "metrics": root / "m"}
+    return write_params(root, {
+        **{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
+        "embed_texts.encoder": "fake", "lgtm.config": "cpu", "lgtm.device": "cpu", "lgtm.num_threads": 1,
+        "lgtm.text_latents": "random", "lgtm.configs.cpu.sampling": {"steps": 1000},
+        "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0},
+        "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.config": "cpu", "prompt_study.seed": 0,
+        "prompt_study.split": "", "prompt_study.ci": "welch",
+        "prompt_study.configs.cpu": {"samples": 2, "batch_size": 3, "sampling": {"steps": 2}}})
 
 
 def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

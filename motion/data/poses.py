@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
-from motion.core.errors import DataError
+from motion.core.errors import DataError, check_section
 from motion.core.io import write_json, write_parquet
 from motion.core.skeleton import mirror_joints
 from motion.data.amass import (
@@ -58,16 +58,18 @@ SKIP_REASONS = ("missing_file", "invalid_file", "missing_text", "too_short")
 class PoseSettings:
     """The ``poses:`` section of params.yaml."""
 
-    target_fps: int = 20
-    min_frames: int = 40
-    batch_frames: int = 1024
-    on_missing: str = "error"  # a motion or caption file named by index.csv is absent: error | skip
-    on_invalid: str = "error"  # a motion file is malformed (corrupt, wrong format, NaN): error | skip
+    target_fps: int
+    min_frames: int
+    batch_frames: int
+    on_missing: str  # a motion or caption file named by index.csv is absent: error | skip
+    on_invalid: str  # a motion file is malformed (corrupt, wrong format, NaN): error | skip
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> PoseSettings:
-        """Build from the params.yaml section (unknown keys such as body_model are ignored here)."""
-        settings = cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+        """Build from the params.yaml section, which must hold every field (its body-model keys are read
+        by the stage, not here)."""
+        check_section(section, cls.__dataclass_fields__, "poses", others=True)
+        settings = cls(**{k: section[k] for k in cls.__dataclass_fields__})
         for key in ("on_missing", "on_invalid"):
             if getattr(settings, key) not in POLICIES:
                 raise DataError(f"params.yaml poses.{key}", f"is {getattr(settings, key)!r}", "use error or skip")

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from motion.core.errors import check_section
 from motion.text.cache import JsonCache, cache_key
 from motion.text.schema import PartAnnotation, SchemaError, parse_reply
 
@@ -77,29 +78,26 @@ def build_messages(caption: str) -> list[dict[str, str]]:
     return messages
 
 
-@dataclass
+@dataclass(frozen=True)
 class LLMConfig:
     """Endpoint and retry settings (params.yaml ``split_texts.llm``)."""
 
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 400
-    timeout_s: float = 30.0
-    max_retries: int = 5
-    backoff_s: float = 1.0
-    max_backoff_s: float = 30.0
-    concurrency: int = 4
-    json_mode: bool = True
+    base_url: str
+    model: str
+    api_key_env: str  # the key is read from this environment variable only
+    temperature: float
+    max_tokens: int
+    timeout_s: float
+    max_retries: int
+    backoff_s: float
+    max_backoff_s: float
+    concurrency: int
+    json_mode: bool
 
     @classmethod
-    def from_params(cls, section: dict[str, Any]) -> LLMConfig:
-        """Build from a params section, rejecting unknown keys."""
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown split_texts.llm settings: {sorted(unknown)}")
-        return cls(**section)
+    def from_params(cls, section: object) -> LLMConfig:
+        """Build from the ``split_texts.llm`` section: every key required, none unknown."""
+        return cls(**check_section(section, cls.__dataclass_fields__, "split_texts.llm"))
 
 
 class RetryableError(RuntimeError):

@@ -6,14 +6,14 @@ report) or stop the stage, as ``on_failure`` says.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
-from motion.core.errors import DataError
+from motion.core.errors import DataError, check_section
 from motion.core.io import write_json, write_parquet
 from motion.core.parts import PART_NAMES
 from motion.data.captions import read_captions, read_part_annotations
@@ -25,38 +25,34 @@ from motion.text.schema import PartAnnotation, active_parts
 BACKENDS = ("rules", "llm")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RuleSettings:
     """params.yaml ``split_texts.rules``: options of the offline splitter."""
 
-    fallback: bool = True  # unrecognised captions go to every part (LGTM's own fallback)
-    gait_torso: bool = True  # walking/running/jumping also move the torso (root trajectory)
+    fallback: bool  # unrecognised captions go to every part (LGTM's own fallback)
+    gait_torso: bool  # walking/running/jumping also move the torso (root trajectory)
 
     def split(self, caption: str) -> PartAnnotation:
         """Split one caption with these options."""
         return split_caption(caption, fallback=self.fallback, gait_torso=self.gait_torso)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitSettings:
     """params.yaml ``split_texts``."""
 
-    backend: str = "rules"
-    on_failure: str = "rules"  # rules | error
-    llm: LLMConfig = field(default_factory=LLMConfig)
-    rules: RuleSettings = field(default_factory=lambda: RuleSettings())
+    backend: str  # rules | llm
+    on_failure: str  # rules | error
+    llm: LLMConfig
+    rules: RuleSettings
 
     @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> SplitSettings:
-        """Build from params, with a one-line error for bad values."""
-        section = dict(section or {})
-        llm = LLMConfig.from_params(section.pop("llm", {}) or {})
-        rules = section.pop("rules", {}) or {}
-        unknown = set(rules) - set(RuleSettings.__dataclass_fields__)
-        if unknown:
-            raise DataError("params.yaml", f"unknown split_texts.rules settings {sorted(unknown)}",
-                            "use fallback and gait_torso")
-        settings = cls(llm=llm, rules=RuleSettings(**rules), **section)
+    def from_params(cls, section: object) -> SplitSettings:
+        """Build from the ``split_texts`` section (every key required), with a one-line error for bad values."""
+        section = check_section(section, ("backend", "on_failure", "llm", "rules"), "split_texts")
+        rules = check_section(section["rules"], RuleSettings.__dataclass_fields__, "split_texts.rules")
+        settings = cls(section["backend"], section["on_failure"], LLMConfig.from_params(section["llm"]),
+                       RuleSettings(**rules))
         if settings.backend not in BACKENDS:
             raise DataError("params.yaml", f"split_texts.backend is {settings.backend!r}",
                             f"use one of {', '.join(BACKENDS)}")
