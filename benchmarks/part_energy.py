@@ -67,8 +67,7 @@ def main() -> None:
     torch.set_num_threads(int(section["num_threads"]))
     sampling = resolve_settings(section)[2]
     split = params["split_texts"]["backend"]
-    trained = TrainedLGTM(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]), Path(paths["embeddings"]),
-                          section["text_latents"], int(params["seed"]))
+    trained = TrainedLGTM.at(paths, section["text_latents"], int(params["seed"]))
     tokens = TokenSource(paths["embeddings"], lambda: make_encoder(params["embed_texts"]))
     generator = LGTMGenerator.load(trained, "cpu", batch_size=1, tokens=lambda: tokens)
     mean, std, window = generator.mean, generator.std, generator.window

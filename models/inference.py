@@ -13,7 +13,7 @@ batch; prompt study and generate: each text alone), so the numbers of earlier ru
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,12 @@ class TrainedLGTM:
     embeddings: Path    # the token features of embed_texts the TMR text encoders read (paths.embeddings)
     text_latents: str   # tmr | random (lgtm.text_latents)
     seed: int           # the seed of random text latents (params seed, as train_lgtm)
+
+    @classmethod
+    def at(cls, paths: Mapping[str, str], text_latents: str, seed: int) -> TrainedLGTM:
+        """The trained LGTM of params ``paths`` (lgtm, features, tmr, embeddings)."""
+        return cls(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]), Path(paths["embeddings"]),
+                   text_latents, seed)
 
 
 # ----------------------------------------------------------------------------- de-normalisation and joints

@@ -98,8 +98,7 @@ def main() -> None:
         tmr = TMREvaluator.from_folders(lambda folder: load_tmr(folder, device), paths["tmr"], paths["embeddings"],
                                         Path(paths["features"]) / "part_stats.npz", device)
         lgtm = params.get("lgtm", {}) or {}
-        trained = TrainedLGTM(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]),
-                              Path(paths["embeddings"]), lgtm.get("text_latents", "tmr"), int(params.get("seed", 0)))
+        trained = TrainedLGTM.at(paths, lgtm.get("text_latents", "tmr"), int(params.get("seed", 0)))
         generator = LGTMGenerator.load(trained, device, int(cfg.get("batch_size", 32)))
         t2m = None
         t2m_cfg = cfg.get("t2m") or {}

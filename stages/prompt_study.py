@@ -32,6 +32,13 @@ def chosen_config(section: dict[str, Any]) -> dict[str, Any]:
     return configs[name] or {}
 
 
+def study_settings(section: dict[str, Any], config: dict[str, Any]) -> StudySettings:
+    """Samples per prompt (of the chosen config), seed and the comparison method of params ``prompt_study``."""
+    return StudySettings(samples=int(config.get("samples", 4)), seed=int(section.get("seed", 0)),
+                         ci=section.get("ci", "bootstrap"), n_resamples=int(section.get("n_resamples", 10000)),
+                         alpha=float(section.get("alpha", 0.05)))
+
+
 def run(params: dict[str, Any]) -> dict[str, Path]:
     """Sample, measure, compare and write every output; returns the main files."""
     import torch
@@ -47,16 +54,13 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
     lgtm = params.get("lgtm", {}) or {}
     torch.set_num_threads(int(lgtm.get("num_threads", 2)))
     device = claim_gpu(resolve_device(lgtm.get("device", "auto")))
-    settings = StudySettings(samples=int(config.get("samples", 4)), seed=int(section.get("seed", 0)),
-                             ci=section.get("ci", "bootstrap"), n_resamples=int(section.get("n_resamples", 10000)),
-                             alpha=float(section.get("alpha", 0.05)))
+    settings = study_settings(section, config)
     pairs_path = section.get("pairs", "prompts/ik_fk_pairs.yaml")
     pairs = load_pairs(pairs_path)
     split = section.get("split") or (params.get("split_texts", {}) or {}).get("backend", "rules")
     sampling = SamplingConfig.from_dict({**asdict(resolve_settings(lgtm)[2]), **(config.get("sampling", {}) or {})})
     tokens = TokenSource(paths["embeddings"], lambda: make_encoder(params.get("embed_texts", {}) or {}))
-    trained = TrainedLGTM(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]), Path(paths["embeddings"]),
-                          lgtm.get("text_latents", "tmr"), int(params.get("seed", 0)))
+    trained = TrainedLGTM.at(paths, lgtm.get("text_latents", "tmr"), int(params.get("seed", 0)))
     generator = LGTMGenerator.load(trained, device, int(config.get("batch_size", 64)), tokens=lambda: tokens)
     used = [replace(p, frames=min(p.frames, generator.window)) for p in pairs]
     encoder = section.get("tmr_encoder", "whole_body")

@@ -145,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         split = args.split or (params.get("split_texts", {}) or {}).get("backend", "rules")
         part_texts = resolve_part_texts(args.text, given, split, params.get("split_texts", {}) or {},
                                         paths.get("cache", "data/cache"))
-        trained = TrainedLGTM(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]),
-                              Path(paths["embeddings"]), section.get("text_latents", "tmr"), int(params.get("seed", 0)))
+        trained = TrainedLGTM.at(paths, section.get("text_latents", "tmr"), int(params.get("seed", 0)))
         def tokens() -> TokenSource:
             return TokenSource(paths["embeddings"], lambda: make_encoder(params.get("embed_texts", {}) or {}))
 

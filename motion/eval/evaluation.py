@@ -353,18 +353,9 @@ def protocol_notes(n: int, settings: EvaluationSettings) -> list[str]:
     return notes
 
 
-def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real: list[np.ndarray],
-             tmr: TMREvaluator, generator: MotionGenerator | None, window: int, cache_dir: str | Path,
-             t2m: Evaluator | None = None) -> dict[str, Any]:
-    """Evaluate Real and every row; returns results (summaries, per-replication values, comparisons, counts, notes).
-
-    Generated sets are cached in ``cache_dir`` (``cached_generate``), so a rerun only recomputes metrics.
-    """
-    n, seed = len(captions), settings.metrics.seed
-    notes = protocol_notes(n, settings)
-    spaces: dict[str, Evaluator] = {"tmr": tmr}
-    if t2m is not None:
-        spaces["t2m"] = t2m
+def text_embeddings(captions: Sequence[TestCaption], spaces: dict[str, Evaluator],
+                    tmr: TMREvaluator) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, list[str]]]]:
+    """Caption embeddings per metric space, and per TMR slot the latents and raw texts of the part metrics."""
     texts = [c.caption for c in captions]
     tokens = [c.tokens for c in captions]
     text_emb = {s: ev.encode_texts(texts, tokens) for s, ev in spaces.items()}
@@ -372,17 +363,56 @@ def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real
     for k, part in enumerate(TEXT_SLOTS[1:]):
         raw = [c.part_texts[k] for c in captions]
         part_texts[part] = (tmr.encode_texts(raw, encoder=part), raw)
+    return text_emb, part_texts
+
+
+@dataclass
+class Generated:
+    """A row's generated sets (one per generation seed), its MultiModality set, and the cache hits behind them."""
+
+    per_seed: list[list[np.ndarray]]
+    mm: list[np.ndarray] | None
+    hits: int
+    misses: int
+
+
+def generate_row(row: EvaluationRow, generator: MotionGenerator, captions: Sequence[TestCaption], seeds: list[int],
+                 mm_idx: np.ndarray, mm_repeats: int, mm_seed: int, cache_dir: str | Path) -> Generated:
+    """Every generated set of one row (cached): one per seed, plus the MM set when the row has one."""
+    cond = condition_texts(captions, row.conditioning)
+    lengths = [c.length for c in captions]
+    out = Generated([], None, 0, 0)
+    for s in seeds:
+        motions, hit = cached_generate(generator, cond, lengths, row.sampling, s, cache_dir)
+        out.per_seed.append(motions)
+        out.hits, out.misses = out.hits + hit, out.misses + (not hit)
+    if row.multimodality:
+        mm_cond = [cond[i] for i in mm_idx for _ in range(mm_repeats)]
+        mm_len = [lengths[i] for i in mm_idx for _ in range(mm_repeats)]
+        out.mm, hit = cached_generate(generator, mm_cond, mm_len, row.sampling, mm_seed, cache_dir)
+        out.hits, out.misses = out.hits + hit, out.misses + (not hit)
+    return out
+
+
+def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real: list[np.ndarray],
+             tmr: TMREvaluator, generator: MotionGenerator | None, window: int, cache_dir: str | Path,
+             t2m: Evaluator | None = None) -> dict[str, Any]:
+    """Evaluate Real and every row; returns results (summaries, per-replication values, comparisons, counts, notes).
+
+    Generated sets are cached in ``cache_dir`` (``cached_generate``), so a rerun only recomputes metrics.
+    """
+    n, seed, m = len(captions), settings.metrics.seed, settings.metrics
+    notes = protocol_notes(n, settings)
+    spaces: dict[str, Evaluator] = {"tmr": tmr} if t2m is None else {"tmr": tmr, "t2m": t2m}
+    text_emb, part_texts = text_embeddings(captions, spaces, tmr)
     rows = {REAL: embed_row(REAL, [real], spaces, tmr, None, (0, 0))}
     rows[REAL]["tmr"].num_samples = n
     seeds = [seed + s for s in range(settings.generation_seeds)]
-    if settings.metrics.replications > len(seeds):
-        notes.append(f"{len(seeds)} generated set(s) per row for {settings.metrics.replications} replications: the "
+    if m.replications > len(seeds):
+        notes.append(f"{len(seeds)} generated set(s) per row for {m.replications} replications: the "
                      "CIs of FID, MM-Dist and similarities (deterministic given a set) reflect "
                      + ("only one generation" if len(seeds) == 1 else f"{len(seeds)} generations") + ".")
-    lengths = [c.length for c in captions]
-    mm_rng = np.random.default_rng([seed, 7])
-    mm_idx = np.sort(mm_rng.choice(n, min(settings.mm_texts, n), replace=False))
-    mm_repeats = settings.mm_repeats
+    mm_idx = np.sort(np.random.default_rng([seed, 7]).choice(n, min(settings.mm_texts, n), replace=False))
     hits = misses = 0
     for row in settings.rows:
         if generator is None:
@@ -391,21 +421,11 @@ def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real
             notes.append(f"Row {row.name} skipped: guidance_scale {row.sampling.guidance_scale} needs a model trained "
                          "with lgtm cond_drop_prob > 0 (this one has no unconditional branch).")
             continue
-        cond = condition_texts(captions, row.conditioning)
-        per_seed = []
-        for s in seeds:
-            motions, hit = cached_generate(generator, cond, lengths, row.sampling, s, cache_dir)
-            per_seed.append(motions)
-            hits, misses = hits + hit, misses + (not hit)
-        mm = None
-        if row.multimodality:
-            mm_cond = [cond[i] for i in mm_idx for _ in range(mm_repeats)]
-            mm_len = [lengths[i] for i in mm_idx for _ in range(mm_repeats)]
-            mm, hit = cached_generate(generator, mm_cond, mm_len, row.sampling, seed + 100_000, cache_dir)
-            hits, misses = hits + hit, misses + (not hit)
-        rows[row.name] = embed_row(row.name, per_seed, spaces, tmr, mm, (len(mm_idx), mm_repeats))
+        gen = generate_row(row, generator, captions, seeds, mm_idx, settings.mm_repeats, seed + 100_000, cache_dir)
+        hits, misses = hits + gen.hits, misses + gen.misses
+        rows[row.name] = embed_row(row.name, gen.per_seed, spaces, tmr, gen.mm, (len(mm_idx), settings.mm_repeats))
     values = {space: {r: row_metrics(rows[r][space], rows[REAL][space].motions[0], text_emb[space],
-                                     part_texts if space == "tmr" else {}, settings.metrics) for r in rows}
+                                     part_texts if space == "tmr" else {}, m) for r in rows}
               for space in spaces}
     pairs = [tuple(p) for p in settings.compare if all(x in rows for x in p)]
     configured = {row.name: dict(row.config) for row in settings.rows}
@@ -415,15 +435,14 @@ def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real
                    for s, rows_v in values.items()},
         "comparisons": {s: {f"{a} vs {b}": compare_rows(values[s][a], values[s][b]) for a, b in pairs}
                         for s in spaces},
-        "counts": {"captions": n, "replications": settings.metrics.replications, "generation_seeds": len(seeds),
-                   "diversity_pairs": min(settings.metrics.diversity_times, n),
-                   "multimodality": f"{len(mm_idx)} texts x {mm_repeats} motions, "
-                                    f"{settings.metrics.mm_times} pairs each",
+        "counts": {"captions": n, "replications": m.replications, "generation_seeds": len(seeds),
+                   "diversity_pairs": min(m.diversity_times, n),
+                   "multimodality": f"{len(mm_idx)} texts x {settings.mm_repeats} motions, {m.mm_times} pairs each",
                    "motions": {r: rows[r]["tmr"].num_samples for r in rows},
                    "cache_hits": hits, "cache_misses": misses},
         "rows": {r: configured.get(r, {"real": True}) for r in rows},
         "notes": notes,
-        "settings": {**asdict(settings.metrics), "window": window, "evaluator_normalisation":
+        "settings": {**asdict(m), "window": window, "evaluator_normalisation":
                      "de-normalised HumanML3D features, then each TMR's part_stats.npz (the T2M evaluator: its meta "
                      "mean/std)"},
     }
