@@ -11,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from motion.core.config import load_params
 from motion.text.cache import ArrayCache
-from motion.text.embeddings import embed_with_cache, make_encoder, write_embeddings
+from motion.text.embeddings import EncoderSettings, embed_with_cache, make_encoder, write_embeddings
 from motion.text.rules import split_caption
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -39,7 +40,8 @@ def main() -> None:
         texts.update(part["text"] for part in split_caption(caption).values())
     texts_list = sorted(texts)[: args.texts]
     start = time.perf_counter()
-    encoder = make_encoder({"encoder": args.encoder})
+    section = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["embed_texts"]
+    encoder = make_encoder(EncoderSettings.from_params({**section, "encoder": args.encoder}))
     loaded = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         cache = ArrayCache(Path(tmp) / "cache")

@@ -60,7 +60,7 @@ def main() -> None:
     from models.inference import LGTMGenerator, TrainedLGTM, features_to_joints, part_sampler, resolve_part_texts
     from models.lgtm_train import resolve_settings
     from models.text_latents import TokenSource
-    from motion.text.embeddings import make_encoder
+    from motion.text.embeddings import EncoderSettings, make_encoder
 
     params = load_params()
     paths, section = params["paths"], params["lgtm"]
@@ -68,7 +68,7 @@ def main() -> None:
     sampling = resolve_settings(section)[2]
     split = params["split_texts"]["backend"]
     trained = TrainedLGTM.at(paths, section["text_latents"], int(params["seed"]))
-    tokens = TokenSource(paths["embeddings"], lambda: make_encoder(params["embed_texts"]))
+    tokens = TokenSource(paths["embeddings"], lambda: make_encoder(EncoderSettings.from_params(params["embed_texts"])))
     generator = LGTMGenerator.load(trained, "cpu", batch_size=1, tokens=lambda: tokens)
     mean, std, window = generator.mean, generator.std, generator.window
     print(f"| prompt | part | generated share (K={args.samples}) | real share (n) | generated parts (mean share) |")

@@ -14,7 +14,7 @@ from motion.core.config import load_params, seed_everything
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
 from motion.text.cache import ArrayCache, cache_key
-from motion.text.embeddings import embed_with_cache, make_encoder, unique_texts, write_embeddings
+from motion.text.embeddings import EncoderSettings, embed_with_cache, make_encoder, unique_texts, write_embeddings
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     torch.set_num_threads(int(section.get("num_threads", 2)))
     try:
         texts = unique_texts(Path(paths["texts"]) / "part_texts.parquet")
-        encoder = make_encoder(section)
+        encoder = make_encoder(EncoderSettings.from_params(section))
         cache = ArrayCache(Path(paths["cache"]) / "embeddings" / cache_key(encoder.cache_id)[:16])
         new = embed_with_cache(texts, encoder, cache, int(section.get("batch_size", 128)))
         with atomic_dir(paths["embeddings"]) as tmp:

@@ -47,7 +47,7 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
     from models.lgtm_train import resolve_settings
     from models.text_latents import TokenSource
     from motion.core.device import claim_gpu, resolve_device
-    from motion.text.embeddings import make_encoder
+    from motion.text.embeddings import EncoderSettings, make_encoder
 
     paths, section = params["paths"], params.get("prompt_study", {}) or {}
     config = chosen_config(section)
@@ -59,7 +59,7 @@ def run(params: dict[str, Any]) -> dict[str, Path]:
     pairs = load_pairs(pairs_path)
     split = section.get("split") or (params.get("split_texts", {}) or {}).get("backend", "rules")
     sampling = SamplingConfig.from_dict({**asdict(resolve_settings(lgtm)[2]), **(config.get("sampling", {}) or {})})
-    tokens = TokenSource(paths["embeddings"], lambda: make_encoder(params.get("embed_texts", {}) or {}))
+    tokens = TokenSource(paths["embeddings"], lambda: make_encoder(EncoderSettings.from_params(params["embed_texts"])))
     trained = TrainedLGTM.at(paths, lgtm.get("text_latents", "tmr"), int(params.get("seed", 0)))
     generator = LGTMGenerator.load(trained, device, int(config.get("batch_size", 64)), tokens=lambda: tokens)
     used = [replace(p, frames=min(p.frames, generator.window)) for p in pairs]

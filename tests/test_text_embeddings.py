@@ -1,12 +1,15 @@
 """Text embeddings: the cache, the folder format, the TextEmbeddings API, and the real encoders."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from motion.core.errors import DataError
 from motion.text.cache import ArrayCache
-from motion.text.embeddings import TextEmbeddings, embed_with_cache, make_encoder, write_embeddings
+from motion.text.embeddings import EncoderSettings, TextEmbeddings, embed_with_cache, make_encoder, write_embeddings
+from tests.support.params import real_params
 
 
 class CountingEncoder:
@@ -49,25 +52,38 @@ def test_cache_encodes_only_new_texts_and_folder_roundtrips(tmp_path):
         emb.tokens("zzz")
 
 
+def encoder_settings(**changes: str) -> EncoderSettings:
+    """The real params' encoder settings with ``changes``."""
+    return dataclasses.replace(EncoderSettings.from_params(real_params()["embed_texts"]), **changes)
+
+
+def test_settings_name_missing_and_unknown_keys() -> None:
+    section = real_params()["embed_texts"]
+    with pytest.raises(DataError, match="embed_texts misses device"):
+        EncoderSettings.from_params({k: v for k, v in section.items() if k != "device"})
+    with pytest.raises(DataError, match="embed_texts.clip has unknown keys chekpoint"):
+        EncoderSettings.from_params({**section, "clip": {**section["clip"], "chekpoint": "x.pt"}})
+
+
 def test_unknown_encoder_and_missing_folder_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="embed_texts.encoder"):
-        make_encoder({"encoder": "word2vec"})
+        make_encoder(encoder_settings(encoder="word2vec"))
     with pytest.raises(DataError, match="embed_texts"):
         TextEmbeddings.load(tmp_path)
     with pytest.raises(DataError, match="checkpoint is missing"):
-        make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "none.pt")}})
+        make_encoder(encoder_settings(encoder="clip", clip_checkpoint=str(tmp_path / "none.pt")))
 
 
 def test_distilbert_absent_from_cache_is_a_clear_error():
     with pytest.raises(DataError, match="Hugging Face cache"):  # offline: nothing is downloaded
-        make_encoder({"encoder": "distilbert", "distilbert": {"name": "lgtm-test/no-such-distilbert"}})
+        make_encoder(encoder_settings(encoder="distilbert", distilbert_name="lgtm-test/no-such-distilbert"))
 
 
 def test_minilm_features_are_per_token_and_semantic():
     import torch
 
     torch.set_num_threads(1)
-    encoder = make_encoder({"encoder": "minilm"})
+    encoder = make_encoder(encoder_settings(encoder="minilm"))
     tokens, sentences = encoder.encode(["a person walks forward", "someone is walking ahead", "does nothing"])
     assert encoder.token_dim == encoder.sentence_dim == 384 and encoder.cache_id == "minilm:all-MiniLM-L6-v2"
     assert tokens[0].shape == (6, 384)  # [CLS] a person walks forward [SEP]
@@ -85,7 +101,7 @@ def test_clip_loads_a_saved_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = open_clip.create_model("ViT-B-32", pretrained=None)
     torch.save(model.state_dict(), tmp_path / "vitb32.pt")
-    encoder = make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "vitb32.pt")}})
+    encoder = make_encoder(encoder_settings(encoder="clip", clip_checkpoint=str(tmp_path / "vitb32.pt")))
     tokens, sentences = encoder.encode(["a person jumps", "a person waves the right hand twice"])
     assert (encoder.token_dim, encoder.sentence_dim) == (512, 512)
     assert tokens[0].shape == (5, 512)  # <start> a person jumps <end>
@@ -93,4 +109,4 @@ def test_clip_loads_a_saved_checkpoint(tmp_path):
     np.testing.assert_allclose(sentences[0], reference[0].detach().numpy(), atol=1e-5)
     torch.save({"bad": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(DataError, match="state_dict"):
-        make_encoder({"encoder": "clip", "clip": {"checkpoint": str(tmp_path / "bad.pt")}}).encode(["a"])
+        make_encoder(encoder_settings(encoder="clip", clip_checkpoint=str(tmp_path / "bad.pt"))).encode(["a"])

@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from models.inference import LGTMGenerator, TrainedLGTM, part_sampler, resolve_part_texts
         from models.text_latents import TokenSource
         from motion.core.device import resolve_device
-        from motion.text.embeddings import make_encoder
+        from motion.text.embeddings import EncoderSettings, make_encoder
 
         paths, section = params["paths"], params.get("lgtm", {}) or {}
         torch.set_num_threads(int(section.get("num_threads", 2)))
@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                         paths.get("cache", "data/cache"))
         trained = TrainedLGTM.at(paths, section.get("text_latents", "tmr"), int(params.get("seed", 0)))
         def tokens() -> TokenSource:
-            return TokenSource(paths["embeddings"], lambda: make_encoder(params.get("embed_texts", {}) or {}))
+            return TokenSource(paths["embeddings"],
+                               lambda: make_encoder(EncoderSettings.from_params(params["embed_texts"])))
 
         generator = LGTMGenerator.load(trained, device, batch_size=1, tokens=tokens)
         frames = generator.window if args.frames is None else args.frames

