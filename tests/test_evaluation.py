@@ -81,6 +81,14 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
     }
 
 
+def written_captions(params: dict, min_frames: int = 40, max_captions: int = 0, seed: int = 0) -> list:
+    """The test captions of a written dataset (spans of 40..199 frames unless told), cropped to WINDOW."""
+    p = params["paths"]
+    return read_test_captions(p["features"], Path(p["poses"]) / "texts",
+                              Path(p["texts"]) / "body_part_annotations.json", WINDOW, min_frames, 200, max_captions,
+                              seed)
+
+
 class FakeTokens:
     """One seeded 8-d vector per word."""
 
@@ -119,9 +127,7 @@ class ReplayGenerator:
     fingerprint = "replay"
 
     def __init__(self, params: dict, noise: float = 0.3, supports_guidance: bool = False) -> None:
-        self.captions = {c.caption: c for c in read_test_captions(
-            params["paths"]["features"], Path(params["paths"]["poses"]) / "texts",
-            Path(params["paths"]["texts"]) / "body_part_annotations.json", WINDOW)}
+        self.captions = {c.caption: c for c in written_captions(params)}
         self.features = params["paths"]["features"]
         self.noise = noise
         self.supports_guidance = supports_guidance
@@ -145,21 +151,20 @@ def dataset(tmp_path: Path) -> dict:
 
 def test_test_captions_crop_to_the_window_and_subset_deterministically(dataset: dict) -> None:
     p = dataset["paths"]
-    args = (p["features"], Path(p["poses"]) / "texts", Path(p["texts"]) / "body_part_annotations.json", WINDOW)
-    every = read_test_captions(*args)
+    every = written_captions(dataset)
     assert len(every) == 40 and all(c.length == WINDOW for c in every)
     assert every[0].start == (50 - WINDOW) // 2 and every[0].tokens == "a/DET person/NOUN"
-    subset = read_test_captions(*args, max_captions=10, seed=1)
-    assert subset == read_test_captions(*args, max_captions=10, seed=1) and len(subset) == 10
+    subset = written_captions(dataset, max_captions=10, seed=1)
+    assert subset == written_captions(dataset, max_captions=10, seed=1) and len(subset) == 10
+    assert written_captions(dataset, min_frames=55) == [c for c in every if c.seg_id not in
+                                                     {f"{m:06d}_0" for m in range(0, 40, 3)}]  # 50-frame spans out
     assert [c.seg_id for c in subset] == sorted(c.seg_id for c in subset)
     motions = real_motions(p["features"], subset)
     assert all(m.shape == (WINDOW, FEATURE_DIM) for m in motions)
 
 
 def test_ablation_replaces_part_texts_by_the_caption(dataset: dict) -> None:
-    p = dataset["paths"]
-    caps = read_test_captions(p["features"], Path(p["poses"]) / "texts",
-                              Path(p["texts"]) / "body_part_annotations.json", WINDOW)
+    caps = written_captions(dataset)
     parts, whole = condition_texts(caps, "parts"), condition_texts(caps, "whole_body")
     assert parts[0] == (caps[0].caption,) + caps[0].part_texts and "does nothing" in parts[0]
     assert all(t == (c.caption,) * 7 for t, c in zip(whole, caps))
@@ -324,8 +329,7 @@ def write_trained(dataset: dict, tmp_path: Path) -> None:
 
     for name, model in tiny_tmrs().items():
         save_tmr(model, Path(dataset["paths"]["tmr"]) / name)
-    caps = read_test_captions(dataset["paths"]["features"], Path(dataset["paths"]["poses"]) / "texts",
-                              Path(dataset["paths"]["texts"]) / "body_part_annotations.json", WINDOW)
+    caps = written_captions(dataset)
     known = sorted({t for c in caps for t in (c.caption, *c.part_texts)})
 
     class Enc:

@@ -91,6 +91,11 @@ def fake_sampler(calls: list[tuple[str, int, int, int]]):  # noqa: ANN201
     return sample
 
 
+def study_settings(samples: int, seed: int = 0, ci: str = "bootstrap", n_resamples: int = 10000) -> StudySettings:
+    """The study's settings in a test (95% intervals)."""
+    return StudySettings(samples, seed, ci, n_resamples, 0.05)
+
+
 PAIRS = [PromptPair("1", "IK touch the left shoulder", "FK swing the arm, shoulder", "touch_shoulder", 30),
          PromptPair("4", "IK torso to 45 degrees", "FK tilt the torso", "torso_pitch", 30),
          PromptPair("2", "IK foot up", "FK thigh up", "foot_lift", 40)]
@@ -114,7 +119,7 @@ def study():  # noqa: ANN201
     """The study of PAIRS on the fake sampler, K = 5, bootstrap intervals."""
     samples, splits = [], []
     run = run_study(PAIRS, fake_sampler(samples), splitter(splits), similarity,
-                    StudySettings(samples=5, seed=3, n_resamples=2000), progress=False)
+                    study_settings(samples=5, seed=3, n_resamples=2000), progress=False)
     return run, aggregate(run), samples, splits
 
 
@@ -157,30 +162,30 @@ def test_winners_respect_the_direction_of_each_constraint(study) -> None:  # noq
 
 def test_welch_intervals_and_ties() -> None:
     a, b = [0.1, 0.2, 0.15, 0.12], [0.3, 0.35, 0.28, 0.4]
-    got = compare(a, b, StudySettings(samples=4, ci="welch"), "x")
+    got = compare(a, b, study_settings(samples=4, ci="welch"), "x")
     assert got == welch_test(a, b)
-    boot = compare(a, b, StudySettings(samples=4, seed=1, n_resamples=500), "x")
-    assert boot.ci_high < 0 and boot == compare(a, b, StudySettings(samples=4, seed=1, n_resamples=500), "x")
+    boot = compare(a, b, study_settings(samples=4, seed=1, n_resamples=500), "x")
+    assert boot.ci_high < 0 and boot == compare(a, b, study_settings(samples=4, seed=1, n_resamples=500), "x")
     assert winner(-0.1, higher_is_better=False) == "ik" and winner(-0.1, higher_is_better=True) == "fk"
     assert winner(0.0, True) == "tie"
     same = run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, n) for n in f],
                      lambda p: {q: p for q in PART_NAMES},
-                     None, StudySettings(samples=3, ci="welch"), progress=False)
+                     None, study_settings(samples=3, ci="welch"), progress=False)
     pair = aggregate(same)["pairs"][0]
     assert pair["winner"] == "tie" and not pair["significant"]
     assert pair["comparisons"]["tmr_similarity"] is None and pair["summary"]["tmr_similarity"]["ik"]["n"] == 0
     with pytest.raises(ValueError, match="Welch"):
-        StudySettings(samples=1, ci="welch")
+        study_settings(samples=1, ci="welch")
 
 
 def test_bad_samples_are_named() -> None:
     split = lambda p: {q: p for q in PART_NAMES}  # noqa: E731
     with pytest.raises(ValueError, match="pair 1 ik sample 1: .*shape"):
         run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, f[0]), np.zeros((1, NUM_JOINTS, 3))] * 2,
-                  split, None, StudySettings(samples=2), progress=False)
+                  split, None, study_settings(samples=2), progress=False)
     with pytest.raises(ValueError, match="the sampler returned 1 motions, 4 were asked for"):
         run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, f[0])], split, None,
-                  StudySettings(samples=2), progress=False)
+                  study_settings(samples=2), progress=False)
 
 
 def test_reports_plots_and_videos(study, tmp_path: Path) -> None:  # noqa: ANN001

@@ -55,9 +55,10 @@ class TestCaption:
 
 
 def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_annotations: str | Path,
-                       window: int, min_frames: int = 40, max_frames: int = 200, max_captions: int = 0,
-                       seed: int = 0, split: str = "test") -> list[TestCaption]:
-    """Test captions as LGTM reads them, centre-cropped to the model's window, optionally a seeded subset."""
+                       window: int, min_frames: int, max_frames: int, max_captions: int, seed: int,
+                       split: str = "test") -> list[TestCaption]:
+    """Test captions as LGTM reads them (spans in [min_frames, max_frames)), centre-cropped to the model's window;
+    a seeded subset of ``max_captions`` when 0 < max_captions < all."""
     from motion.data.captions import read_captions, read_part_annotations
     from motion.datasets import SpanRule, file_captions, read_segments, read_split, segment_texts
 
@@ -239,10 +240,10 @@ class RowData:
 class MetricSettings:
     """Sizes of the protocol (Guo et al.: batches of 32, 300 Diversity pairs, 10 MultiModality pairs)."""
 
-    replications: int = 20
-    diversity_times: int = 300
-    mm_times: int = 10
-    seed: int = 0
+    replications: int     # metric replications (their own R-precision batches, Diversity and MM pairs)
+    diversity_times: int  # Diversity pairs (capped at the number of captions)
+    mm_times: int         # MultiModality pairs per text
+    seed: int
 
 
 def row_metrics(row: RowData, real: np.ndarray, texts: np.ndarray, part_texts: dict[str, tuple[np.ndarray, list[str]]],

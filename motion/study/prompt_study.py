@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from motion.core.conventions import TARGET_FPS
 from motion.core.errors import DataError
 from motion.core.skeleton import NUM_JOINTS
 from motion.eval.confidence import Comparison, bootstrap_difference, mean_ci95, welch_test
@@ -113,12 +114,12 @@ def load_pairs(path: str | Path) -> list[PromptPair]:
 class StudySettings:
     """How many samples per prompt, their seed, and how the two phrasings are compared."""
 
-    samples: int = 4
-    seed: int = 0
-    ci: str = "bootstrap"
-    n_resamples: int = 10000
-    alpha: float = 0.05
-    fps: float = 20.0
+    samples: int          # K motions per prompt
+    seed: int             # sampling and bootstrap seed
+    ci: str               # bootstrap | welch
+    n_resamples: int      # bootstrap resamples
+    alpha: float          # 1 - confidence of the intervals
+    fps: float = TARGET_FPS  # the HumanML3D frame rate of the sampled motions
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -129,7 +130,7 @@ class StudySettings:
             raise ValueError("Welch's test needs at least 2 samples per prompt")
 
 
-def measure_sample(constraint: str, joints: np.ndarray, fps: float = 20.0) -> dict[str, Any]:
+def measure_sample(constraint: str, joints: np.ndarray, fps: float = TARGET_FPS) -> dict[str, Any]:
     """The constraint's numbers, its deciding number (``primary``) and the plausibility checks of one motion."""
     numbers = measure_constraint(constraint, joints, fps)
     return {"constraint": numbers, "primary": numbers[CONSTRAINTS[constraint].primary],
