@@ -184,8 +184,8 @@ def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int) -> Pa
 
     def run(caption: str, part_texts: dict[str, str], frames: int) -> dict[str, np.ndarray]:
         if not 1 <= frames <= generator.window:
-            raise ValueError(f"--frames {frames}: this LGTM model generates 1..{generator.window} frames (its "
-                             "window); ask for fewer frames or train with a larger lgtm model window")
+            raise ValueError(f"{frames} frames asked for: this LGTM model generates 1..{generator.window} frames "
+                             "(its window); ask for fewer frames or train with a larger lgtm model window")
         latents = caption_latents(generator, caption, part_texts)[None]
         return generator.sample_parts(latents, [frames], cfg, lambda b: seed, progress=True)[0]
 

@@ -111,17 +111,13 @@ class TMRTextLatents:
         """Encode texts in batches of padded token features with the slot's frozen TMR text encoder."""
         import torch
 
+        from motion.eval.evaluation import pad_batch
+
         model = self._model(slot)
         out = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
-                tokens = [self.tokens(t) for t in texts[start:start + self.batch_size]]
-                longest = max(len(t) for t in tokens)
-                batch = np.zeros((len(tokens), longest, tokens[0].shape[1]), dtype=np.float32)
-                mask = np.zeros((len(tokens), longest), dtype=bool)
-                for i, t in enumerate(tokens):
-                    batch[i, :len(t)] = t
-                    mask[i, :len(t)] = True
+                batch, mask = pad_batch([self.tokens(t) for t in texts[start:start + self.batch_size]])
                 mu = model.encode_text(torch.from_numpy(batch).to(self.device), torch.from_numpy(mask).to(self.device))
                 out.append(mu.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)

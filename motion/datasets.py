@@ -30,11 +30,9 @@ from torch.utils.data import Dataset
 
 from motion.core.conventions import TARGET_FPS
 from motion.core.errors import DataError
-from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, split_parts
+from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS, WHOLE_BODY, split_parts
 from motion.data.captions import PartAnnotations, read_captions
 
-WHOLE_BODY = "whole_body"
-ENCODER_NAMES: tuple[str, ...] = (WHOLE_BODY, *PART_NAMES)
 STD_FLOOR = 1e-6  # dims whose training std is below this are only centred (they are constant)
 UNIT_LENGTH = 4
 
@@ -181,8 +179,8 @@ def segment_texts(segment: Segment, annotations: PartAnnotations) -> list[str]:
 
 def check_encoder_name(name: str) -> str:
     """Return ``name`` if it is whole_body or one of the six parts, else raise ValueError."""
-    if name not in ENCODER_NAMES:
-        raise ValueError(f"unknown TMR encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
+    if name not in TEXT_SLOTS:
+        raise ValueError(f"unknown TMR encoder {name!r}; choose one of {', '.join(TEXT_SLOTS)}")
     return name
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from motion.core.parts import FEATURE_DIM, PART_NAMES
-from motion.datasets import ENCODER_NAMES, feature_dims
+from motion.core.parts import FEATURE_DIM, PART_NAMES, TEXT_SLOTS
+from motion.datasets import feature_dims
 
 ACTIONS = ("waves", "kicks", "jumps", "spins")
 VERBS = ("a person", "someone", "the man")
@@ -77,7 +77,7 @@ def make_fake_data(root: Path, num_motions: int = 24, captions: int = 2, seed: i
         (features / "splits" / f"{split}.txt").write_text("".join(i + "\n" for i in split_ids))
     stacked = np.concatenate([np.load(features / "new_joint_vecs" / f"{i}.npy") for i in train])
     stats = {}
-    for name in ENCODER_NAMES:
+    for name in TEXT_SLOTS:
         dims = feature_dims(name)
         part = stacked if dims is None else stacked[:, dims]
         stats[f"{name}_mean"], stats[f"{name}_std"] = part.mean(0), part.std(0)
