@@ -126,26 +126,19 @@ def test_ddp_two_gloo_processes_equal_one_big_batch(tmp_path: Path) -> None:
     assert (gap > 1e-5).float().mean() < 0.02
 
 
-def test_train_lgtm_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import yaml
-
+def test_train_lgtm_stage(tmp_path: Path, stage_params) -> None:
     from models.text_latents import TextLatentCache
     from stages import train_lgtm
 
     make_corpus(tmp_path / "data", num_motions=6)
     tiny = {k: v for k, v in TINY.to_dict().items() if k != "text_dim"}
-    params = {
-        "seed": 1,
-        "paths": {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
-                  "tmr": "data/tmr", "lgtm": "out/lgtm"},
-        "lgtm": {"config": "tiny", "device": "cpu", "num_threads": 1, "text_latents": "random", "min_frames": 10,
-                 "max_frames": 200, "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0},
-                 "configs": {"tiny": {"model": tiny, "train": {"batch_size": 4, "max_steps": 4, "warmup_steps": 1,
-                                                               "val_every": 2, "checkpoint_every": 2}}}},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LGTM_PARAMS", raising=False)
+    train = {"batch_size": 4, "max_steps": 4, "warmup_steps": 1, "val_every": 2, "checkpoint_every": 2}
+    paths = {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
+             "tmr": "data/tmr", "lgtm": "out/lgtm"}
+    stage_params({"seed": 1, **{f"paths.{k}": v for k, v in paths.items()}, "lgtm.config": "cpu",
+                  "lgtm.device": "cpu", "lgtm.num_threads": 1, "lgtm.text_latents": "random", "lgtm.min_frames": 10,
+                  "lgtm.max_frames": 200, "lgtm.configs.cpu.model": tiny,
+                  **{f"lgtm.configs.cpu.train.{k}": v for k, v in train.items()}})
     train_lgtm.main()
     out = tmp_path / "out" / "lgtm"
     cache = TextLatentCache.load(out / "text_latents.npz")
