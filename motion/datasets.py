@@ -352,6 +352,7 @@ def load_text_motion(features_dir: str | Path, texts_dir: str | Path, embeddings
     return TextMotionDataset(features_dir, segments, name, mean, std, embeddings, crop, random_crop, seed,
                              embeddings_dir)
 
+
 # --- LGTM --------------------------------------------------------------------------------------------
 
 
