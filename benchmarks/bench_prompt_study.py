@@ -70,7 +70,8 @@ def build(root: Path, params: dict, study_config: str) -> dict:
     cache = ArrayCache(root / "cache")
     cache.add(prompts, *WordTokens().encode(prompts))
     write_embeddings(root / "embeddings", prompts, cache, WordTokens())
-    paths = {**params["paths"], "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"), "features": str(stats),
+    paths = {**params["paths"], "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"),
+             "features": str(stats),
              "embeddings": str(root / "embeddings"), "metrics": str(root / "metrics"), "cache": str(root / "cache")}
     study = {**params["prompt_study"], "config": study_config}
     return {**params, "paths": paths, "lgtm": {**lgtm, "text_latents": "random", "device": "cpu"},
@@ -117,7 +118,8 @@ def main() -> None:
             shutil.copytree(Path(tmp) / "out", args.keep, dirs_exist_ok=True)
     section = params["prompt_study"]["configs"][config]
     print(f"prompt_study ({config}: {section['samples']} samples/prompt, {section['sampling']}), "
-          f"{params['lgtm'].get('num_threads', 2)} thread(s): total {total:.1f} s, of which plots+videos+reports {timings['write_study']:.1f} s, "
+          f"{params['lgtm'].get('num_threads', 2)} thread(s): total {total:.1f} s, "
+          f"of which plots+videos+reports {timings['write_study']:.1f} s, "
           f"sampling+measuring {total - timings['write_study']:.1f} s")
 
 
