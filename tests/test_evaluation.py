@@ -23,6 +23,7 @@ from motion.eval.evaluation import (
 )
 from motion.eval.report import metrics_json, report_markdown
 from stages import evaluate as stage
+from tests.support.params import with_overrides
 
 ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
 ACTION_PART = ("right_arm", "left_leg", "head", "torso")
@@ -61,24 +62,22 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
         stats[f"{p}_mean"], stats[f"{p}_std"] = part.mean(0), part.std(0)
     np.savez(features / "part_stats.npz", **stats)
     (texts / "body_part_annotations.json").write_text(json.dumps(parts))
-    return {
+    return with_overrides({
         "seed": 3,
-        "paths": {"features": str(features), "poses": str(root / "poses"), "texts": str(texts),
-                  "embeddings": str(root / "embeddings"), "cache": str(root / "cache"),
-                  "metrics": str(root / "metrics"), "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"),
-                  "evaluate": str(root / "evaluate")},
-        "lgtm": {"min_frames": 40, "max_frames": 200, "text_latents": "random",
-                 "sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}},
-        "evaluate": {"config": "cpu", "device": "cpu", "num_threads": 1,
-                     "seed": 5, "batch_size": 16, "compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
-                     "configs": {"cpu": {
-                         "max_captions": 32, "replications": 3, "generation_seeds": 2, "diversity_times": 300,
-                         "mm_texts": 3, "mm_repeats": 4, "mm_times": 2,
-                         "rows": [{"name": "lgtm", "sampler": "ddim", "steps": 3, "multimodality": True},
-                                  {"name": "lgtm_whole_body_text", "conditioning": "whole_body", "sampler": "ddim",
-                                   "steps": 3},
-                                  {"name": "cfg", "sampler": "ddim", "steps": 3, "guidance_scale": 2.0}]}}},
-    }
+        **{f"paths.{k}": str(v) for k, v in {
+            "features": features, "poses": root / "poses", "texts": texts, "embeddings": root / "embeddings",
+            "cache": root / "cache", "metrics": root / "metrics", "lgtm": root / "lgtm", "tmr": root / "tmr",
+            "evaluate": root / "evaluate"}.items()},
+        "lgtm.min_frames": 40, "lgtm.max_frames": 200, "lgtm.text_latents": "random",
+        "evaluate.config": "cpu", "evaluate.device": "cpu", "evaluate.num_threads": 1, "evaluate.seed": 5,
+        "evaluate.batch_size": 16, "evaluate.compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
+        **{f"evaluate.configs.cpu.{k}": v for k, v in {
+            "max_captions": 32, "replications": 3, "generation_seeds": 2, "diversity_times": 300,
+            "mm_texts": 3, "mm_repeats": 4, "mm_times": 2,
+            "rows": [{"name": "lgtm", "sampler": "ddim", "steps": 3, "multimodality": True},
+                     {"name": "lgtm_whole_body_text", "conditioning": "whole_body", "sampler": "ddim", "steps": 3},
+                     {"name": "cfg", "sampler": "ddim", "steps": 3, "guidance_scale": 2.0}]}.items()},
+    })
 
 
 def written_captions(params: dict, min_frames: int = 40, max_captions: int = 0, seed: int = 0) -> list:
