@@ -44,7 +44,8 @@ def output_dir(paths: dict[str, Any]) -> Path:
 def build_latents(params: dict[str, Any], segments: list, text_dim: int, device: str) -> TextLatentCache:
     """Encode the 7 texts of every caption once with the frozen TMR text encoders (or ``text_dim``-d random ones)."""
     paths, section = params["paths"], params["lgtm"]
-    part_texts = read_part_annotations(Path(paths["texts"]) / "body_part_annotations.json", "run `dvc repro split_texts`")
+    part_texts = read_part_annotations(Path(paths["texts"]) / "body_part_annotations.json",
+                                       "run `dvc repro split_texts`")
     provider = text_latents(section.get("text_latents", "tmr"), dim=text_dim, seed=int(params.get("seed", 0)),
                             tmr_root=paths["tmr"], embeddings=paths["embeddings"], device=device)
     return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
@@ -72,7 +73,8 @@ def main() -> None:
         splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
                   for s in ("train", "val", "test")}
         if rank == 0:
-            every = sorted({seg.seg_id: seg for segs in splits.values() for seg in segs}.values(), key=lambda s: s.seg_id)
+            unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
+            every = sorted(unique.values(), key=lambda s: s.seg_id)
             cache = build_latents(params, every, model_cfg.text_dim, device)
             cache.save(out / LATENTS_FILE)
             print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
