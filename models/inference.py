@@ -91,15 +91,14 @@ def file_digest(paths: Sequence[Path]) -> str:
 class LGTMGenerator:
     """A trained LGTM with its normalisation and text latents: texts + lengths -> motions (the one sampling loop)."""
 
-    def __init__(self, model: Any, mean: np.ndarray, std: np.ndarray, latents: TextLatentProvider,
-                 device: str = "cpu", batch_size: int = 32, fingerprint: str = "",
-                 supports_guidance: bool = False) -> None:
+    def __init__(self, model: Any, mean: np.ndarray, std: np.ndarray, latents: TextLatentProvider, device: str,
+                 batch_size: int, fingerprint: str = "", supports_guidance: bool = False) -> None:
         self.model, self.mean, self.std, self.provider = model, mean, std, latents
         self.device, self.batch_size = device, batch_size
         self.fingerprint, self.supports_guidance = fingerprint, supports_guidance
 
     @classmethod
-    def load(cls, trained: TrainedLGTM, device: str = "cpu", batch_size: int = 32,
+    def load(cls, trained: TrainedLGTM, device: str, batch_size: int,
              tokens: Callable[[], Tokens] | None = None) -> LGTMGenerator:
         """Load the model, Mean/Std and the text latents it was trained with; fingerprint the files they come from.
 

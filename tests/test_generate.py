@@ -158,7 +158,7 @@ class RecordingLatents:
 
 def test_part_sampler_glue() -> None:
     latents = RecordingLatents()
-    generator = LGTMGenerator(tiny_lgtm(), np.zeros(FEATURE_DIM), np.ones(FEATURE_DIM), latents)
+    generator = LGTMGenerator(tiny_lgtm(), np.zeros(FEATURE_DIM), np.ones(FEATURE_DIM), latents, "cpu", 1)
     parts = {p: f"{p} moves" for p in PART_NAMES}
     run = part_sampler(generator, SamplingConfig("ddim", 3, 0.0, 1.0), seed=5)
     out = run(CAPTION, parts, 20)

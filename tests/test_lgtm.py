@@ -221,7 +221,7 @@ def test_generator_denormalises_and_cuts() -> None:
     captions = ["a person waves", "a person kicks"]
     texts = [(c,) + ("does nothing",) * len(PART_NAMES) for c in captions]
     mean, std = np.full(263, 5.0, np.float32), np.full(263, 2.0, np.float32)
-    generator = LGTMGenerator(model, mean, std, provider, batch_size=2)
+    generator = LGTMGenerator(model, mean, std, provider, "cpu", batch_size=2)
     latents = generator.latents(texts)
     assert latents.shape == (2, 7, TINY.text_dim)
     assert np.array_equal(latents[:, 0], provider.encode("whole_body", captions))
