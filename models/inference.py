@@ -126,10 +126,12 @@ class LGTMGenerator:
 
     def sample_parts(self, latents: np.ndarray, lengths: Sequence[int], cfg: SamplingConfig, noise_seed: NoiseSeed,
                      progress: bool = False) -> list[dict[str, np.ndarray]]:
-        """Normalised part features {part: (length, d)} per motion, sampled in batches of ``batch_size``."""
+        """Normalised part features {part: (length, d)} per motion, sampled in batches of ``batch_size``.
+
+        A bar counts the batches; ``progress`` adds one per batch over its denoising steps."""
         out: list[dict[str, np.ndarray]] = []
         starts = range(0, len(lengths), self.batch_size)
-        bar = tqdm(starts, desc=f"{cfg.sampler} {cfg.steps} steps", unit="batch", leave=False, disable=not progress)
+        bar = tqdm(starts, desc=f"{cfg.sampler} {cfg.steps} steps", unit="batch", leave=False)
         for b, start in enumerate(bar):
             lens = [int(n) for n in lengths[start:start + self.batch_size]]
             cond = torch.from_numpy(np.asarray(latents[start:start + len(lens)])).float().to(self.device)
@@ -161,7 +163,7 @@ def resolve_part_texts(caption: str, given: dict[str, str], split: str, split_se
     """The six part texts of a prompt: hand-set ones, the rest from the ``split`` backend (or the caption with
     ``none``); ``split_section`` is params ``split_texts`` (the splitter's settings), ``cache_dir`` its cache."""
     if split not in SPLITS:
-        raise ValueError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+        raise ValueError(f"part-text split {split!r}: choose one of {', '.join(SPLITS)}")
     missing = [p for p in PART_NAMES if p not in given]
     if not missing or split == "none":
         return {p: given.get(p, caption) for p in PART_NAMES}

@@ -73,7 +73,7 @@ def test_resolve_part_texts(tmp_path: Path) -> None:
     assert edited["right_arm"] == "waves the right hand slowly" and edited["left_leg"] == rules["left_leg"]
     everything = {p: f"{p} moves" for p in PART_NAMES}
     assert resolve_part_texts(CAPTION, everything, "llm", {}, cache) == everything  # no splitter (no network) needed
-    with pytest.raises(ValueError, match="--split"):
+    with pytest.raises(ValueError, match="split 'gpt'"):
         resolve_part_texts(CAPTION, {}, "gpt", section, cache)
 
 

@@ -119,7 +119,7 @@ class StudySettings:
     ci: str               # bootstrap | welch
     n_resamples: int      # bootstrap resamples
     alpha: float          # 1 - confidence of the intervals
-    fps: float = TARGET_FPS  # the HumanML3D frame rate of the sampled motions
+    fps: float = float(TARGET_FPS)  # the HumanML3D frame rate of the sampled motions
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -130,7 +130,7 @@ class StudySettings:
             raise ValueError("Welch's test needs at least 2 samples per prompt")
 
 
-def measure_sample(constraint: str, joints: np.ndarray, fps: float = TARGET_FPS) -> dict[str, Any]:
+def measure_sample(constraint: str, joints: np.ndarray, fps: float = float(TARGET_FPS)) -> dict[str, Any]:
     """The constraint's numbers, its deciding number (``primary``) and the plausibility checks of one motion."""
     numbers = measure_constraint(constraint, joints, fps)
     return {"constraint": numbers, "primary": numbers[CONSTRAINTS[constraint].primary],
