@@ -133,11 +133,14 @@ def lengths_to_mask(lengths: Tensor, window: int) -> Tensor:
 @torch.no_grad()
 def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, *, sampler: str = "ddim", steps: int = 1000,
            eta: float = 0.0, guidance_scale: float = 1.0, generator: torch.Generator | None = None,
-           progress: bool = False) -> dict[str, Tensor]:
+           progress: bool = False, initial_noise: Tensor | None = None,
+           zero_padding: bool = True) -> dict[str, Tensor]:
     """Generate normalised part features (B, window, d_part), zero beyond each length, from x_T ~ N(0, I).
 
     text_latents (B, 7, 256) in TEXT_SLOTS order; lengths (B,) <= the model's window. Noise is drawn on
-    the CPU from ``generator``, so a seed gives the same motions on any device.
+    the CPU from ``generator``, so a seed gives the same motions on any device. ``initial_noise``
+    (B, window, 263) packed replaces the x_T draw (e.g. the official goldens' stored noise);
+    ``zero_padding=False`` returns the padded frames as sampled.
     """
     window = model.cfg.window
     device = text_latents.device
@@ -151,7 +154,10 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, *, sampler: 
     scheduler.set_timesteps(steps)
     mask = lengths_to_mask(lengths.to(device), window)
     dtype = text_latents.dtype
-    x = torch.randn(len(lengths), window, sum(PART_DIMS.values()), generator=generator).to(device, dtype)
+    shape = (len(lengths), window, sum(PART_DIMS.values()))
+    if initial_noise is not None and tuple(initial_noise.shape) != shape:
+        raise ValueError(f"initial_noise must have shape {shape}, got {tuple(initial_noise.shape)}")
+    x = (torch.randn(shape, generator=generator) if initial_noise is None else initial_noise).to(device, dtype)
     timesteps = scheduler.timesteps
     if progress:
         from tqdm import tqdm
@@ -166,7 +172,7 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, *, sampler: 
         else:
             x = scheduler.step(x0, t, x).prev_sample
     model.train(was_training)
-    return unpack_parts(x * mask[..., None].to(x.dtype))
+    return unpack_parts(x * mask[..., None].to(x.dtype) if zero_padding else x)
 
 
 def sample_features(model: nn.Module, text_latents: Tensor, lengths: Tensor, mean: Tensor, std: Tensor,
