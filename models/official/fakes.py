@@ -123,3 +123,34 @@ def write_fake_tmr_folder(tsv: str | Path, out: str | Path, seed: int = 0,
         with atomic_path(out / name) as tmp:
             torch.save(state, tmp)
     return out, part
+
+
+def official_tmr_keys(state: dict[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+    """A ``models.tmr.TMR`` state_dict split into the three official weight files with official key names."""
+    files: dict[str, dict[str, Tensor]] = {}
+    for key, value in state.items():
+        module, rest = key.split(".", 1)
+        prefix = "seqTransDecoder" if module == "motion_decoder" else "seqTransEncoder"
+        rest = re.sub(r"^transformer\.", prefix + ".", rest)
+        rest = re.sub(r"^final\.", "final_layer.", rest)
+        files.setdefault(f"last_weights/{module}.pt", {})[rest] = value.detach().clone()
+    return files
+
+
+def write_small_official_tmr(out: str | Path, part: str, latent_dim: int, ff_size: int = 32, num_layers: int = 1,
+                             num_heads: int = 2, seed: int = 0) -> Path:
+    """A small random TMR of ``part`` in the official run-folder layout (for the TMRs the goldens do not cover)."""
+    from models.tmr import TMR, TMRConfig
+
+    out = Path(out)
+    nfeats = FEATURE_DIM if part == "whole_body" else PART_DIMS[part]
+    torch.manual_seed(seed)
+    model = TMR(TMRConfig(motion_dim=nfeats, token_dim=768, latent_dim=latent_dim, ff_size=ff_size,
+                          num_layers=num_layers, num_heads=num_heads))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(official_tmr_config(part, nfeats, latent_dim, ff_size, num_layers,
+                                                                    num_heads), indent=4))
+    for name, state in official_tmr_keys(model.state_dict()).items():
+        with atomic_path(out / name) as tmp:
+            torch.save(state, tmp)
+    return out

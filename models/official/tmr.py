@@ -117,17 +117,22 @@ def convert_weights(folder: Path, model: TMR) -> dict[str, Tensor]:
     return out
 
 
+def check_part(config: dict[str, Any], cfg: TMRConfig, part: str, folder: Path) -> None:
+    """The run folder must hold ``part``'s TMR: the part its data paths name and that part's feature width."""
+    named = config_part(config)
+    want = expected_motion_dim(part)
+    if cfg.motion_dim != want or (named is not None and named != part) or (named is None and part != WHOLE_BODY):
+        raise DataError(folder, f"holds the TMR of {named or WHOLE_BODY} ({cfg.motion_dim} features), "
+                        f"not of {part} ({want} features)", f"point {part} at its own TMR folder")
+
+
 def load_official_tmr(folder: str | Path, part: str | None = None, device: str | torch.device = "cpu") -> TMR:
     """Load an official TMR run folder in eval mode; ``part`` ('whole_body' or a part) checks it is that part's model."""
     folder = Path(folder)
     config = read_official_config(folder)
     cfg = tmr_config(config, folder / "config.json")
     if part is not None:
-        named = config_part(config)
-        want = expected_motion_dim(part)
-        if cfg.motion_dim != want or (named is not None and named != part) or (named is None and part != WHOLE_BODY):
-            raise DataError(folder, f"holds the TMR of {named or WHOLE_BODY} ({cfg.motion_dim} features), "
-                            f"not of {part} ({want} features)", f"point {part} at its own TMR folder")
+        check_part(config, cfg, part, folder)
     model = TMR(cfg)
     state = convert_weights(folder, model)
     model.load_state_dict(state)
