@@ -45,6 +45,7 @@ def release(golden: Path, tmp_path: Path) -> dict[str, Path]:
             "mean": tmp_path / "Mean.npy", "std": tmp_path / "Std.npy", "out": tmp_path / "official"}
 
 
+@pytest.mark.slow
 def test_import_release_loads_everywhere(release: dict[str, Path]) -> None:
     manifest = import_release(release["checkpoint"], release["tmr_dir"], release["mean"], release["std"],
                               release["out"])
