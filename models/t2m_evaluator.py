@@ -132,7 +132,7 @@ def read_t2m_checkpoint(checkpoint: str | Path) -> dict[str, nn.Module]:
                         "set evaluate.t2m.checkpoint to text_mot_match/model/finest.tar or clear it")
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for foreign or damaged files
+    except Exception as error:  # noqa: BLE001 -- torch raises many types for foreign or damaged files
         raise DataError(checkpoint, f"is not a readable torch checkpoint ({type(error).__name__})",
                         "download T2M's text_mot_match/model/finest.tar again") from None
     if not isinstance(state, dict):

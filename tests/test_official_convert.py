@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from models.lgtm_train import load_lgtm
-from models.official.convert import convert_lgtm, convert_tmr, lgtm_forward_difference, verify_tmr_folder
+from models.official.convert import (
+    convert_lgtm,
+    convert_tmr,
+    lgtm_forward_difference,
+    verify_tmr_folder,
+)
 from models.official.fakes import write_fake_lgtm_checkpoint, write_fake_tmr_folder
 from models.official.lgtm_ckpt import load_official_lgtm
 from models.tmr import load_tmr

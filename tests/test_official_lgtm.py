@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from models.lgtm import LGTM, LGTMConfig, OFFICIAL_OPTIONS
-from models.official.lgtm_ckpt import config_from_checkpoint, load_official_lgtm, read_lightning_checkpoint
+from models.lgtm import LGTM, OFFICIAL_OPTIONS, LGTMConfig
+from models.official.lgtm_ckpt import (
+    config_from_checkpoint,
+    load_official_lgtm,
+    read_lightning_checkpoint,
+)
 from motion.core.errors import DataError
 from motion.core.parts import PART_NAMES
 from tools.official_parity import LGTM_TOL, lgtm_checks, text_latents_in_our_order

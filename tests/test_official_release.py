@@ -84,10 +84,10 @@ def test_stage_reads_the_official_section(release: dict[str, Path], tmp_path: Pa
     params.write_text(yaml.safe_dump({"official": {**section, "text_model": ""}}))
     env = {**os.environ, "LGTM_PARAMS": str(params)}
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert "7 TMRs verified" in done.stdout and (release["out"] / "lgtm" / "mean.npy").is_file()
     params.write_text(yaml.safe_dump({"official": {**section, "std": ""}}))
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode != 0 and "official.std is not set" in done.stderr

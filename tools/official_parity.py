@@ -16,9 +16,9 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -159,8 +159,13 @@ def t2m_checks(folder: Path, stem: str) -> Iterator[Check]:
 
 def fake_checks(folder: Path) -> Iterator[Check]:
     """Full-size fakes from the paper key lists: they load, convert to our format, reload and run a forward pass."""
+    from models.official.convert import (
+        convert_lgtm,
+        convert_tmr,
+        verify_lgtm_folder,
+        verify_tmr_folder,
+    )
     from models.official.fakes import write_fake_lgtm_checkpoint, write_fake_tmr_folder
-    from models.official.convert import convert_lgtm, convert_tmr, verify_lgtm_folder, verify_tmr_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -79,7 +79,7 @@ def safe_torch_load(path: Path, fix: str, allowed: tuple[Any, ...] = ()) -> Any:
     try:
         with torch.serialization.safe_globals(list(allowed)):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for foreign or damaged files
+    except Exception as error:  # noqa: BLE001 -- torch raises many types for foreign or damaged files
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         if found:
             raise DataError(path, f"pickles {found.group(1)}, which is not allowed (only tensors, builtins"
