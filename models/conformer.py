@@ -16,6 +16,10 @@ Deviations from the official code (intended behaviour instead of its accidents):
   instead of BatchNorm: batch statistics would mix padded frames and other samples into every
   output and make multi-process training differ from one large batch. ``conv_norm="batch"``
   restores the official BatchNorm1d.
+Official-compatible options (to load the released checkpoint; defaults keep the fixed block):
+``ff_hidden`` (absolute feed-forward width), ``ff_shared`` (one feed-forward for both macaron
+halves) and ``mask_padding=False`` (padded frames are not zeroed; only the frame attention's
+key-padding mask is used).
 """
 from __future__ import annotations
 
@@ -43,11 +47,12 @@ def zero_padding(x: Tensor, mask: Tensor) -> Tensor:
 class FeedForward(nn.Module):
     """Pre-norm feed-forward module: LN -> Linear(d, e*d) -> SiLU -> Dropout -> Linear(e*d, d) -> Dropout."""
 
-    def __init__(self, dim: int, expansion: int, dropout: float) -> None:
+    def __init__(self, dim: int, expansion: int, dropout: float, hidden: int = 0) -> None:
         super().__init__()
+        width = hidden if hidden > 0 else expansion * dim  # hidden > 0: absolute width (official: 2 units)
         self.net = nn.Sequential(
-            nn.LayerNorm(dim), nn.Linear(dim, expansion * dim), nn.SiLU(), nn.Dropout(dropout),
-            nn.Linear(expansion * dim, dim), nn.Dropout(dropout),
+            nn.LayerNorm(dim), nn.Linear(dim, width), nn.SiLU(), nn.Dropout(dropout),
+            nn.Linear(width, dim), nn.Dropout(dropout),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -75,11 +80,12 @@ class FrameAttention(nn.Module):
 class ChannelAttention(nn.Module):
     """Self-attention among channels whose embeddings are their (zero-padded) series over the window."""
 
-    def __init__(self, dim: int, window: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, window: int, heads: int, dropout: float, mask_padding: bool = True) -> None:
         super().__init__()
         if window % heads:
             raise ValueError(f"window {window} must be divisible by the number of heads {heads}")
         self.window = window
+        self.mask_padding = mask_padding
         self.norm = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(window, heads, dropout=dropout, batch_first=True)
         self.dropout = nn.Dropout(dropout)
@@ -90,7 +96,9 @@ class ChannelAttention(nn.Module):
             raise ValueError(f"channel attention needs {self.window} frames (the training window), got {x.shape[1]}")
         h = self.norm(x)
         h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device).to(h.dtype)
-        h = zero_padding(h, mask).transpose(1, 2)  # (B, C, T): channels are the tokens
+        if self.mask_padding:
+            h = zero_padding(h, mask)
+        h = h.transpose(1, 2)  # (B, C, T): channels are the tokens
         h, _ = self.attn(h, h, h, need_weights=False)
         return self.dropout(h.transpose(1, 2))
 
@@ -98,13 +106,15 @@ class ChannelAttention(nn.Module):
 class ConvModule(nn.Module):
     """LN -> pointwise conv (2d) -> GLU -> depthwise conv -> norm -> SiLU -> pointwise conv -> Dropout."""
 
-    def __init__(self, dim: int, kernel_size: int, dropout: float, norm: str = "layer") -> None:
+    def __init__(self, dim: int, kernel_size: int, dropout: float, norm: str = "layer",
+                 mask_padding: bool = True) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"depthwise kernel size must be odd, got {kernel_size}")
         if norm not in ("layer", "batch"):
             raise ValueError(f"conv_norm must be 'layer' or 'batch', got {norm!r}")
         self.norm_kind = norm
+        self.mask_padding = mask_padding
         self.norm = nn.LayerNorm(dim)
         self.pointwise_in = nn.Conv1d(dim, 2 * dim, 1)
         self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
@@ -116,7 +126,8 @@ class ConvModule(nn.Module):
         """Residual update for x (B, T, C); padded frames are zeroed before the depthwise convolution."""
         h = self.norm(x).transpose(1, 2)  # (B, C, T)
         h = nn.functional.glu(self.pointwise_in(h), dim=1)
-        h = h * mask[:, None, :].to(h.dtype)
+        if self.mask_padding:
+            h = h * mask[:, None, :].to(h.dtype)
         h = self.depthwise(h)
         if self.norm_kind == "layer":
             h = self.conv_norm(h.transpose(1, 2)).transpose(1, 2)
@@ -130,13 +141,15 @@ class ConformerBlock(nn.Module):
     """One macaron conformer block: ½FFN, frame (+ channel) attention, convolution, ½FFN, LayerNorm."""
 
     def __init__(self, dim: int, heads: int, ff_expansion: int, kernel_size: int, dropout: float,
-                 window: int | None, conv_norm: str = "layer") -> None:
+                 window: int | None, conv_norm: str = "layer", *, ff_hidden: int = 0, ff_shared: bool = False,
+                 mask_padding: bool = True) -> None:
         super().__init__()
-        self.ff_in = FeedForward(dim, ff_expansion, dropout)
+        self.ff_in = FeedForward(dim, ff_expansion, dropout, ff_hidden)
         self.frame_attention = FrameAttention(dim, heads, dropout)
-        self.channel_attention = ChannelAttention(dim, window, heads, dropout) if window else None
-        self.conv = ConvModule(dim, kernel_size, dropout, conv_norm)
-        self.ff_out = FeedForward(dim, ff_expansion, dropout)
+        self.channel_attention = (ChannelAttention(dim, window, heads, dropout, mask_padding) if window else None)
+        self.conv = ConvModule(dim, kernel_size, dropout, conv_norm, mask_padding)
+        # ff_shared: the official block applies one feed-forward module in both macaron halves.
+        self.ff_out = None if ff_shared else FeedForward(dim, ff_expansion, dropout, ff_hidden)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -146,5 +159,5 @@ class ConformerBlock(nn.Module):
         if self.channel_attention is not None:
             x = x + self.channel_attention(x, mask)
         x = x + self.conv(x, mask)
-        x = x + 0.5 * self.ff_out(x)
+        x = x + 0.5 * (self.ff_in if self.ff_out is None else self.ff_out)(x)
         return self.norm(x)

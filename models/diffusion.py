@@ -114,12 +114,14 @@ def lengths_to_mask(lengths: Tensor, window: int) -> Tensor:
 
 @torch.no_grad()
 def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: SamplingConfig, *,
-           generator: torch.Generator | None = None, progress: bool = False) -> dict[str, Tensor]:
+           generator: torch.Generator | None = None, progress: bool = False, initial_noise: Tensor | None = None,
+           zero_padding: bool = True) -> dict[str, Tensor]:
     """Generate normalised part features (B, window, d_part), zero beyond each length, from x_T ~ N(0, I).
 
     text_latents (B, 7, 256) in TEXT_SLOTS order; lengths (B,) <= the model's window; ``cfg`` names the
     sampler, steps, DDIM eta and guidance scale. Noise is drawn on the CPU from ``generator``, so a seed
-    gives the same motions on any device.
+    gives the same motions on any device. ``initial_noise`` (B, window, 263) packed replaces the x_T draw
+    (e.g. the official goldens' stored noise); ``zero_padding=False`` returns the padded frames as sampled.
     """
     sampler, steps, eta, guidance_scale = cfg.sampler, cfg.steps, cfg.eta, cfg.guidance_scale
     window = model.cfg.window
@@ -134,7 +136,10 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: Samplin
     scheduler.set_timesteps(steps)
     mask = lengths_to_mask(lengths.to(device), window)
     dtype = text_latents.dtype
-    x = torch.randn(len(lengths), window, sum(PART_DIMS.values()), generator=generator).to(device, dtype)
+    shape = (len(lengths), window, sum(PART_DIMS.values()))
+    if initial_noise is not None and tuple(initial_noise.shape) != shape:
+        raise ValueError(f"initial_noise must have shape {shape}, got {tuple(initial_noise.shape)}")
+    x = (torch.randn(shape, generator=generator) if initial_noise is None else initial_noise).to(device, dtype)
     timesteps = scheduler.timesteps
     if progress:
         from tqdm import tqdm
@@ -149,5 +154,5 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: Samplin
         else:
             x = scheduler.step(x0, t, x).prev_sample
     model.train(was_training)
-    return unpack_parts(x * mask[..., None].to(x.dtype))
+    return unpack_parts(x * mask[..., None].to(x.dtype) if zero_padding else x)
 

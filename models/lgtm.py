@@ -16,6 +16,12 @@ Deviations from the official code (see also models/conformer.py):
 The channel attention over the frame axis is kept (``channel_attention=True``): with zeroed
 padding it is exact for every length up to the window; like SmoothNet it ties the model to one
 window length (196 frames in the paper config), which the official model has as well.
+
+Official-compatible options (``OFFICIAL_OPTIONS``; models/official/lgtm_ckpt.py sets them to load the
+released checkpoint, the defaults keep the fixed architecture): ``ff_hidden``/``ff_shared`` (the 2-unit
+feed-forward shared by both macaron halves), ``conv_norm="batch"``, ``mask_padding=False`` (no
+zeroing of padded frames anywhere) and ``part_order="official"`` (streams stacked in sorted part
+order, head ``PART_NAMES[i]`` applied to slot ``i``).
 """
 from __future__ import annotations
 
@@ -29,6 +35,17 @@ from torch import Tensor, nn
 from models.conformer import ConformerBlock, zero_padding
 from models.smoothnet import SmoothNet
 from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS
+
+PART_ORDERS = ("canonical", "official")
+# Options that only the official-compatible model changes; config.json records them when not at their default.
+OFFICIAL_OPTIONS: tuple[str, ...] = ("ff_hidden", "ff_shared", "mask_padding", "part_order")
+
+
+def stream_order(part_order: str) -> tuple[str, ...]:
+    """Order in which the part streams are stacked: PART_NAMES, or sorted names for the official wiring."""
+    if part_order not in PART_ORDERS:
+        raise ValueError(f"part_order must be one of {PART_ORDERS}, got {part_order!r}")
+    return PART_NAMES if part_order == "canonical" else tuple(sorted(PART_NAMES))
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,10 @@ class LGTMConfig:
     text_dim: int = 256             # TMR latent size
     channel_attention: bool = True
     conv_norm: str = "layer"        # "layer" (mask-safe) or "batch" (official BatchNorm1d)
+    ff_hidden: int = 0              # > 0: absolute conformer feed-forward width (official: 2)
+    ff_shared: bool = False         # one feed-forward module for both macaron halves (official)
+    mask_padding: bool = True       # zero padded frames before frame-mixing layers (official: False)
+    part_order: str = "canonical"   # "official": sorted stream stacking, heads in declaration order
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LGTMConfig":
@@ -58,8 +79,10 @@ class LGTMConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the hyper-parameters (for config.json)."""
-        return asdict(self)
+        """Plain dict of the hyper-parameters (for config.json); official options only when not at their default."""
+        values = asdict(self)
+        defaults = LGTMConfig()
+        return {k: v for k, v in values.items() if k not in OFFICIAL_OPTIONS or v != getattr(defaults, k)}
 
 
 class PartMotionEncoder(nn.Module):
@@ -71,7 +94,8 @@ class PartMotionEncoder(nn.Module):
         self.text_adapter = nn.Linear(cfg.text_dim, cfg.dim)
         self.blocks = nn.ModuleList([
             ConformerBlock(cfg.dim, cfg.heads, cfg.ff_expansion, cfg.kernel_size, cfg.dropout,
-                           cfg.window if cfg.channel_attention else None, cfg.conv_norm)
+                           cfg.window if cfg.channel_attention else None, cfg.conv_norm,
+                           ff_hidden=cfg.ff_hidden, ff_shared=cfg.ff_shared, mask_padding=cfg.mask_padding)
             for _ in range(cfg.conformer_blocks)
         ])
 
@@ -94,14 +118,21 @@ class FullBodyOptimizer(nn.Module):
                                            activation=nn.functional.silu, batch_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.attention_layers, enable_nested_tensor=False)
         self.smoothnet = SmoothNet(cfg.window, cfg.smoothnet_hidden, cfg.smoothnet_res_hidden,
-                                   cfg.smoothnet_blocks, cfg.dropout)
+                                   cfg.smoothnet_blocks, cfg.dropout, cfg.mask_padding)
+        self.mask_padding = cfg.mask_padding
         self.heads = nn.ModuleDict({p: nn.Linear(cfg.dim, PART_DIMS[p]) for p in PART_NAMES})
 
     def forward(self, streams: Tensor, whole_latent: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """Map stacked part streams (B, T, 6, d) and the whole-caption latent (B, 256) to x0 per part."""
+        """Map stacked part streams (B, T, 6, d) and the whole-caption latent (B, 256) to x0 per part.
+
+        Slot ``i`` is decoded by the head of ``PART_NAMES[i]`` (with the official stacking order this
+        is the official cross-wiring).
+        """
         b, t, n, d = streams.shape
-        h = streams + self.text_adapter(whole_latent)[:, None, None, :]
-        h = self.transformer(zero_padding(h.reshape(b, t, n * d), mask), src_key_padding_mask=~mask)
+        h = (streams + self.text_adapter(whole_latent)[:, None, None, :]).reshape(b, t, n * d)
+        if self.mask_padding:
+            h = zero_padding(h, mask)
+        h = self.transformer(h, src_key_padding_mask=~mask)
         h = h.reshape(b, t, n, d) + streams
         h = self.smoothnet(h, mask)
         return {p: self.heads[p](h[:, :, i]) for i, p in enumerate(PART_NAMES)}
@@ -117,6 +148,7 @@ class LGTM(nn.Module):
         self.time_embedding = TimestepEmbedding(cfg.dim, cfg.dim, act_fn="silu")
         self.part_encoders = nn.ModuleDict({p: PartMotionEncoder(PART_DIMS[p], cfg) for p in PART_NAMES})
         self.full_body_optimizer = FullBodyOptimizer(cfg)
+        self.stream_order = stream_order(cfg.part_order)
 
     def forward(self, x_t: dict[str, Tensor], timesteps: Tensor, text_latents: Tensor,
                 mask: Tensor) -> dict[str, Tensor]:
@@ -126,8 +158,9 @@ class LGTM(nn.Module):
                              f"got shape {tuple(text_latents.shape)}")
         mask = mask.bool()
         time = self.time_embedding(self.time_projection(timesteps).to(text_latents.dtype))
+        slot = {p: i + 1 for i, p in enumerate(PART_NAMES)}
         streams = torch.stack([
-            self.part_encoders[p](x_t[p], text_latents[:, i + 1], time, mask) for i, p in enumerate(PART_NAMES)
+            self.part_encoders[p](x_t[p], text_latents[:, slot[p]], time, mask) for p in self.stream_order
         ], dim=2)
         return self.full_body_optimizer(streams, text_latents[:, 0], mask)
 

@@ -1,7 +1,8 @@
 """SmoothNet (Zeng et al. 2022): a temporal MLP applied independently to every channel's series over time.
 
 LGTM applies it once to the whole training window (196 frames) at the end of the Full-Body
-Optimizer. Padded frames are zeroed on the way in, so valid outputs depend only on valid frames.
+Optimizer. Padded frames are zeroed on the way in, so valid outputs depend only on valid frames
+(``mask_padding=False`` reproduces the official model, which mixes padded content into every frame).
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ class SmoothNet(nn.Module):
     """Window MLP over time: Linear(T, hidden) + LeakyReLU(0.1), residual blocks, Linear(hidden, T)."""
 
     def __init__(self, window: int, hidden: int = 512, res_hidden: int = 256, num_blocks: int = 3,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, mask_padding: bool = True) -> None:
         super().__init__()
         self.window = window
+        self.mask_padding = mask_padding
         self.encoder = nn.Sequential(nn.Linear(window, hidden), nn.LeakyReLU(0.1))
         self.blocks = nn.Sequential(*[SmoothNetResBlock(hidden, res_hidden, dropout) for _ in range(num_blocks)])
         self.decoder = nn.Linear(hidden, window)
@@ -39,7 +41,8 @@ class SmoothNet(nn.Module):
         if x.shape[1] != self.window:
             raise ValueError(f"SmoothNet needs {self.window} frames (the training window), got {x.shape[1]}")
         shape = x.shape
-        m = mask.reshape(shape[0], shape[1], *([1] * (x.dim() - 2))).to(x.dtype)
-        series = (x * m).reshape(shape[0], shape[1], -1).transpose(1, 2)  # (B, channels, T)
+        if self.mask_padding:
+            x = x * mask.reshape(shape[0], shape[1], *([1] * (x.dim() - 2))).to(x.dtype)
+        series = x.reshape(shape[0], shape[1], -1).transpose(1, 2)  # (B, channels, T)
         series = self.decoder(self.blocks(self.encoder(series)))
         return series.transpose(1, 2).reshape(shape)

@@ -1,5 +1,7 @@
 """Guo et al.'s T2M evaluator (text_mot_match): a GloVe + POS text encoder and a motion encoder, 512-d each.
 
+Network sizes are read from the checkpoint's tensors (``networks_from_state``), never assumed.
+
 Loads the published ``text_mot_match/model/finest.tar`` (keys ``text_encoder``, ``movement_encoder``,
 ``motion_encoder``), the GloVe vocabulary ``our_vab_{data.npy,words.pkl,idx.pkl}`` and the evaluator's own
 feature statistics (``Comp_v6_KLD01/meta/{mean,std}.npy``). Architecture as in T2M's
@@ -96,6 +98,48 @@ def build_t2m_networks(motion_dim: int = 263) -> dict[str, nn.Module]:
             "motion_encoder": MotionEncoderBiGRUCo(512, 1024, 512)}
 
 
+NETWORK_KEYS = ("text_encoder", "movement_encoder", "motion_encoder")
+
+
+def networks_from_state(state: dict, path: str | Path) -> dict[str, nn.Module]:
+    """The three networks of a ``finest.tar``-format dict with every size read from its tensors, weights loaded."""
+    for key in NETWORK_KEYS:
+        if not isinstance(state.get(key), dict):
+            raise DataError(path, f"has no {key!r} state_dict", "use T2M's text_mot_match/model/finest.tar")
+    text, movement, motion = (state[k] for k in NETWORK_KEYS)
+    try:
+        nets = {
+            "text_encoder": TextEncoderBiGRUCo(text["pos_emb.weight"].shape[0], text["pos_emb.weight"].shape[1],
+                                               text["hidden"].shape[-1], text["output_net.3.weight"].shape[0]),
+            "movement_encoder": MovementConvEncoder(movement["main.0.weight"].shape[1], movement["main.0.weight"].shape[0],
+                                                    movement["main.3.weight"].shape[0]),
+            "motion_encoder": MotionEncoderBiGRUCo(motion["input_emb.weight"].shape[1], motion["hidden"].shape[-1],
+                                                   motion["output_net.3.weight"].shape[0]),
+        }
+        for key, net in nets.items():
+            net.load_state_dict(state[key])
+    except (KeyError, RuntimeError) as error:
+        raise DataError(path, f"is not a T2M text_mot_match evaluator ({str(error).splitlines()[0][:120]})",
+                        "use T2M's text_mot_match/model/finest.tar") from None
+    return nets
+
+
+def read_t2m_checkpoint(checkpoint: str | Path) -> dict[str, nn.Module]:
+    """Load ``finest.tar`` safely (weights_only) into networks sized from its tensors."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise DataError(checkpoint, "T2M evaluator checkpoint is missing",
+                        "set evaluate.t2m.checkpoint to text_mot_match/model/finest.tar or clear it")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- torch raises many types for foreign or damaged files
+        raise DataError(checkpoint, f"is not a readable torch checkpoint ({type(error).__name__})",
+                        "download T2M's text_mot_match/model/finest.tar again") from None
+    if not isinstance(state, dict):
+        raise DataError(checkpoint, "is not a finest.tar-format dict", "use T2M's text_mot_match/model/finest.tar")
+    return networks_from_state(state, checkpoint)
+
+
 class WordVectorizer:
     """GloVe vector and POS one-hot of a ``word/POS`` token (VIP word lists override the POS, as T2M)."""
 
@@ -148,22 +192,13 @@ class T2MEvaluator:
         self.vectorizer = vectorizer
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
         self.device = device
-        self.dim = 512
+        self.dim = int(self.nets["motion_encoder"].output_net[-1].out_features)
 
     @classmethod
     def load(cls, checkpoint: str | Path, glove_dir: str | Path, meta_dir: str | Path,
              device: str = "cpu") -> "T2MEvaluator":
         """Load ``finest.tar``, the GloVe vocabulary and the evaluator's mean.npy / std.npy."""
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_file():
-            raise DataError(checkpoint, "T2M evaluator checkpoint is missing",
-                            "set evaluate.t2m.checkpoint to text_mot_match/model/finest.tar or clear it")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        nets = build_t2m_networks()
-        for key, net in nets.items():
-            if key not in state:
-                raise DataError(checkpoint, f"has no {key!r} entry", "use T2M's text_mot_match/model/finest.tar")
-            net.load_state_dict(state[key])
+        nets = read_t2m_checkpoint(checkpoint)
         stats = []
         for name in ("mean.npy", "std.npy"):
             path = Path(meta_dir) / name
@@ -187,10 +222,35 @@ class T2MEvaluator:
                 for j, tok in enumerate(items + ["unk/OTHER"] * (longest - len(items))):
                     words[i, j], pos[i, j] = self.vectorizer(tok)
             lengths = torch.tensor([len(t) for t in lists])
-            emb = self.nets["text_encoder"](torch.from_numpy(words).to(self.device),
-                                            torch.from_numpy(pos).to(self.device), lengths)
-            out.append(emb.cpu().numpy())
+            out.append(self.embed_word_vectors(torch.from_numpy(words), torch.from_numpy(pos), lengths))
         return np.concatenate(out).astype(np.float64)
+
+    @torch.no_grad()
+    def embed_word_vectors(self, words: Tensor, pos: Tensor, lengths: Tensor) -> np.ndarray:
+        """Text embeddings (B, dim) of padded word vectors (B, L, 300), POS one-hots (B, L, 15), lengths (B,).
+
+        The GRU runs on the captions sorted by descending length (as T2M's packed sequences need);
+        the result is in input order.
+        """
+        order = torch.argsort(lengths, descending=True, stable=True)
+        emb = self.nets["text_encoder"](words[order].to(self.device), pos[order].to(self.device), lengths[order])
+        return emb[torch.argsort(order)].cpu().numpy()
+
+    @torch.no_grad()
+    def embed_normalised_motions(self, motions: Tensor, lengths: Tensor) -> np.ndarray:
+        """Motion embeddings (B, dim) of evaluator-normalised, zero-padded features (B, T, 263) with lengths (B,).
+
+        Lengths are cut to multiples of the unit length (4 frames per movement step); the movement
+        convolutions see the padding, the GRU runs on the samples sorted by descending length, and
+        the result is in input order.
+        """
+        steps = lengths // UNIT_LENGTH
+        if int(steps.min()) < 1:
+            raise ValueError(f"T2M evaluator: motions need >= {UNIT_LENGTH} frames")
+        order = torch.argsort(steps, descending=True, stable=True)
+        movements = self.nets["movement_encoder"](motions[order][..., :-4].to(self.device))
+        emb = self.nets["motion_encoder"](movements, steps[order])
+        return emb[torch.argsort(order)].cpu().numpy()
 
     @torch.no_grad()
     def encode_motions(self, motions: Sequence[np.ndarray]) -> np.ndarray:
@@ -205,8 +265,5 @@ class T2MEvaluator:
             batch = np.zeros((len(chunk), max(MAX_MOTION_LEN, *lengths), chunk[0].shape[1]), np.float32)
             for i, (m, n) in enumerate(zip(chunk, lengths)):
                 batch[i, :n] = (m[:n] - self.mean) / self.std
-            x = torch.from_numpy(batch[..., :-4]).to(self.device)
-            movements = self.nets["movement_encoder"](x)
-            steps = torch.tensor(lengths) // UNIT_LENGTH
-            out.append(self.nets["motion_encoder"](movements, steps).cpu().numpy())
+            out.append(self.embed_normalised_motions(torch.from_numpy(batch), torch.tensor(lengths)))
         return np.concatenate(out).astype(np.float64)
