@@ -160,3 +160,12 @@ def make_studio_workspace(root: str | Path, num_motions: int = 12, window: int =
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
+
+
+def shared_workspace(factory: Any) -> Path:
+    """One fake workspace per test session (pytest's tmp_path_factory), built on first use."""
+    root = Path(factory.getbasetemp()) / "studio_workspace"
+    params = root / "params.yaml"
+    if not params.is_file():
+        make_studio_workspace(root)
+    return params

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.studio_browser import browser_available, headless_chromium, requested_urls, serve_workspace
-from tests.studio_fakes import make_studio_workspace, patch_encoder
+from tests.studio_fakes import patch_encoder, shared_workspace
 
 pytestmark = pytest.mark.skipif(bool(browser_available()), reason=browser_available() or "browser available")
 
@@ -35,7 +35,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, A
     root = tmp_path_factory.mktemp("studio")
     with pytest.MonkeyPatch.context() as monkeypatch:
         patch_encoder(monkeypatch)
-        params = make_studio_workspace(root / "ws")
+        params = shared_workspace(tmp_path_factory)
         with serve_workspace(params, root / "out") as (base, studio), headless_chromium() as driver:
             driver.get(base + "/")
             yield driver, base, studio

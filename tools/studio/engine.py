@@ -212,7 +212,7 @@ class Engine:
                                                   progress=False)
             used = backend_of[caption]
             if used != backend:
-                note = "the LLM splitter failed on this caption; the part texts come from the rules splitter"
+                note = "the LLM splitter failed on this caption; fell back to the rules splitter"
                 used = "rules"
         except Exception as err:  # noqa: BLE001 - any LLM backend failure (network, endpoint, reply) falls back
             if backend == "rules":

@@ -116,6 +116,9 @@ class Studio:
 
     def submit_generation(self, body: Any) -> Job:
         """Validate and queue one generation; the job carries the generation id and fills in its samples."""
+        if isinstance(body, dict) and not body.get("parts"):  # no part texts given: the configured splitter's
+            split = self.engine.split(caption_of(body), splitter_of(body, self.engine.splitter))
+            body = {**body, "parts": split.parts, "splitter": split.backend}
         settings = generation_settings(body, self.info())
         generation = self.new_generation(settings)
 
@@ -241,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
     def read_json(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True
             raise UserError(f"the request is {length} bytes; the limit is {MAX_BODY}")
         raw = self.rfile.read(length) if length else b""
         try:
