@@ -117,6 +117,16 @@ def find_models(params: dict[str, Any], extra: dict[str, str] | None = None) -> 
     return models
 
 
+def warm_up(loaded: LoadedModel, device: str) -> None:
+    """One short throw-away sample, so the first generation of the page does not pay the first-call costs."""
+    from tools.generate import SamplingRequest, lgtm_part_sampler
+
+    request = SamplingRequest(sampler="dpmsolver++", steps=2, seed=0)
+    texts = {p: "does nothing" for p in PART_NAMES}
+    lgtm_part_sampler(loaded.model, loaded.text_latents, request, device)("a person stands still", texts,
+                                                                          loaded.window)
+
+
 class Engine:
     """The trained models of one params file, loaded once and kept warm; generation, splitting and search."""
 
@@ -157,8 +167,10 @@ class Engine:
             folder = self.models[name]
             check_model_folder(folder)
             model = load_lgtm(folder, self.device)
-            self._loaded[name] = LoadedModel(model, text_latents_for(self.params, model, self.device),
-                                             int(model.cfg.window), model_trained_with_dropout(folder))
+            loaded = LoadedModel(model, text_latents_for(self.params, model, self.device), int(model.cfg.window),
+                                 model_trained_with_dropout(folder))
+            warm_up(loaded, self.device)
+            self._loaded[name] = loaded
         return self._loaded[name]
 
     def normalisation(self) -> tuple[np.ndarray, np.ndarray]:
