@@ -55,7 +55,9 @@ def console_errors(driver: Any) -> list[str]:
 
 def test_generate_watch_download_search(page: tuple[Any, str, Any], tmp_path: Path) -> None:
     from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     from motion.export.bvh import read_bvh
 
@@ -74,6 +76,11 @@ def test_generate_watch_download_search(page: tuple[Any, str, Any], tmp_path: Pa
     for css, value in (("#length", "30"), ("#steps", "5"), ("#samples", "2")):
         find(css).clear()
         find(css).send_keys(value)
+    unit = Select(find("#length-unit"))
+    unit.select_by_value("seconds")
+    assert element_value(driver, "#length") == "1.5"  # 30 frames at 20 fps
+    unit.select_by_value("frames")
+    assert element_value(driver, "#length") == "30"
     find("#generate").click()
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#results .viewer-card")) == 2, what="two viewers")
     wait_for(lambda: frame_of(driver, "#sample-0 .frame-counter") >= 0, what="the first frame")
@@ -82,6 +89,24 @@ def test_generate_watch_download_search(page: tuple[Any, str, Any], tmp_path: Pa
     wait_for(lambda: find("#progress-text").text.startswith("done"), what="the generation", timeout=60)
     assert find("#progress-text").text == "done: 2 sample(s), 10 steps"
     assert "nods the head slowly" in find("#sample-0 .part-texts").text
+
+    # pause holds the frame, the scrub bar seeks, zoom and a drag move the camera, speed changes the clock
+    viewer = "studioState.viewers[0]"
+    find("#sample-0 button.play").click()
+    held = frame_of(driver, "#sample-0 .frame-counter")
+    time.sleep(0.3)
+    assert frame_of(driver, "#sample-0 .frame-counter") == held and find("#sample-0 button.play").text == "play"
+    driver.execute_script("const s = document.querySelector('#sample-0 .scrub'); s.value = '7';"
+                          "s.dispatchEvent(new Event('input'));")
+    wait_for(lambda: frame_of(driver, "#sample-0 .frame-counter") == 7, what="the scrub bar")
+    distance, yaw = driver.execute_script(f"return [{viewer}.distance, {viewer}.yaw]")
+    find("#sample-0 .controls button[title='zoom in']").click()
+    ActionChains(driver).drag_and_drop_by_offset(find("#sample-0 canvas"), 80, 0).perform()
+    assert driver.execute_script(f"return {viewer}.distance") < distance
+    assert driver.execute_script(f"return {viewer}.yaw") != yaw
+    Select(find("#sample-0 select.speed")).select_by_value("2")
+    assert driver.execute_script(f"return {viewer}.speed") == 2
+    find("#sample-0 button.play").click()
 
     image = Image.open(io.BytesIO(find("#sample-0 canvas").screenshot_as_png)).convert("RGB")
     pixels = np.asarray(image).reshape(-1, 3)

@@ -86,7 +86,17 @@ async function loadInfo() {
   if (!info.reports.length) $("reports").append(el("span", { class: "note" }, "no reports yet (make repro)"));
   buildParts();
   updateModelNotes();
+  $("length").value = String(Math.min(60, currentModel().window || 60));
   $("model").addEventListener("change", updateModelNotes);
+  $("length-unit").addEventListener("change", convertLength);
+}
+
+// Switching frames <-> seconds keeps the length (20 frames per second).
+function convertLength() {
+  const value = Number($("length").value);
+  const seconds = $("length-unit").value === "seconds";
+  $("length").step = seconds ? "0.05" : "1";
+  if (Number.isFinite(value) && value > 0) $("length").value = seconds ? String(value / 20) : String(Math.round(value * 20));
 }
 
 async function split() {

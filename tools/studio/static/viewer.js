@@ -72,8 +72,7 @@ class MotionViewer {
     }
     this.floor = Number.isFinite(minY) ? minY : 0;
     this.target = [(minX + maxX) / 2, this.floor + 0.9, (minZ + maxZ) / 2];
-    const extent = Math.max(maxX - minX, maxZ - minZ, maxY - minY, 1);
-    this.distance = Math.max(3.2, 1.6 * extent + 1.5);
+        this.distance = Math.max(3.0, 1.2 * Math.max(maxX - minX, maxZ - minZ) + 2.6);
   }
 
   bindCamera() {
@@ -169,14 +168,14 @@ class MotionViewer {
       const a = points[this.parents[j]], b = points[j];
       if (!a || !b) continue;
       ctx.strokeStyle = PART_COLOURS[this.partOf[j]] || "#fff";
-      ctx.lineWidth = Math.max(2, 60 / b[2]);
+      ctx.lineWidth = Math.max(2, 45 / b[2]);
       ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
     }
     for (let j = 0; j < this.J; j++) {
       const p = points[j];
       if (!p) continue;
       ctx.fillStyle = PART_COLOURS[this.partOf[j]] || "#fff";
-      ctx.beginPath(); ctx.arc(p[0], p[1], Math.max(2, 70 / p[2]), 0, 2 * Math.PI); ctx.fill();
+      ctx.beginPath(); ctx.arc(p[0], p[1], Math.max(1.5, 30 / p[2]), 0, 2 * Math.PI); ctx.fill();
     }
   }
 
