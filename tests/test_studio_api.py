@@ -262,6 +262,8 @@ def test_downloads_stay_inside_the_output_folder(served: tuple[str, Studio], tmp
         assert b"not for download" not in (answer if isinstance(answer, bytes) else json.dumps(answer).encode())
     status, report = call(base, "/reports/evaluate/report.md")
     assert status == 200 and report.startswith(b"# Evaluation")
+    with urllib.request.urlopen(base + "/reports/evaluate/report.md") as response:
+        assert "script-src 'none'" in response.headers["Content-Security-Policy"]
     assert safe_child(tmp_path, "a", "..") is None and safe_child(tmp_path, "a/b") is None
     assert safe_child(tmp_path, "a", "b") == (tmp_path / "a" / "b").resolve()
 
@@ -291,3 +293,25 @@ def test_command_says_run_make_repro_when_models_are_missing(tmp_path: Path) -> 
     assert build_parser().parse_args([]).host == "127.0.0.1"
     with pytest.raises(SystemExit, match="NAME=FOLDER"):
         main(["--params", str(params), "--model", "official"])
+
+
+def test_model_folders_are_selectable(served: tuple[str, Studio], tmp_path: Path) -> None:
+    import shutil
+
+    from tools.studio.engine import find_models
+
+    base, studio = served
+    paths = studio.engine.params["paths"]
+    official = tmp_path / "assets" / "lgtm_checkpoints"
+    assert "official" not in find_models({"paths": {"assets": str(tmp_path / "assets")}})
+    shutil.copytree(paths["lgtm"], official)
+    models = find_models({"paths": {"lgtm": paths["lgtm"], "assets": str(tmp_path / "assets")}}, {"mine": "x/y"})
+    assert list(models) == ["pipeline", "official", "mine"] and models["official"] == official
+    engine = Engine(studio.engine.params, "cpu", {"pipeline": Path(paths["lgtm"]), "copy": official,
+                                                   "broken": tmp_path / "none"})
+    info = engine.describe()
+    assert [m["name"] for m in info["models"]] == ["pipeline", "copy", "broken"]
+    assert info["models"][1]["window"] == 40 and "run make repro first" in info["models"][2]["error"]
+    assert engine.load("copy").window == 40 and "copy" in engine._loaded and "pipeline" not in engine._loaded
+    with pytest.raises(ValueError, match="unknown model"):
+        engine.load("nope")

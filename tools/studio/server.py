@@ -43,6 +43,9 @@ MAX_BODY = 64 * 1024
 SEARCH_WAIT_S = 300.0
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+# The pipeline's reports (prompt_study/report.html has an inline <style>) may style themselves, never run scripts.
+REPORT_CSP = ("default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+              "media-src 'self'; connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
 
 
 @dataclass
@@ -212,14 +215,15 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
 
-    def _headers(self, status: int, ctype: str, length: int, extra: dict[str, str] | None = None) -> None:
+    def _headers(self, status: int, ctype: str, length: int, extra: dict[str, str] | None = None,
+                 csp: str = CSP) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Content-Security-Policy", csp)
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -232,13 +236,13 @@ class Handler(BaseHTTPRequestHandler):
     def send_error_json(self, status: int, message: str) -> None:
         self.send_json({"error": message}, status)
 
-    def send_file(self, path: Path, ctype: str | None = None, download: bool = False) -> None:
+    def send_file(self, path: Path, ctype: str | None = None, download: bool = False, csp: str = CSP) -> None:
         data = path.read_bytes()
         ctype = ctype or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") and "charset" not in ctype:
             ctype += "; charset=utf-8"
         extra = {"Content-Disposition": f'attachment; filename="{path.name}"'} if download else None
-        self._headers(200, ctype, len(data), extra)
+        self._headers(200, ctype, len(data), extra, csp)
         self.wfile.write(data)
 
     def read_json(self) -> Any:
@@ -319,7 +323,7 @@ class Handler(BaseHTTPRequestHandler):
             if path is None:
                 return self.send_error_json(404, "no such report file")
             ctype = "text/plain" if path.suffix == ".md" else None
-            return self.send_file(path, ctype)
+            return self.send_file(path, ctype, csp=REPORT_CSP)
         return self.send_error_json(404, "not found")
 
     def _post(self) -> None:
