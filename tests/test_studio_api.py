@@ -315,3 +315,21 @@ def test_model_folders_are_selectable(served: tuple[str, Studio], tmp_path: Path
     assert engine.load("copy").window == 40 and "copy" in engine._loaded and "pipeline" not in engine._loaded
     with pytest.raises(ValueError, match="unknown model"):
         engine.load("nope")
+
+
+def test_other_sites_and_rebound_host_names_are_refused(served: tuple[str, Studio]) -> None:
+    base = served[0]
+    port = base.rsplit(":", 1)[1]
+    for headers in ({"Origin": "http://evil.example"}, {"Host": f"evil.example:{port}"},
+                    {"Origin": "null"}):
+        request = urllib.request.Request(base + "/api/generate", data=json.dumps({"caption": CAPTION}).encode(),
+                                         headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request)
+        assert err.value.code == 403, headers
+    same = urllib.request.Request(base + "/api/info", headers={"Origin": base, "Host": f"localhost:{port}"})
+    with pytest.raises(urllib.error.HTTPError):  # Origin must match the Host the page was loaded from
+        urllib.request.urlopen(same)
+    ok = urllib.request.Request(base + "/api/info", headers={"Origin": f"http://localhost:{port}",
+                                                               "Host": f"localhost:{port}"})
+    assert urllib.request.urlopen(ok).status == 200

@@ -39,6 +39,7 @@ GENERATION_ID = re.compile(r"^g\d{4,6}$")
 SAMPLE_ID = re.compile(r"^\d{1,2}$")
 SEG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPORT_FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,120}$")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY = 64 * 1024
 SEARCH_WAIT_S = 300.0
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -256,9 +257,23 @@ class Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError):
             raise UserError("the request body is not valid JSON") from None
 
+    def foreign(self) -> str:
+        """Why this request must be refused (another site's page, a rebound host name), or empty."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+        if getattr(self.server, "loopback", False) and name not in LOOPBACK_NAMES:
+            return f"host {host!r} is not this machine's loopback address"
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{host}":
+            return "requests from other sites' pages are refused"
+        return ""
+
     def guarded(self, route: Any) -> None:
         """Run a route; user errors become 400 + message, Busy 503, anything else 500 without details."""
         try:
+            refused = self.foreign()
+            if refused:
+                return self.send_error_json(HTTPStatus.FORBIDDEN, refused)
             route()
         except Busy as err:
             self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, str(err))
@@ -348,4 +363,5 @@ def make_server(studio: Studio, host: str = "127.0.0.1", port: int = 0, verbose:
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     server.verbose = verbose  # type: ignore[attr-defined]
+    server.loopback = host in ("127.0.0.1", "localhost", "::1")  # type: ignore[attr-defined]
     return server
