@@ -300,7 +300,7 @@ def test_model_folders_are_selectable(served: tuple[str, Studio], tmp_path: Path
 
     from tools.studio.engine import find_models
 
-    base, studio = served
+    studio = served[1]
     paths = studio.engine.params["paths"]
     official = tmp_path / "assets" / "lgtm_checkpoints"
     assert "official" not in find_models({"paths": {"assets": str(tmp_path / "assets")}})

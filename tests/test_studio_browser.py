@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -131,6 +132,16 @@ def test_generate_watch_download_search(page: tuple[Any, str, Any], tmp_path: Pa
     seen = frame_of(driver, "#dataset-viewer .frame-counter")
     wait_for(lambda: frame_of(driver, "#dataset-viewer .frame-counter") != seen, what="it to play", timeout=10)
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#gallery li.gallery-item"), what="the gallery")
+
+    # the step count ticks while a longer generation runs
+    for css, value in (("#steps", "100"), ("#samples", "1")):
+        find(css).clear()
+        find(css).send_keys(value)
+    find("#generate").click()
+    ticking = wait_for(lambda: re.fullmatch(r"sampling: step (\d+) / 100", find("#progress-text").text),
+                       what="a step count")
+    assert 0 <= int(ticking.group(1)) < 100
+    wait_for(lambda: find("#progress-text").text == "done: 1 sample(s), 100 steps", what="the long run", timeout=120)
     assert console_errors(driver) == []
 
     # bad input: a clear message in the page, no stack trace
