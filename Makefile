@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: setup repro test test-fast lint bench clean-venv
+.PHONY: setup browser repro test test-fast lint bench studio clean-venv
 
 # The project itself is installed editable (pyproject.toml), so every script imports motion/models/...
 # without sys.path tricks.
@@ -26,10 +26,18 @@ repro: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+# Debian's headless browser for the studio tests (installed only when chromedriver is missing; needs root or sudo).
+browser:
+	test -x /usr/bin/chromedriver || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; }
+
+studio: $(STAMP)
+	$(BIN)/python -m tools.studio
+
+test: lint browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
-test-fast: lint
+test-fast: lint browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)

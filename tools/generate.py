@@ -62,6 +62,13 @@ def video_title(caption: str, part_texts: dict[str, str]) -> str:
     return "; ".join(own)
 
 
+def write_video(out_dir: str | Path, joints: np.ndarray, caption: str, part_texts: dict[str, str]) -> Path:
+    """Render ``motion.mp4`` (stick figure, caption and part texts burned in) into ``out_dir``."""
+    path = Path(out_dir) / "motion.mp4"
+    render_video(path, [joints], [video_title(caption, part_texts)], caption=caption, fps=FPS, progress=True)
+    return path
+
+
 def write_outputs(out_dir: str | Path, features: np.ndarray, joints: np.ndarray, caption: str,
                   part_texts: dict[str, str], meta: dict[str, Any], video: bool = True) -> dict[str, Path]:
     """Write joints.npy, features.npy, motion.bvh, motion.mp4 and parts.json into ``out_dir`` (each atomically)."""
@@ -72,8 +79,7 @@ def write_outputs(out_dir: str | Path, features: np.ndarray, joints: np.ndarray,
     save_npy(files["features.npy"], features)
     write_bvh(files["motion.bvh"], joints, fps=FPS)
     if video:
-        render_video(files["motion.mp4"], [joints], [video_title(caption, part_texts)], caption=caption, fps=FPS,
-                     progress=True)
+        write_video(out, joints, caption, part_texts)
     else:
         del files["motion.mp4"]
     write_json(files["parts.json"], {"caption": caption, "parts": {p: part_texts[p] for p in PART_NAMES},
