@@ -12,6 +12,7 @@ batch; prompt study and generate: each text alone), so the numbers of earlier ru
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
 from motion.core.sampling import SamplingConfig
 from motion.data.features import recover_from_ric
 from motion.study.prompt_study import MotionSampler, TextMotionSimilarity, tmr_similarity
+from motion.text.split import SplitSettings
 
 # A part sampler: (caption, six part texts, frames) -> normalised part features {part: (frames, d_part)}.
 PartSampler = Callable[[str, dict[str, str], int], dict[str, np.ndarray]]
@@ -158,18 +160,18 @@ class LGTMGenerator:
 SPLITS = ("rules", "llm", "none")
 
 
-def resolve_part_texts(caption: str, given: dict[str, str], split: str, split_section: dict[str, Any],
+def resolve_part_texts(caption: str, given: dict[str, str], split: str, splitter: SplitSettings,
                        cache_dir: str | Path) -> dict[str, str]:
     """The six part texts of a prompt: hand-set ones, the rest from the ``split`` backend (or the caption with
-    ``none``); ``split_section`` is params ``split_texts`` (the splitter's settings), ``cache_dir`` its cache."""
+    ``none``); ``splitter`` holds the splitter's settings (params ``split_texts``), ``cache_dir`` its cache."""
     if split not in SPLITS:
         raise ValueError(f"part-text split {split!r}: choose one of {', '.join(SPLITS)}")
     missing = [p for p in PART_NAMES if p not in given]
     if not missing or split == "none":
         return {p: given.get(p, caption) for p in PART_NAMES}
-    from motion.text.split import SplitSettings, split_unique
+    from motion.text.split import split_unique
 
-    settings = SplitSettings.from_params({**split_section, "backend": split})
+    settings = dataclasses.replace(splitter, backend=split)
     results, _, _ = split_unique([caption], settings, cache_dir, progress=False)
     annotation = results[caption]
     return {p: given[p] if p in given else annotation[p]["text"] for p in PART_NAMES}

@@ -67,21 +67,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def resolve_settings(section: dict[str, Any]) -> tuple[LGTMConfig, TrainConfig, SamplingConfig]:
-    """Model, training and sampling settings of params.yaml's ``lgtm`` section for its selected ``config``.
-
-    ``lgtm.sampling`` holds the sampling defaults; ``configs.<name>.sampling`` may override any of them.
-    """
-    name = section["config"]
-    if name not in section["configs"]:
-        raise KeyError(f"lgtm.config is {name!r} but lgtm.configs has only {sorted(section['configs'])}")
-    chosen = section["configs"][name]
-    model = LGTMConfig.from_dict(chosen.get("model", {}))
-    train_cfg = TrainConfig.from_dict(chosen.get("train", {}))
-    sampling = SamplingConfig.from_dict({**section.get("sampling", {}), **chosen.get("sampling", {})})
-    return model, train_cfg, sampling
-
-
 def model_code_hash() -> str:
     """Hash of the source files that define the model and its training, so a code change never resumes a stale run."""
     import hashlib

@@ -214,7 +214,7 @@ def fit_tmr(model_cfg: TMRConfig, train_cfg: TrainConfig, train_set: TextMotionD
     ``work_dir`` holds the checkpoint and the live DVCLive folder (``dvclive/``, with PNG plots
     at the end). ``epoch_callback(epoch, metrics)`` runs after each epoch's checkpoint.
     """
-    from motion.core.config import seed_everything
+    from motion.core.seeding import seed_everything
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -253,15 +253,3 @@ def copy_live(work_dir: str | Path, out_dir: Path) -> None:
     """Copy the DVCLive folder (metrics, PNG plots) of a finished training into ``out_dir``."""
     shutil.copytree(Path(work_dir) / "dvclive", out_dir / "dvclive")
 
-
-def select_config(section: dict[str, Any]) -> tuple[dict[str, Any], TrainConfig]:
-    """Model hyper-parameters (selected config + loss) and training settings from params' ``tmr`` section."""
-    name = section.get("config", "cpu")
-    configs = section.get("configs", {})
-    if name not in configs:
-        raise ValueError(f"tmr.config is {name!r} but tmr.configs has only {sorted(configs)}; fix params.yaml")
-    chosen = configs[name]
-    model = {**chosen.get("model", {}), **section.get("loss", {})}
-    train = {**chosen.get("train", {}), "seed": int(section.get("seed", 1234)),
-             "one_per_motion": bool(section.get("data", {}).get("one_per_motion", True))}
-    return model, TrainConfig.from_dict(train)

@@ -1,6 +1,6 @@
 """Stage embed_texts: token features and sentence vectors of every unique caption and part text.
 
-Reads ``paths`` and ``embed_texts`` from params.yaml and ${paths.texts}/part_texts.parquet; writes
+Reads ``paths``, ``embed_texts`` and ``compute``, and ${paths.texts}/part_texts.parquet; writes
 ${paths.embeddings} (texts.parquet, tokens.npy, token_offsets.npy, sentences.npy, meta.json) whole
 or not at all. Features are cached per (encoder, text) in ${paths.cache}/embeddings, so adding
 captions only encodes the new texts.
@@ -10,33 +10,33 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from motion.core.config import load_params, seed_everything
+import torch
+
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
 from motion.text.cache import ArrayCache, cache_key
-from motion.text.embeddings import EncoderSettings, embed_with_cache, make_encoder, unique_texts, write_embeddings
+from motion.text.embeddings import embed_with_cache, encoder_settings, make_encoder, unique_texts, write_embeddings
+from stages.settings import load_settings
 
 
 def main() -> None:
     """Embed all texts with the configured encoder, reusing cached features."""
-    params = load_params()
-    paths, section = params["paths"], params.get("embed_texts", {}) or {}
-    seed_everything(params.get("seed", 0))
-    import torch
-
-    torch.set_num_threads(int(section.get("num_threads", 2)))
+    settings = load_settings("embed_texts")
+    paths, section = settings.paths, settings.embed_texts
+    if settings.compute.threads.embed_texts:
+        torch.set_num_threads(settings.compute.threads.embed_texts)
     try:
-        texts = unique_texts(Path(paths["texts"]) / "part_texts.parquet")
-        encoder = make_encoder(EncoderSettings.from_params(section))
-        cache = ArrayCache(Path(paths["cache"]) / "embeddings" / cache_key(encoder.cache_id)[:16])
-        new = embed_with_cache(texts, encoder, cache, int(section.get("batch_size", 128)))
-        with atomic_dir(paths["embeddings"]) as tmp:
+        texts = unique_texts(Path(paths.texts) / "part_texts.parquet")
+        encoder = make_encoder(encoder_settings(section, settings.compute.device))
+        cache = ArrayCache(Path(paths.cache) / "embeddings" / cache_key(encoder.cache_id)[:16])
+        new = embed_with_cache(texts, encoder, cache, section.batch_size)
+        with atomic_dir(paths.embeddings) as tmp:
             write_embeddings(tmp, texts, cache, encoder)
     except DataError as e:
         sys.exit(f"embed_texts: {e}")
     print(f"embed_texts: {len(texts)} texts ({new} newly encoded, {len(texts) - new} from cache) with "
           f"{encoder.cache_id}: tokens {encoder.token_dim}-d, sentences {encoder.sentence_dim}-d "
-          f"-> {paths['embeddings']}")
+          f"-> {paths.embeddings}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage features: 20 fps joint clips -> HumanML3D 263-d features, recovered joints, stats, splits.
 
-Reads ``paths`` and ``features`` from params.yaml; inputs ${paths.poses}/joints/*.npy,
+Reads ``paths``, ``features`` and ``poses.min_frames``; inputs ${paths.poses}/joints/*.npy,
 ${paths.poses}/clips.parquet and ${paths.annotations}/splits/*.txt; writes ${paths.features}
 whole or not at all: new_joint_vecs/, new_joints/, Mean.npy, Std.npy, part_stats.npz,
 splits/{train,val,test,all}.txt (with mirrored M ids), manifest.parquet, report.json.
@@ -10,31 +10,31 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from motion.core.config import load_params
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.data.corpus import FeatureSettings, build_features
+from stages.settings import load_settings
 
 
 def main() -> None:
     """Compute the features of every clip of ${paths.poses} into ${paths.features}."""
-    params = load_params()
-    paths, section = params["paths"], params["features"]
+    settings = load_settings("features")
+    paths, section = settings.paths, settings.features
     try:
-        settings = FeatureSettings(float(section["feet_threshold"]), int(section["min_frames"]),
-                                   bool(section["fix_root_wrap"]), int(section["batch_frames"]))
-        with atomic_dir(paths["features"]) as tmp:
-            report = build_features(Path(paths["poses"]), Path(paths["annotations"]) / "splits", tmp, settings)
+        features = FeatureSettings(section.feet_threshold, settings.poses.min_frames, section.fix_root_wrap,
+                                   section.batch_frames)
+        with atomic_dir(paths.features) as tmp:
+            report = build_features(Path(paths.poses), Path(paths.annotations) / "splits", tmp, features)
     except DataError as e:
         sys.exit(f"features: {e}")
-    write_json(Path(paths["metrics"]) / "data.json", {
+    write_json(Path(paths.metrics) / "data.json", {
         "clips": report["clips_written"],
         "frames": report["frames_written"],
         **{f"clips_{name}": n for name, n in report["clips_per_split"].items() if name != "none"},
     })
     skipped = ", ".join(f"{k} {v}" for k, v in report["skipped"].items() if v) or "none"
     print(f"features: wrote {report['clips_written']} clips ({report['frames_written']} frames) to "
-          f"{paths['features']}; skipped: {skipped}; splits: {report['clips_per_split']}")
+          f"{paths.features}; skipped: {skipped}; splits: {report['clips_per_split']}")
 
 
 if __name__ == "__main__":

@@ -19,29 +19,27 @@ from __future__ import annotations
 import sys
 
 from models.official.release import import_release
-from motion.core.config import load_params
 from motion.core.errors import DataError
+from stages.settings import load_settings
 
 REQUIRED = ("checkpoint", "tmr_dir", "mean", "std")
 
 
 def main() -> None:
     """Import the release named by params ``official``."""
-    params = load_params()
-    section = params.get("official") or {}
+    section = load_settings().official
     try:
-        missing = [k for k in REQUIRED if not section.get(k)]
+        missing = [k for k in REQUIRED if not getattr(section, k)]
         if missing:
             raise DataError("params.yaml", f"official.{missing[0]} is not set",
                             f"set official.{', official.'.join(missing)} to the released files")
-        manifest = import_release(section["checkpoint"], section["tmr_dir"], section["mean"], section["std"],
-                                  section.get("out", "data/official"), section.get("tmr_folders") or {},
-                                  section.get("text_model", "distilbert-base-uncased") or None)
+        manifest = import_release(section.checkpoint, section.tmr_dir, section.mean, section.std, section.out,
+                                  section.tmr_folders, section.text_model or None)
     except DataError as error:
         sys.exit(f"import_official: {error}")
     lgtm = manifest["lgtm"]
     print(f"import_official: LGTM {lgtm['parameters']:,} parameters ({lgtm['keys']} keys) and "
-          f"{len(manifest['tmr'])} TMRs verified -> {section.get('out', 'data/official')}")
+          f"{len(manifest['tmr'])} TMRs verified -> {section.out}")
 
 
 if __name__ == "__main__":

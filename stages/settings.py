@@ -12,16 +12,23 @@ tracks everything a stage uses (tests/test_structure.py checks the declarations 
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import yaml
 
-from motion.core.settings import (NonNegative, Positive, Probability, Range, SettingsError, apply_profile, build,
-                                  read_yaml, stage_view)
+from motion.core.settings import (
+    NonNegative,
+    Positive,
+    Probability,
+    Range,
+    SettingsError,
+    apply_profile,
+    build,
+    read_yaml,
+    stage_view,
+)
 
 PARAMS_FILE = Path("params.yaml")
 DVC_FILE = Path("dvc.yaml")
@@ -260,7 +267,10 @@ class TMRTrain:
     epochs: PosInt
     batch_size: PosInt
     lr: PosFloat
+    weight_decay: PosFloat
     num_workers: NonNegInt
+    checkpoint_every: PosInt
+    val_batch_size: PosInt
     crop_frames: PosInt | None
 
 
@@ -364,15 +374,22 @@ class LGTM:
 
 @dataclass(frozen=True)
 class EvalRow:
-    """One generated row of the evaluation table: a sampler setting (and conditioning) of the model."""
+    """One generated row of the evaluation table: a sampler setting (and conditioning) of the model.
+
+    Fields left out keep ``lgtm.sampling``'s value (sampling) or the default named here (None).
+    """
 
     name: str
     sampler: SamplerName
     steps: Annotated[int, Range(1, 1000)]
-    multimodality: bool = False
-    conditioning: Literal["parts", "whole_body"] = "parts"
-    guidance_scale: Annotated[float, Range(0, None)] = 1.0
-    eta: Annotated[float, Range(0, 1)] = 0.0
+    multimodality: bool | None = None  # None: no MultiModality for this row
+    conditioning: Literal["parts", "whole_body"] | None = None  # None: the six part texts
+    guidance_scale: Annotated[float, Range(0, None)] | None = None
+    eta: Annotated[float, Range(0, 1)] | None = None
+
+    def as_written(self) -> dict[str, Any]:
+        """The row's keys as params.yaml gives them (recorded in the results)."""
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -435,6 +452,19 @@ class PromptStudy:
     embed_video_mb: PosFloat
 
 
+@dataclass(frozen=True)
+class Official:
+    """Released weights imported by stages.import_official (docs/official.md)."""
+
+    checkpoint: str
+    tmr_dir: str
+    tmr_folders: dict[str, str]
+    mean: str
+    std: str
+    text_model: str
+    out: str
+
+
 # ----------------------------------------------------------------------------- the whole file
 
 
@@ -457,6 +487,7 @@ class Settings:
     lgtm: LGTM
     evaluate: Evaluate
     prompt_study: PromptStudy
+    official: Official
 
 
 def params_file() -> Path:
@@ -494,14 +525,12 @@ def load_settings(stage: str | None = None, path: str | Path | None = None) -> S
     settings = parse_settings(read_yaml(path), path)
     if stage is None:
         return settings
-    dvc_file = path.parent / DVC_FILE if (path.parent / DVC_FILE).is_file() else DVC_FILE
-    return stage_view(settings, declared_params(stage, dvc_file), stage)
+    return stage_view(settings, declared_params(stage, dvc_file_for(path)), stage)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch for deterministic reruns."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def dvc_file_for(params: Path) -> Path:
+    """The dvc.yaml that declares the stages: beside the params file, in the working folder, or this project's."""
+    for candidate in (params.parent / DVC_FILE, DVC_FILE, Path(__file__).resolve().parents[1] / DVC_FILE):
+        if candidate.is_file():
+            return candidate
+    raise SettingsError(DVC_FILE, "", "file not found", "run from the project root")

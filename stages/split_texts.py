@@ -1,35 +1,35 @@
 """Stage split_texts: every caption of ${paths.poses}/texts -> six body-part texts (LGTM's part captions).
 
-Reads ``paths`` and ``split_texts`` from params.yaml. Writes ${paths.texts}/part_texts.parquet,
-body_part_annotations.json (LGTM's export) and report.json, whole or not at all. The LLM backend's
-replies are cached in ${paths.cache}/split_texts, outside the stage's outputs, so reruns are free.
+Reads ``paths`` and ``split_texts``. Writes ${paths.texts}/part_texts.parquet, body_part_annotations.json
+(LGTM's export) and report.json, whole or not at all. The LLM backend's replies are cached in
+${paths.cache}/split_texts, outside the stage's outputs, so reruns are free.
 """
 from __future__ import annotations
 
 import sys
 
-from motion.core.config import load_params
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
+from motion.core.settings import convert
 from motion.text.split import SplitSettings, split_corpus
+from stages.settings import load_settings
 
 
 def main() -> None:
     """Split all captions into part texts with the configured backend."""
-    params = load_params()
-    paths = params["paths"]
+    settings = load_settings("split_texts")
+    paths, splitter = settings.paths, convert(SplitSettings, settings.split_texts)
     try:
-        settings = SplitSettings.from_params(params.get("split_texts"))
-        with atomic_dir(paths["texts"]) as tmp:
-            report = split_corpus(paths["poses"], tmp, settings, paths["cache"])
+        with atomic_dir(paths.texts) as tmp:
+            report = split_corpus(paths.poses, tmp, splitter, paths.cache)
     except DataError as e:
         sys.exit(f"split_texts: {e}")
     failed = report.get("llm", {}).get("failed", 0)
     truth = report.get("ground_truth")
     print(f"split_texts: {report['captions']} captions ({report['unique_captions']} unique) split by "
-          f"{settings.backend}; {report['non_idle_share']:.1%} with a moving part"
+          f"{splitter.backend}; {report['non_idle_share']:.1%} with a moving part"
           + (f"; {failed} LLM failures split by rules (see report.json)" if failed else "")
-          + (f"; part F1 vs ground truth {truth['f1']:.3f}" if truth else "") + f" -> {paths['texts']}")
+          + (f"; part F1 vs ground truth {truth['f1']:.3f}" if truth else "") + f" -> {paths.texts}")
 
 
 if __name__ == "__main__":

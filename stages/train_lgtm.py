@@ -14,14 +14,15 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from models.lgtm_train import resolve_settings, setup_distributed, train
+from models.lgtm import LGTMConfig
+from models.lgtm_train import TrainConfig, setup_distributed, train
 from models.text_latents import TextLatentCache, build_text_latent_cache, text_latents
-from motion.core.config import load_params, seed_everything
 from motion.core.errors import DataError
+from motion.core.seeding import seed_everything
+from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
 from motion.datasets import (
     LGTMDataset,
@@ -32,50 +33,47 @@ from motion.datasets import (
     read_split,
     segment_texts,
 )
+from stages.settings import Settings, load_settings
 
 LATENTS_FILE = "text_latents.npz"
 
 
-def output_dir(paths: dict[str, Any]) -> Path:
-    """Where the stage writes (``paths.lgtm``)."""
-    return Path(paths["lgtm"])
-
-
-def build_latents(params: dict[str, Any], segments: list, text_dim: int, device: str) -> TextLatentCache:
+def build_latents(settings: Settings, segments: list, text_dim: int, device: str) -> TextLatentCache:
     """Encode the 7 texts of every caption once with the frozen TMR text encoders (or ``text_dim``-d random ones)."""
-    paths, section = params["paths"], params["lgtm"]
-    part_texts = read_part_annotations(Path(paths["texts"]) / "body_part_annotations.json",
-                                       "run `dvc repro split_texts`")
-    provider = text_latents(section.get("text_latents", "tmr"), dim=text_dim, seed=int(params.get("seed", 0)),
-                            tmr_root=paths["tmr"], embeddings=paths["embeddings"], device=device)
+    paths = settings.paths
+    part_texts = read_part_annotations(Path(paths.texts) / "body_part_annotations.json", "run `dvc repro split_texts`")
+    provider = text_latents(settings.lgtm.text_latents, dim=text_dim, seed=settings.seed, tmr_root=paths.tmr,
+                            embeddings=paths.embeddings, device=device)
     return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                    provider)
 
 
 def main() -> None:
-    """Build the latent cache (rank 0), then train with the selected ``lgtm.config``."""
-    params = load_params()
-    paths, section = params["paths"], params["lgtm"]
-    seed_everything(params.get("seed", 0))
-    torch.set_num_threads(int(section.get("num_threads", 2)))
+    """Build the latent cache (rank 0), then train with the ``lgtm`` settings of the active profile."""
+    settings = load_settings("train_lgtm")
+    paths, lgtm = settings.paths, settings.lgtm
+    seed_everything(settings.seed)
+    if settings.compute.threads.train_lgtm:
+        torch.set_num_threads(settings.compute.threads.train_lgtm)
     from motion.core.device import claim_gpu, resolve_device
 
-    device = resolve_device(section.get("device", "auto"))
+    device = resolve_device(settings.compute.device)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun each rank takes its LOCAL_RANK GPU
         device = claim_gpu(device)
     rank, world, device = setup_distributed(device)
-    model_cfg, train_cfg, _ = resolve_settings(section)
-    out = output_dir(paths)
+    model_cfg = convert(LGTMConfig, lgtm.model)
+    train_cfg = convert(TrainConfig, lgtm.train, seed=settings.seed)
+    out = Path(paths.lgtm)
     try:
-        features, texts = Path(paths["features"]), Path(paths["poses"]) / "texts"
-        lo, hi = int(section.get("min_frames", 40)), int(section.get("max_frames", 200))
+        features, texts = Path(paths.features), Path(paths.poses) / "texts"
+        lo, hi = settings.captions.min_frames, settings.captions.max_frames
         rule = SpanRule("lgtm", lo, hi)
         splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
                   for s in ("train", "val", "test")}
         if rank == 0:
             unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
             every = sorted(unique.values(), key=lambda s: s.seg_id)
-            cache = build_latents(params, every, model_cfg.text_dim, device)
+            cache = build_latents(settings, every, model_cfg.text_dim, device)
             cache.save(out / LATENTS_FILE)
             print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
         if world > 1:
@@ -87,12 +85,12 @@ def main() -> None:
                 for s in ("train", "val")}
         if len(data["train"]) == 0:
             raise DataError(features / "splits" / "train.txt", f"no training caption spans {lo}..{hi - 1} frames",
-                            "check the features stage output or lgtm.min_frames / max_frames")
+                            "check the features stage output or captions.min_frames / max_frames")
         metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device)
     except DataError as e:
         sys.exit(f"train_lgtm: {e}")
     if rank == 0:
-        print(f"train_lgtm: {metrics.get('step')} steps ({section['config']} config, "
+        print(f"train_lgtm: {metrics.get('step')} steps ({settings.profile} profile, "
               f"{metrics.get('trainable_parameters'):,} parameters), val loss {metrics.get('val_loss')} -> {out}")
     if world > 1:
         torch.distributed.destroy_process_group()

@@ -16,13 +16,22 @@ from pathlib import Path
 import torch
 
 from models.tmr import TMRConfig, save_tmr
-from models.tmr_train import copy_live, fit_tmr, select_config
-from motion.core.config import load_params
+from models.tmr_train import TrainConfig, copy_live, fit_tmr
 from motion.core.device import exclusive_gpu, resolve_device
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.core.parts import TEXT_SLOTS
+from motion.core.settings import to_dict
 from motion.datasets import feature_dims, load_text_motion, text_column
+from stages.settings import Settings, load_settings
+
+
+def train_config(settings: Settings, device: str) -> TrainConfig:
+    """TMR's optimisation settings (params ``tmr.train``, the top-level seed, ``tmr.one_per_motion``) on ``device``."""
+    train = settings.tmr.train
+    return TrainConfig(epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, weight_decay=train.weight_decay,
+                       seed=settings.seed, one_per_motion=settings.tmr.one_per_motion, num_workers=train.num_workers,
+                       device=device, checkpoint_every=train.checkpoint_every, val_batch_size=train.val_batch_size)
 
 
 def main() -> None:
@@ -30,37 +39,38 @@ def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in TEXT_SLOTS:
         sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}>")
     name = sys.argv[1]
-    params = load_params()
-    paths, section = params["paths"], params["tmr"]
-    model_kwargs, train_cfg = select_config(section)
-    threads = int(section["configs"][section["config"]].get("train", {}).get("threads", 0))
-    if threads > 0:
-        torch.set_num_threads(threads)
-    data = section.get("data", {})
-    crop_frames = section["configs"][section["config"]].get("train", {}).get("crop_frames")  # None: whole captions
+    settings = load_settings(f"train_tmr@{name}")
+    paths, tmr = settings.paths, settings.tmr
+    if settings.compute.threads.train_tmr:
+        torch.set_num_threads(settings.compute.threads.train_tmr)
+    train_cfg = train_config(settings, settings.compute.device)
+    crop_frames = tmr.train.crop_frames  # None: whole captions
+    data = {"min_frames": settings.captions.min_frames, "max_frames": settings.captions.max_frames,
+            "one_per_motion": tmr.one_per_motion}
     try:
         from motion.text.embeddings import TextEmbeddings
 
-        embeddings = TextEmbeddings.load(paths["embeddings"])
-        common = dict(features_dir=paths["features"], texts_dir=paths["texts"], embeddings=embeddings, name=name,
-                      min_frames=int(data.get("min_frames", 40)), max_frames=int(data.get("max_frames", 200)),
-                      seed=train_cfg.seed, embeddings_dir=paths["embeddings"], crop_frames=crop_frames)
+        embeddings = TextEmbeddings.load(paths.embeddings)
+        common = dict(features_dir=paths.features, texts_dir=paths.texts, embeddings=embeddings, name=name,
+                      min_frames=data["min_frames"], max_frames=data["max_frames"], seed=train_cfg.seed,
+                      embeddings_dir=paths.embeddings, crop_frames=crop_frames)
         train_set = load_text_motion(split="train", filter_lengths=True, random_crop=True, **common)
         val_set = load_text_motion(split="val", filter_lengths=True, **common)
-        model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim, **model_kwargs)
-        work_dir = Path(paths["cache"]) / "tmr" / name
+        model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim,
+                              **to_dict(tmr.model), **to_dict(tmr.loss))
+        work_dir = Path(paths.cache) / "tmr" / name
         with exclusive_gpu(resolve_device(train_cfg.device)) as device:
             train_cfg = dataclasses.replace(train_cfg, device=device)
             model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir)
     except DataError as e:
         sys.exit(f"train_tmr {name}: {e}")
-    out = Path(paths["tmr"]) / name
+    out = Path(paths.tmr) / name
     dims = feature_dims(name)
     extra = {
         "name": name,
         "text": text_column(name),
         "feature_dims": None if dims is None else dims.tolist(),
-        "stats": str(Path(paths["features"]) / "part_stats.npz"),
+        "stats": str(Path(paths.features) / "part_stats.npz"),
         "text_encoder": embeddings.meta,
         "train": {**dataclasses.asdict(train_cfg), "device": str(train_cfg.device)},
         "data": {"train_samples": len(train_set), "val_samples": len(val_set), **data, "crop_frames": crop_frames},

@@ -23,9 +23,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,8 +34,12 @@ from motion.core.errors import DataError
 from motion.core.io import save_npy, write_json
 from motion.core.parts import PART_NAMES
 from motion.core.sampling import SAMPLERS, SamplingConfig
+from motion.core.settings import convert
 from motion.export.bvh import write_bvh
 from motion.export.render import render_video
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
 
 FPS = 20
 
@@ -121,40 +125,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def sampling_settings(params: dict[str, Any], args: argparse.Namespace) -> SamplingConfig:
-    """Sampling settings: params ``lgtm.sampling`` (with the selected config's overrides), then the flags."""
-    from models.lgtm_train import resolve_settings
-
+def sampling_settings(settings: Settings, args: argparse.Namespace) -> SamplingConfig:
+    """Sampling settings: params ``lgtm.sampling``, then the flags."""
     flags = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance_scale") if getattr(args, k) is not None}
-    return replace(resolve_settings(params.get("lgtm", {}) or {})[2], **flags)
+    return convert(SamplingConfig, settings.lgtm.sampling, **flags)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command."""
     args = build_parser().parse_args(argv)
-    from motion.core.config import load_params
+    from stages.settings import load_settings
 
     try:
-        params = load_params(args.params)
+        settings = load_settings(path=args.params)
         import torch
 
         from models.inference import LGTMGenerator, TrainedLGTM, part_sampler, resolve_part_texts
         from models.text_latents import TokenSource
         from motion.core.device import resolve_device
-        from motion.text.embeddings import EncoderSettings, make_encoder
+        from motion.text.embeddings import encoder_settings, make_encoder
+        from motion.text.split import SplitSettings
 
-        paths, section = params["paths"], params.get("lgtm", {}) or {}
-        torch.set_num_threads(int(section.get("num_threads", 2)))
-        device = resolve_device(args.device or section.get("device", "auto"))
-        sampling = sampling_settings(params, args)
+        paths = settings.paths
+        if settings.compute.threads.prompt_study:
+            torch.set_num_threads(settings.compute.threads.prompt_study)
+        device = resolve_device(args.device or settings.compute.device)
+        sampling = sampling_settings(settings, args)
         given = parse_part_args(args.part)
-        split = args.split or (params.get("split_texts", {}) or {}).get("backend", "rules")
-        part_texts = resolve_part_texts(args.text, given, split, params.get("split_texts", {}) or {},
-                                        paths.get("cache", "data/cache"))
-        trained = TrainedLGTM.at(paths, section.get("text_latents", "tmr"), int(params.get("seed", 0)))
+        split = args.split or settings.split_texts.backend
+        part_texts = resolve_part_texts(args.text, given, split, convert(SplitSettings, settings.split_texts),
+                                        paths.cache)
+        trained = TrainedLGTM(Path(paths.lgtm), Path(paths.features), Path(paths.tmr), Path(paths.embeddings),
+                              settings.lgtm.text_latents, settings.seed)
+
         def tokens() -> TokenSource:
-            return TokenSource(paths["embeddings"],
-                               lambda: make_encoder(EncoderSettings.from_params(params["embed_texts"])))
+            return TokenSource(paths.embeddings, lambda: make_encoder(encoder_settings(settings.embed_texts, device)))
 
         generator = LGTMGenerator.load(trained, device, batch_size=1, tokens=tokens)
         frames = generator.window if args.frames is None else args.frames

@@ -22,12 +22,12 @@ Stage views: :func:`stage_view` replaces every setting a stage did not declare i
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Annotated, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -99,7 +99,7 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in args)
     if origin in (list, tuple):
         return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is dict:
+    if origin in (dict, collections.abc.Mapping):
         return f"mapping of {_type_name(args[1])}"
     if tp is type(None):
         return "null"
@@ -149,7 +149,7 @@ def _convert(tp: Any, value: Any, file: Path, key: str) -> Any:
         item = args[0] if args else Any
         items = [_convert(item, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if origin is dict:
+    if origin in (dict, collections.abc.Mapping):
         if not isinstance(value, Mapping):
             raise _fail(ctx, tp, value)
         return {str(k): _convert(args[1], v, file, f"{key}.{k}") for k, v in value.items()}
@@ -205,6 +205,15 @@ def to_dict(settings: Any) -> Any:
     if isinstance(settings, dict):
         return {k: to_dict(v) for k, v in settings.items()}
     return settings
+
+
+def convert(cls: type[T], section: Any, **extra: Any) -> T:
+    """The library dataclass ``cls`` holding a settings section's values (plus ``extra`` fields).
+
+    Checked like the file itself, so a schema section and the library class it feeds cannot drift apart:
+    a field one has and the other lacks is an error naming it.
+    """
+    return build(cls, {**to_dict(section), **extra}, f"settings -> {cls.__name__}")
 
 
 # ----------------------------------------------------------------------------- profiles

@@ -11,14 +11,14 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
-from motion.core.errors import DataError, check_section
+from motion.core.errors import DataError
 from motion.core.io import write_json, write_parquet
 from motion.core.skeleton import mirror_joints
 from motion.data.amass import (
@@ -50,7 +50,6 @@ from motion.data.captions import (
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("error", "skip")
 SKIP_REASONS = ("missing_file", "invalid_file", "missing_text", "too_short")
 
 
@@ -58,22 +57,13 @@ SKIP_REASONS = ("missing_file", "invalid_file", "missing_text", "too_short")
 class PoseSettings:
     """The ``poses:`` section of params.yaml."""
 
+    body_model: Literal["builtin", "smplh"]  # builtin (FK with HumanML3D's target skeleton) | smplh (smplx)
+    smplh_dir: str  # folder with SMPL-H model files {male,female,neutral}/model.npz (smplh only)
     target_fps: int
-    min_frames: int
-    batch_frames: int
-    on_missing: str  # a motion or caption file named by index.csv is absent: error | skip
-    on_invalid: str  # a motion file is malformed (corrupt, wrong format, NaN): error | skip
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> PoseSettings:
-        """Build from the params.yaml section, which must hold every field (its body-model keys are read
-        by the stage, not here)."""
-        check_section(section, cls.__dataclass_fields__, "poses", others=True)
-        settings = cls(**{k: section[k] for k in cls.__dataclass_fields__})
-        for key in ("on_missing", "on_invalid"):
-            if getattr(settings, key) not in POLICIES:
-                raise DataError(f"params.yaml poses.{key}", f"is {getattr(settings, key)!r}", "use error or skip")
-        return settings
+    min_frames: int  # clips shorter than this (at target_fps) are skipped and counted
+    batch_frames: int  # frames per body-model batch
+    on_missing: Literal["error", "skip"]  # a motion or caption file named by index.csv is absent
+    on_invalid: Literal["error", "skip"]  # a motion file is malformed (corrupt, wrong format, NaN)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from motion.core.errors import DataError, check_section
+from motion.core.errors import DataError
 from motion.core.io import save_npy, write_json, write_parquet
 from motion.core.parts import PART_NAMES
 from motion.text.cache import ArrayCache, cache_key
@@ -179,14 +179,11 @@ class EncoderSettings:
     clip_pretrained: str
     distilbert_name: str  # loaded from the Hugging Face cache only
 
-    @classmethod
-    def from_params(cls, section: object) -> EncoderSettings:
-        """Read from the ``embed_texts`` section (every key required; batch and thread keys are the stage's)."""
-        section = check_section(section, ("encoder", "device", "clip", "distilbert"), "embed_texts", others=True)
-        clip = check_section(section["clip"], ("checkpoint", "pretrained"), "embed_texts.clip")
-        distilbert = check_section(section["distilbert"], ("name",), "embed_texts.distilbert")
-        return cls(str(section["encoder"]), str(section["device"]), str(clip["checkpoint"] or ""),
-                   str(clip["pretrained"]), str(distilbert["name"]))
+
+def encoder_settings(section: Any, device: str) -> EncoderSettings:
+    """The encoder of a params ``embed_texts`` section (encoder, clip.checkpoint/pretrained, distilbert.name)."""
+    return EncoderSettings(section.encoder, device, section.clip.checkpoint, section.clip.pretrained,
+                           section.distilbert.name)
 
 
 def make_encoder(settings: EncoderSettings) -> TextEncoder:

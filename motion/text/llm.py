@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from motion.core.errors import check_section
 from motion.text.cache import JsonCache, cache_key
 from motion.text.schema import PartAnnotation, SchemaError, parse_reply
 
@@ -93,11 +92,6 @@ class LLMConfig:
     max_backoff_s: float
     concurrency: int
     json_mode: bool
-
-    @classmethod
-    def from_params(cls, section: object) -> LLMConfig:
-        """Build from the ``split_texts.llm`` section: every key required, none unknown."""
-        return cls(**check_section(section, cls.__dataclass_fields__, "split_texts.llm"))
 
 
 class RetryableError(RuntimeError):

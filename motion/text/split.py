@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from tqdm import tqdm
 
-from motion.core.errors import DataError, check_section
+from motion.core.errors import DataError
 from motion.core.io import write_json, write_parquet
 from motion.core.parts import PART_NAMES
 from motion.data.captions import read_captions, read_part_annotations
@@ -21,8 +21,6 @@ from motion.text.cache import JsonCache
 from motion.text.llm import PROMPT_VERSION, EndpointError, LLMConfig, split_captions_llm
 from motion.text.rules import split_caption
 from motion.text.schema import PartAnnotation, active_parts
-
-BACKENDS = ("rules", "llm")
 
 
 @dataclass(frozen=True)
@@ -41,24 +39,10 @@ class RuleSettings:
 class SplitSettings:
     """params.yaml ``split_texts``."""
 
-    backend: str  # rules | llm
-    on_failure: str  # rules | error
+    backend: Literal["rules", "llm"]
+    on_failure: Literal["rules", "error"]  # llm only: captions still failing after retries
     llm: LLMConfig
     rules: RuleSettings
-
-    @classmethod
-    def from_params(cls, section: object) -> SplitSettings:
-        """Build from the ``split_texts`` section (every key required), with a one-line error for bad values."""
-        section = check_section(section, ("backend", "on_failure", "llm", "rules"), "split_texts")
-        rules = check_section(section["rules"], RuleSettings.__dataclass_fields__, "split_texts.rules")
-        settings = cls(section["backend"], section["on_failure"], LLMConfig.from_params(section["llm"]),
-                       RuleSettings(**rules))
-        if settings.backend not in BACKENDS:
-            raise DataError("params.yaml", f"split_texts.backend is {settings.backend!r}",
-                            f"use one of {', '.join(BACKENDS)}")
-        if settings.on_failure not in ("rules", "error"):
-            raise DataError("params.yaml", f"split_texts.on_failure is {settings.on_failure!r}", "use rules or error")
-        return settings
 
 
 def read_caption_rows(texts_dir: str | Path) -> list[dict[str, Any]]:

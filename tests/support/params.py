@@ -48,3 +48,12 @@ def write_params(folder: Path, overrides: Mapping[str, Any]) -> Path:
     path = Path(folder) / "params.yaml"
     path.write_text(yaml.safe_dump(with_overrides(overrides), sort_keys=False), encoding="utf-8")
     return path
+
+
+def settings_with(overrides: Mapping[str, Any], stage: str | None = None):
+    """The typed settings of the real params.yaml with dotted ``overrides`` (a stage's view with ``stage``)."""
+    from motion.core.settings import stage_view
+    from stages.settings import declared_params, parse_settings
+
+    settings = parse_settings(with_overrides(overrides), PARAMS_FILE)
+    return settings if stage is None else stage_view(settings, declared_params(stage, REPO_ROOT / "dvc.yaml"), stage)
