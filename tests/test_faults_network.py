@@ -9,7 +9,14 @@ import time
 import pytest
 
 from motion.text.cache import JsonCache
-from motion.text.llm import ChatClient, LLMConfig, RetryableError, llm_cache_key, retry_after_seconds, split_captions_llm
+from motion.text.llm import (
+    ChatClient,
+    LLMConfig,
+    RetryableError,
+    llm_cache_key,
+    retry_after_seconds,
+    split_captions_llm,
+)
 from tests.support.hostile_llm import GOOD, HostileServer
 from tests.support.params import real_params
 

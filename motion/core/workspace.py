@@ -97,7 +97,8 @@ def check_output_paths(paths: Mapping[str, str], cache: str, root: Path, *,
         for other in keys[i + 1:]:
             if _inside(outputs[key], outputs[other]) or _inside(outputs[other], outputs[key]):
                 raise DataError("params.yaml", f"{where}.{key} ({paths[key]}) and {where}.{other} ({paths[other]}) "
-                                "overlap; a stage would replace the other's output", "give each output a folder of its own")
+                                "overlap; a stage would replace the other's output",
+                                "give each output a folder of its own")
 
 
 # ----------------------------------------------------------------------------- stale temporaries

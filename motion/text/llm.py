@@ -252,7 +252,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         if when is None:
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.timezone.utc)
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(seconds) or seconds < 0:
         return None
