@@ -122,3 +122,20 @@ def test_a_valid_cache_record_is_used_without_a_request(tmp_path):
         split_captions_llm(["ok"], cfg, JsonCache(tmp_path / "c.jsonl"), progress=False)
         _, _, counts = split_captions_llm(["ok"], cfg, JsonCache(tmp_path / "c.jsonl"), progress=False)
         assert len(server.requests) == 1 and counts["cached"] == 1
+
+
+def test_corrupt_feature_cache_shards_are_discarded_and_recomputed(tmp_path):
+    import numpy as np
+
+    from motion.text.cache import ArrayCache
+
+    cache = ArrayCache(tmp_path / "emb")
+    cache.add(["a", "b"], [np.ones((2, 4)), np.ones((1, 4))], np.ones((2, 3)))
+    cache.add(["c"], [np.ones((3, 4))], np.ones((1, 3)))
+    shards = sorted((tmp_path / "emb").glob("shard-*.npz"))
+    shards[0].write_bytes(shards[0].read_bytes()[:100])  # torn
+    with np.load(shards[1]) as z:
+        data = {k: z[k] for k in z.files}
+    np.savez(shards[1], **{**data, "offsets": np.array([0, 99])})  # offsets past the tokens
+    reopened = ArrayCache(tmp_path / "emb")
+    assert len(reopened) == 0 and not list((tmp_path / "emb").glob("shard-*.npz"))
