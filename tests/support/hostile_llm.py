@@ -41,7 +41,8 @@ class HostileServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 caption = body["messages"][-1]["content"].removeprefix("Description: ")
                 server.requests.append({"caption": caption, "auth": self.headers.get("Authorization")})
-                echoed = json.dumps(dict(self.headers.items()))
+                headers = dict(self.headers.items())  # the key first, so no truncation hides it
+                echoed = json.dumps({"Authorization": headers.pop("Authorization", None), **headers})
                 behaviour = caption.split()[0]
                 if behaviour == "echo500":
                     return self.reply(500, echoed.encode(), {"Retry-After": "0"})
