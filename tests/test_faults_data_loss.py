@@ -13,7 +13,7 @@ import pytest
 
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
-from motion.core.workspace import WorkspaceBusy, check_output_paths, clean_stale_temps, workspace_lock
+from motion.core.workspace import WorkspaceBusy, check_output_paths, clean_stale_temps, output_lock, workspace_lock
 from tests.support.params import real_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -90,15 +90,20 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_live_ones_kept(tmp_pat
     dead_old = tmp_path / "data" / ".poses.999999999.old"
     live = tmp_path / "data" / f".poses.{os.getpid()}-live.tmp"  # another writer that is still running
     other = tmp_path / "data" / ".features.999999999-abcd.tmp"  # another output's temporaries: not ours
-    for folder in (legacy, dead, dead_old, live, other):
+    dotted = tmp_path / "data" / f".poses.b.{os.getpid()}-live.tmp"  # output "poses.b" of a live writer
+    legacy_old = tmp_path / "data" / ".poses.old"
+    for folder in (legacy, dead, dead_old, live, other, dotted, legacy_old):
         folder.mkdir()
         (folder / "x").write_text("partial")
-    assert sorted(p.name for p in clean_stale_temps(out)) == sorted([legacy.name, dead.name, dead_old.name])
-    assert live.exists() and other.exists() and (out / "old.npy").exists()
+    assert sorted(p.name for p in clean_stale_temps(out)) == sorted([legacy.name, dead.name, dead_old.name,
+                                                                     legacy_old.name])
+    assert live.exists() and other.exists() and dotted.exists() and (out / "old.npy").exists()
+    dotted.rename(tmp_path / "data" / ".poses.b.999999999-gone.tmp")
     live.rename(tmp_path / "data" / ".poses.999999998-live.tmp")
     with atomic_dir(out) as tmp:  # the next run cleans up before it starts
         (tmp / "new.npy").write_text("new")
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".features.999999999-abcd.tmp", "poses"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        ".features.999999999-abcd.tmp", ".poses.b.999999999-gone.tmp", "poses"]
     assert [p.name for p in out.iterdir()] == ["new.npy"]
 
 
@@ -167,3 +172,13 @@ def test_a_second_writer_waits_for_the_first(tmp_path):
         waited = time.monotonic() - start
     proc.wait()
     assert 0.3 < waited < 15
+
+
+def test_output_locks_serialise_writers_of_one_output_only(tmp_path):
+    with output_lock(tmp_path / "data" / "poses", "poses", wait_s=0):
+        with output_lock(tmp_path / "data" / "features", "features", wait_s=0):  # another output: no wait
+            pass
+        with pytest.raises(WorkspaceBusy, match=r"poses: in use by pid \d+ \(poses\)"):
+            with output_lock(tmp_path / "data" / "poses", "poses", wait_s=0.3):
+                pass
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".features.lock", ".poses.lock"]

@@ -103,7 +103,8 @@ def check_output_paths(paths: Mapping[str, str], cache: str, root: Path, *,
 
 # ----------------------------------------------------------------------------- stale temporaries
 
-_TEMP_PID = re.compile(r"^(\d+)-")
+_TEMP_PID = re.compile(r"^(\d+)(?:-[a-z0-9_]+\.tmp|\.old)$")  # .<name>.<pid>-<random>.tmp, .<name>.<pid>.old
+_LEGACY_TEMP = re.compile(r"^(?:[a-z0-9_]{8}\.tmp|old)$")  # earlier versions: .<name>.<random>.tmp, .<name>.old
 
 
 def _alive(pid: int) -> bool:
@@ -132,9 +133,12 @@ def clean_stale_temps(path: str | Path) -> list[Path]:
         if not entry.name.startswith(prefix) or not entry.name.endswith((".tmp", ".old")):
             continue
         middle = entry.name[len(prefix):]
-        match = _TEMP_PID.match(middle) or re.match(r"^(\d+)\.old$", middle)
-        if match and _alive(int(match.group(1))):
-            continue
+        match = _TEMP_PID.match(middle)
+        if match:
+            if _alive(int(match.group(1))):
+                continue
+        elif not _LEGACY_TEMP.match(middle):
+            continue  # another output's temporaries (e.g. of ``<name>.b``)
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
@@ -150,13 +154,14 @@ class WorkspaceBusy(DataError):
 
 
 @contextlib.contextmanager
-def workspace_lock(root: str | Path, stage: str, wait_s: float) -> Iterator[Path]:
-    """Hold an exclusive lock on ``<root>/.motion.lock`` while the body runs (a stage writing outputs).
+def exclusive_lock(lock_path: str | Path, holder: str, wait_s: float) -> Iterator[Path]:
+    """Hold an exclusive ``fcntl`` lock on ``lock_path`` while the body runs.
 
-    A second writer waits up to ``wait_s`` seconds (0: refuse at once), then raises a one-line
-    WorkspaceBusy naming the holder. The lock is released when the process ends, however it ends.
+    A second holder waits up to ``wait_s`` seconds (0: refuse at once), then raises a one-line
+    WorkspaceBusy naming the current holder (``pid N (holder)``). The lock is released when the body
+    ends or the process dies, however it dies; the file itself stays (it holds no state).
     """
-    lock_path = Path(root) / LOCK_NAME
+    lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+", encoding="utf-8")
     try:
@@ -168,15 +173,32 @@ def workspace_lock(root: str | Path, stage: str, wait_s: float) -> Iterator[Path
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     handle.seek(0)
-                    holder = handle.read().strip() or "another process"
-                    raise WorkspaceBusy(lock_path, f"{stage}: the workspace is in use by {holder}",
+                    current = handle.read().strip() or "another process"
+                    raise WorkspaceBusy(lock_path, f"{holder}: in use by {current}",
                                         "wait for the other run to finish (one flow per workspace), "
                                         "or use a second clone") from None
                 time.sleep(0.2)
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} ({stage})\n")
+        handle.write(f"pid {os.getpid()} ({holder})\n")
         handle.flush()
         yield lock_path
     finally:
         handle.close()  # closing releases the flock
+
+
+def workspace_lock(root: str | Path, holder: str, wait_s: float) -> contextlib.AbstractContextManager[Path]:
+    """The lock of a whole workspace (``<root>/.motion.lock``): one flow per workspace.
+
+    Take it in the process that runs a whole pipeline (the Prefect flow, a wrapper around ``dvc repro``);
+    stages it starts take :func:`output_lock` instead, so that they can still run side by side."""
+    return exclusive_lock(Path(root) / LOCK_NAME, holder, wait_s)
+
+
+def output_lock(output: str | Path, holder: str, wait_s: float) -> contextlib.AbstractContextManager[Path]:
+    """The lock of one output folder (``.<name>.lock`` beside it): one writer per output.
+
+    Take it around a stage's whole write of that output (``atomic_dir``), so that two writers never
+    swap the same folder at once."""
+    output = Path(output)
+    return exclusive_lock(output.with_name(f".{output.name}.lock"), holder, wait_s)
