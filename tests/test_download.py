@@ -35,7 +35,7 @@ from motion.data.download import (
     safe_member_path,
 )
 from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
-from tests.support.params import with_overrides
+from tests.support.params import settings_with
 
 # ----------------------------------------------------------------------------- test data builders
 
@@ -494,12 +494,12 @@ def test_stage_amass_remote_end_to_end(server: FileServer, tmp_path: Path, monke
               "password_env": "TEST_AMASS_PASS", "token_env": "",
               "archives": [{"name": "CMU.tar.bz2", "sha256": hashlib.sha256(cmu).hexdigest()}, "HDM05.tar.bz2"],
               "download_dir": str(data / "downloads"), "retries": 2, "backoff_s": 0, "timeout_s": 10}
-    params = with_overrides({
+    settings = settings_with({
         "paths.amass": str(data / "amass"), "paths.annotations": str(data / "annotations"),
         "paths.assets": str(data / "assets"), "download.source": "amass_remote",
         "download.humanml3d_dir": str(humanml3d), "download.dataset_folders": {}, "download.assets.enabled": False,
-        **{f"download.amass_remote.{k}": v for k, v in remote.items()}})
-    run(params)
+        **{f"download.amass_remote.{k}": v for k, v in remote.items()}}, stage="download")
+    run(settings)
     assert (data / "amass/CMU/s1/walk_poses.npz").is_file()
     assert (data / "amass/MPI_HDM05/s1/run_poses.npz").is_file()
     assert (data / "annotations/splits/train.txt").read_text() == "000000\n"

@@ -17,17 +17,24 @@ from motion.core.errors import DataError
 from motion.data.amass import resolve_source
 from stages.download import run
 from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
-from tests.support.params import with_overrides
+from motion.core.settings import SettingsError
+from stages.settings import Settings
+from tests.support.params import settings_with, with_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SYNTHETIC = {"download.source": "synthetic", "download.synthetic.num_motions": 12, "download.synthetic.seed": 7}
+SYNTHETIC = {"download.source": "synthetic", "download.synthetic.num_motions": 12, "seed": 7}
 AMASS_KEYS = {"poses", "trans", "betas", "gender", "mocap_framerate", "dmpls"}
 
 
-def download_params(data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The real params with every output under ``data``, assets off and the dotted ``overrides``."""
-    return with_overrides({"paths.amass": str(data / "raw/amass"), "paths.annotations": str(data / "raw/annotations"),
-                           "paths.assets": str(data / "raw/assets"), "download.assets.enabled": False, **overrides})
+def download_overrides(data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Dotted overrides putting every output under ``data``, assets off, plus ``overrides``."""
+    return {"paths.amass": str(data / "raw/amass"), "paths.annotations": str(data / "raw/annotations"),
+            "paths.assets": str(data / "raw/assets"), "download.assets.enabled": False, **overrides}
+
+
+def download_params(data: Path, overrides: dict[str, Any]) -> Settings:
+    """The download stage's view of the real params with every output under ``data`` and ``overrides``."""
+    return settings_with(download_overrides(data, overrides), stage="download")
 
 
 @pytest.fixture
@@ -95,7 +102,8 @@ def test_rerun_replaces_outputs_and_failure_keeps_the_previous_ones(
 
 def test_bad_params_are_one_line_errors(tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
-    with pytest.raises(DataError, match="download.source 'amass' is unknown"):
+    with pytest.raises(SettingsError, match=r"params.yaml: download.source: expected one of 'synthetic' \| "
+                                            r"'amass_local' \| 'amass_remote', got 'amass'"):
         run(download_params(data, {**local_inputs, "download.source": "amass"}))
     with pytest.raises(DataError, match="humanml3d_dir is empty"):
         run(download_params(data, {**local_inputs, "download.humanml3d_dir": ""}))
@@ -109,7 +117,7 @@ def test_bad_params_are_one_line_errors(tmp_path: Path, local_inputs: dict[str, 
 def test_main_reads_params_file(tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(download_params(data, local_inputs)))
+    params_file.write_text(yaml.safe_dump(with_overrides(download_overrides(data, local_inputs))))
     result = subprocess.run([sys.executable, "-m", "stages.download"], cwd=REPO_ROOT, capture_output=True,
                             text=True, env={"LGTM_PARAMS": str(params_file), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from motion.core.workspace import clean_stale_temps
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -35,15 +37,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole, else it is deleted."""
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole, else it is deleted.
+
+    Temporaries are named after this process (``.<name>.<pid>-<random>.tmp``), so the next run removes
+    those of a killed run (``clean_stale_temps``) and leaves a live writer's alone.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    clean_stale_temps(path)  # what a killed earlier run left behind
+    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o755)  # mkdtemp makes 0700 folders
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
+            old = path.with_name(f".{path.name}.{os.getpid()}.old")
             if old.exists():
                 shutil.rmtree(old)
             os.replace(path, old)

@@ -12,6 +12,7 @@ read); ``load_amass`` reads a sequence and rejects non-finite values.
 from __future__ import annotations
 
 import csv
+import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -83,28 +84,74 @@ class AmassSequence:
     fps: float
 
 
+CLIP_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def check_source_path(source_path: str) -> str | None:
+    """Why an index.csv ``source_path`` is unsafe (absolute, a drive, ``~`` or ``..``), or None when it is fine."""
+    text = source_path.replace("\\", "/")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
+        return "is an absolute path"
+    if ".." in text.split("/"):
+        return "goes up a folder ('..')"
+    return None
+
+
+def _index_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV file read as UTF-8 (a byte-order mark is accepted); DataError otherwise."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"is not UTF-8 text (byte {e.start}: {e.reason})",
+                        f"convert it, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed.csv, or restore HumanML3D's "
+                        "index.csv") from None
+    except csv.Error as e:
+        raise DataError(path, f"is not a readable CSV file ({e})", "restore HumanML3D's index.csv") from None
+
+
 def read_index(path: str | Path) -> list[ClipSpec]:
-    """Read HumanML3D's ``index.csv`` (source_path, start_frame, end_frame, new_name)."""
+    """Read HumanML3D's ``index.csv`` (source_path, start_frame, end_frame, new_name), every row checked.
+
+    Frames: ``start_frame >= 0`` and ``end_frame > start_frame``, or ``end_frame == -1`` (to the end).
+    ``source_path`` stays below the AMASS root (no absolute path, no ``..``); ``new_name`` is a plain
+    clip name and unique. UTF-8 with or without a byte-order mark is read; other encodings are a DataError.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "index.csv is missing", "run the download stage (it writes HumanML3D's index.csv)")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(path, f"columns {missing} are missing (found {reader.fieldnames})",
-                            "use HumanML3D's index.csv: source_path,start_frame,end_frame,new_name")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                start, end = int(row["start_frame"]), int(row["end_frame"])
-            except (TypeError, ValueError):
-                raise DataError(path, f"line {line}: start_frame/end_frame are not integers: {row}",
-                                "fix the row or restore HumanML3D's index.csv") from None
-            clip_id = Path(row["new_name"].strip()).stem
-            if not clip_id or not row["source_path"]:
-                raise DataError(path, f"line {line}: empty source_path or new_name", "fix the row")
-            rows.append(ClipSpec(clip_id, row["source_path"].strip(), start, end))
+    fieldnames, records = _index_rows(path)
+    missing = [c for c in INDEX_COLUMNS if c not in fieldnames]
+    if missing:
+        raise DataError(path, f"columns {missing} are missing (found {fieldnames})",
+                        "use HumanML3D's index.csv: source_path,start_frame,end_frame,new_name")
+    rows = []
+    for line, row in enumerate(records, start=2):
+        if any(row[c] is None for c in INDEX_COLUMNS):
+            raise DataError(path, f"line {line} has fewer than {len(INDEX_COLUMNS)} fields", "fix the row")
+        try:
+            start, end = int(row["start_frame"]), int(row["end_frame"])
+        except (TypeError, ValueError):
+            raise DataError(path, f"line {line}: start_frame/end_frame are not integers: {row}",
+                            "fix the row or restore HumanML3D's index.csv") from None
+        if start < 0:
+            raise DataError(path, f"line {line}: start_frame {start} is negative", "fix the row (frames count from 0)")
+        if end != -1 and end <= start:
+            raise DataError(path, f"line {line}: end_frame {end} is not after start_frame {start}",
+                            "fix the row (end_frame > start_frame, or -1 for the end of the sequence)")
+        source, name = row["source_path"].strip(), row["new_name"].strip()
+        clip_id = Path(name).stem
+        if not clip_id or not source:
+            raise DataError(path, f"line {line}: empty source_path or new_name", "fix the row")
+        unsafe = check_source_path(source)
+        if unsafe:
+            raise DataError(path, f"line {line}: source_path {source!r} {unsafe}",
+                            "source paths are relative to the AMASS root, e.g. ./pose_data/CMU/01/01_01_poses.npy")
+        if Path(name).name != name or not CLIP_NAME.match(clip_id):
+            raise DataError(path, f"line {line}: new_name {name!r} is not a plain clip name",
+                            "use names like 000123.npy (letters, digits, _ and -)")
+        rows.append(ClipSpec(clip_id, source, start, end))
     duplicates = sorted(i for i, n in Counter(r.clip_id for r in rows).items() if n > 1)
     if duplicates:
         raise DataError(path, f"new_name is not unique (e.g. {duplicates[:3]})", "give every clip its own new_name")
@@ -287,6 +334,22 @@ def _finite(name: str, array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
+# Plausible magnitudes: far beyond any real capture, far below what overflows float32 kinematics.
+PLAUSIBLE_LIMITS: dict[str, float] = {"poses": 100.0,  # axis-angle radians (about 16 turns)
+                                      "trans": 1e4,  # metres from the capture origin
+                                      "betas": 100.0,  # shape coefficients (real ones are within +-5)
+                                      "joints": 1e4}  # joint positions in metres (HumanAct12 pose_data)
+
+
+def _plausible(name: str, array: np.ndarray, path: Path) -> np.ndarray:
+    limit = PLAUSIBLE_LIMITS[name]
+    worst = float(np.max(np.abs(array))) if array.size else 0.0
+    if worst > limit:
+        raise DataError(path, f"{name} holds an implausible value {worst:.3g} (a real capture stays within "
+                        f"+-{limit:g})", f"download this file again from {AMASS_SITE}, or set poses.on_invalid: skip")
+    return array
+
+
 def load_amass(path: str | Path) -> AmassSequence:
     """Read an AMASS SMPL+H sequence (run ``check_amass_file`` first for clear format errors)."""
     path = Path(path)
@@ -303,8 +366,9 @@ def load_amass(path: str | Path) -> AmassSequence:
     if poses.ndim != 2 or poses.shape[1] < 66 or trans.shape != (poses.shape[0], 3):
         raise DataError(path, f"poses {poses.shape} / trans {trans.shape} are not (T, {POSE_DIM}) / (T, 3)",
                         USE_SMPLH_G)
-    return AmassSequence(path, _finite("poses", poses, path), _finite("trans", trans, path),
-                         _finite("betas", betas, path), gender, fps)
+    checked = {name: _plausible(name, _finite(name, array, path), path)
+               for name, array in (("poses", poses), ("trans", trans), ("betas", betas))}
+    return AmassSequence(path, checked["poses"], checked["trans"], checked["betas"], gender, fps)
 
 
 def load_pose_data(path: str | Path) -> np.ndarray:
@@ -315,7 +379,7 @@ def load_pose_data(path: str | Path) -> np.ndarray:
     except (OSError, ValueError, EOFError) as e:
         raise DataError(path, f"cannot be read ({type(e).__name__})",
                         "extract HumanML3D's humanact12 pose_data again") from None
-    return _finite("joints", np.asarray(joints[:, :22], dtype=np.float64), path)
+    return _plausible("joints", _finite("joints", np.asarray(joints[:, :22], dtype=np.float64), path), path)
 
 
 def downsample(sequence: AmassSequence, step: int) -> tuple[np.ndarray, np.ndarray]:

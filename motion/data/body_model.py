@@ -106,12 +106,25 @@ def load_smplh_data(path: str | Path) -> dict[str, np.ndarray]:
     axis-angle hand poses (``use_pca=False``, flat mean) smplx only needs them to exist.
     """
     path = Path(path)
+    data: dict[str, np.ndarray] = {}
+    pickled: list[str] = []  # fields stored as pickled Python objects: never unpickled (that can run code)
     try:
-        with np.load(path, allow_pickle=True) as npz:
-            data = {k: npz[k] for k in npz.files}
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    data[key] = npz[key]
+                except ValueError as e:
+                    if "allow_pickle" not in str(e):
+                        raise
+                    pickled.append(key)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(path, f"SMPL+H model file cannot be read ({type(e).__name__})",
                         f"download the 'Extended SMPL+H model' from {SMPLH_SITE} again") from None
+    needed = [k for k in SMPLH_KEYS if k in pickled]
+    if needed:
+        raise DataError(path, f"fields {needed} are pickled Python objects, which are not loaded (a crafted file "
+                        "could run code)", f"use the 'Extended SMPL+H model' .npz from {SMPLH_SITE} (plain arrays), "
+                        "or re-save each field as a numeric array on a trusted machine")
     missing = [k for k in SMPLH_KEYS if k not in data]
     if missing:
         raise DataError(path, f"is not an SMPL+H model file: keys {missing} are missing",

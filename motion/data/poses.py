@@ -231,6 +231,15 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
             continue
         for clip in source.clips:
             joints, mirrored = clip_and_mirror(pose_data, clip)
+            if joints.shape[0] == 0:  # start_frame at or past the end of the (trimmed) sequence
+                problem = DataError(index_csv, f"clip {clip.clip_id}: start_frame {clip.start_frame} is past the end "
+                                    f"of {clip.source_path} ({pose_data.shape[0]} frames at {settings.target_fps} fps)",
+                                    "fix the row (or restore HumanML3D's index.csv), or set poses.on_invalid: skip")
+                if settings.on_invalid == "error":
+                    raise problem
+                log.warning("skipping: %s", problem)
+                plan.skipped.setdefault("past_end", {})[clip.clip_id] = clip.source_path
+                continue
             if joints.shape[0] < settings.min_frames:
                 plan.skipped["too_short"][clip.clip_id] = clip.source_path
                 continue

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from motion.core.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(*parts: Any) -> str:
@@ -69,6 +73,20 @@ class JsonCache:
             return f.read(1) == b"\n"
 
 
+def _read_shard(shard: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """texts, offsets, tokens and sentences of one ArrayCache shard; ValueError when they do not fit together."""
+    with np.load(shard, allow_pickle=False) as z:
+        texts = [str(t) for t in z["texts"]]
+        offsets, tokens, sentences = z["offsets"], z["tokens"], z["sentences"]
+    n = len(texts)
+    if (offsets.shape != (n + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) < 0)
+            or tokens.ndim != 2 or offsets[-1] != tokens.shape[0] or sentences.ndim != 2 or sentences.shape[0] != n):
+        raise ValueError("texts, offsets, tokens and sentences do not match")
+    if not (np.all(np.isfinite(tokens)) and np.all(np.isfinite(sentences))):
+        raise ValueError("non-finite features")
+    return texts, offsets, tokens, sentences
+
+
 class ArrayCache:
     """Text -> (tokens (L, D) float16, sentence (D_s,) float32) store kept as ``.npz`` shards in a folder."""
 
@@ -77,9 +95,12 @@ class ArrayCache:
         self._tokens: dict[str, np.ndarray] = {}
         self._sentences: dict[str, np.ndarray] = {}
         for shard in sorted(self.folder.glob("shard-*.npz")):
-            with np.load(shard, allow_pickle=False) as z:
-                texts = [str(t) for t in z["texts"]]
-                offsets, tokens, sentences = z["offsets"], z["tokens"], z["sentences"]
+            try:
+                texts, offsets, tokens, sentences = _read_shard(shard)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                log.warning("%s: corrupt cache shard discarded (%s); its texts are encoded again", shard, err)
+                shard.unlink(missing_ok=True)
+                continue
             for i, text in enumerate(texts):
                 self._tokens[text] = tokens[offsets[i]:offsets[i + 1]]
                 self._sentences[text] = sentences[i]

@@ -31,6 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ENCODERS = ("minilm", "clip", "distilbert")
+MAX_TOKENS = 128  # HF encoders truncate longer texts
+PAD_MULTIPLE = 16  # HF encoders pad a batch to a multiple of this many tokens (its length bucket)
 
 
 class TextEncoder(Protocol):
@@ -83,13 +85,23 @@ class HFEncoder:
             raise DataError(self.path, f"cannot load the {self.name} weights offline ({type(err).__name__})",
                             f"put {self.path} in the Hugging Face cache or use embed_texts.encoder: minilm") from None
 
+    def length_bucket(self, text: str) -> int:
+        """The padded length class of ``text``: its token count rounded up to PAD_MULTIPLE."""
+        if self.model is None:
+            self._load()
+        count = len(self.tokenizer(text, truncation=True, max_length=MAX_TOKENS)["input_ids"])
+        return -(-count // PAD_MULTIPLE)
+
     def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Token features of the non-padding tokens and the mean-pooled sentence vectors."""
+        """Token features of the non-padding tokens and the mean-pooled sentence vectors.
+
+        Padding goes to a multiple of PAD_MULTIPLE, so a batch of one length bucket has one shape."""
         import torch
 
         if self.model is None:
             self._load()
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
+                               pad_to_multiple_of=PAD_MULTIPLE, return_tensors="pt")
         batch = batch.to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state.float()
@@ -217,21 +229,47 @@ def unique_texts(table_file: str | Path) -> list[str]:
     return sorted({t for c in columns for t in table[c].astype(str)})
 
 
+def canonical_batches(texts: list[str], encoder: TextEncoder, batch_size: int) -> list[list[str]]:
+    """The batches ``texts`` are encoded in, each exactly ``batch_size`` rows of one padded length.
+
+    Texts are grouped by the encoder's length bucket (``length_bucket``; encoders that pad to one fixed
+    length have none), sorted within it, chunked, and the last chunk of a bucket is filled up with
+    copies of its last text (their outputs are dropped). Every batch thus has the same shape whatever
+    else is encoded with it, so a text's features do not depend on which texts were missing from the
+    cache: a cold run and a warm one give the same bytes.
+    """
+    bucket_of = getattr(encoder, "length_bucket", None)
+    buckets: dict[int, list[str]] = {}
+    for text in sorted(set(texts)):
+        buckets.setdefault(int(bucket_of(text)) if bucket_of else 0, []).append(text)
+    batches = []
+    for bucket in sorted(buckets, reverse=True):
+        group = buckets[bucket]
+        for start in range(0, len(group), batch_size):
+            chunk = group[start:start + batch_size]
+            batches.append(chunk + [chunk[-1]] * (batch_size - len(chunk)))
+    return batches
+
+
 def embed_with_cache(texts: list[str], encoder: TextEncoder, cache: ArrayCache, batch_size: int = 128,
                      progress: bool = True) -> int:
-    """Encode the texts missing from the cache (batched, longest first) and add them; returns how many."""
-    todo = sorted({t for t in texts if t not in cache}, key=lambda t: (-len(t), t))
+    """Encode the texts missing from the cache in canonical batches and add them; returns how many."""
+    todo = sorted({t for t in texts if t not in cache})
     new_texts: list[str] = []
     new_tokens: list[np.ndarray] = []
     new_sentences: list[np.ndarray] = []
     bar = tqdm(total=len(todo), desc=f"embed_texts ({encoder.name})", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
-        tokens, sentences = encoder.encode(chunk)
-        new_texts += chunk
-        new_tokens += tokens
-        new_sentences.append(sentences)
-        bar.update(len(chunk))
+    seen: set[str] = set()
+    for batch in canonical_batches(todo, encoder, batch_size):
+        tokens, sentences = encoder.encode(batch)
+        for i, text in enumerate(batch):
+            if text in seen:
+                continue  # a filler copy
+            seen.add(text)
+            new_texts.append(text)
+            new_tokens.append(tokens[i])
+            new_sentences.append(sentences[i:i + 1])
+            bar.update(1)
     bar.close()
     if new_texts:
         cache.add(new_texts, new_tokens, np.concatenate(new_sentences))

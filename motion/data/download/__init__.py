@@ -15,6 +15,7 @@ from motion.data.download.amass_tree import (
 )
 from motion.data.download.archives import (
     ARCHIVE_SUFFIXES,
+    ArchiveLimits,
     check_archive_opens,
     extract_archive,
     is_archive,
@@ -49,6 +50,7 @@ from motion.data.download.sources import (
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "AUTH_MODES", "HUMANML3D_DATASET_FOLDERS", "NO_CREDENTIALS", "SOURCES", "AmassSource",
+    "ArchiveLimits",
     "AssetItem", "Assets", "Credentials", "LocalArchives", "RemoteArchives", "archive_url", "bring_humanact12",
     "build_amass_tree", "check_archive_opens", "check_source", "check_url", "copy_dataset_folder",
     "credentials_from_env", "download_file", "extract_archive", "fetch_asset", "find_amass_inputs", "find_humanact12",

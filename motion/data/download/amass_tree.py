@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from motion.core.errors import DataError
 from motion.data.amass import DATASET_ALIASES, HUMANACT12
-from motion.data.download.archives import ARCHIVE_SUFFIXES, extract_archive
+from motion.data.download.archives import ARCHIVE_SUFFIXES, ArchiveLimits, extract_archive
 from motion.data.download.http import CHUNK_BYTES
 from motion.data.download.humanml3d import first_existing
 
@@ -38,10 +38,24 @@ def find_amass_inputs(folder: str | Path) -> tuple[list[Path], list[Path]]:
     return archives, datasets
 
 
+def check_link_inside(path: Path, root: Path) -> None:
+    """DataError when ``path`` is a symbolic link whose target lies outside ``root`` (as archive links are)."""
+    if not path.is_symlink():
+        return
+    real, top = path.resolve(), root.resolve()
+    if real != top and top not in real.parents:
+        raise DataError(path, f"is a link to {os.readlink(path)!r}, outside the dataset folder {root}; refusing it",
+                        "replace the link by the file itself (extracted datasets must not point elsewhere)")
+
+
 def _iter_files(folder: Path) -> Iterator[Path]:
+    """Files below ``folder`` (sorted); links that point outside it are refused."""
     for root, dirs, files in os.walk(folder):
         dirs.sort()
+        for name in dirs:
+            check_link_inside(Path(root) / name, folder)
         for name in sorted(files):
+            check_link_inside(Path(root) / name, folder)
             yield Path(root) / name
 
 
@@ -70,13 +84,15 @@ def copy_dataset_folder(source: str | Path, target: str | Path, rename: Mapping[
 
 def build_amass_tree(archives: list[Path], folders: list[Path], target: str | Path,
                      rename: Mapping[str, str] | None = None, link: bool = True,
-                     progress: bool = True) -> dict[str, int]:
-    """Extract archives and copy dataset folders into one AMASS tree; return the file count per dataset."""
+                     progress: bool = True, limits: ArchiveLimits | None = None) -> dict[str, int]:
+    """Extract archives and copy dataset folders into one AMASS tree; return the file count per dataset.
+
+    ``limits`` bounds each archive's member count and extracted size (None: unbounded)."""
     target = Path(target)
     rename = {**HUMANML3D_DATASET_FOLDERS, **(rename or {})}
     written: list[PurePosixPath] = []
     for archive in archives:
-        written += extract_archive(archive, target, rename, progress)
+        written += extract_archive(archive, target, rename, progress, limits)
     for folder in folders:
         written += copy_dataset_folder(folder, target, rename, link)
     counts: dict[str, int] = {}
@@ -104,6 +120,7 @@ def bring_humanact12(source: str | Path, target: str | Path) -> int:
     count = 0
     if source.is_dir():
         for path in sorted(source.rglob("*.npy")):
+            check_link_inside(path, source)
             if _NPY_NAME.match(path.name) and not (dest / path.name).exists():
                 shutil.copyfile(path, dest / path.name)
                 count += 1

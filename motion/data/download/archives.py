@@ -12,11 +12,11 @@ import lzma
 import os
 import posixpath
 import re
-import shutil
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -71,22 +71,57 @@ def _check_inside(target: Path, dest: Path, archive: Path, member: str) -> None:
         raise _refuse(archive, member, "would be written outside the target folder through a link")
 
 
-def _write_member(source: BinaryIO, dest: Path, archive: Path, member: str) -> None:
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on what one archive may extract to (a tar or zip bomb stops with a DataError)."""
+
+    max_members: int  # files, folders and links
+    max_bytes: int  # total size of the extracted files
+
+
+class _Budget:
+    """Members and bytes left to one archive's extraction."""
+
+    def __init__(self, archive: Path, limits: ArchiveLimits | None) -> None:
+        self.archive, self.limits = archive, limits
+        self.members = self.bytes = 0
+
+    def _fail(self, what: str, limit: int) -> DataError:
+        return DataError(self.archive, f"extracts to more than {limit} {what}; refusing it (an archive bomb?)",
+                         "check the archive comes from the official source, or raise the download archive limits "
+                         "in params.yaml")
+
+    def member(self) -> None:
+        self.members += 1
+        if self.limits is not None and self.members > self.limits.max_members:
+            raise self._fail("members", self.limits.max_members)
+
+    def add_bytes(self, count: int) -> None:
+        self.bytes += count
+        if self.limits is not None and self.bytes > self.limits.max_bytes:
+            raise self._fail("bytes", self.limits.max_bytes)
+
+
+def _write_member(source: BinaryIO, dest: Path, archive: Path, member: str, budget: _Budget) -> None:
     if dest.exists() or dest.is_symlink():
         raise DataError(archive, f"member {member!r} would overwrite {dest.name} from another archive or folder",
                         "remove the duplicate archive (or dataset folder) from the input folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as out:
-        shutil.copyfileobj(source, out, CHUNK_BYTES)
+        while chunk := source.read(CHUNK_BYTES):
+            budget.add_bytes(len(chunk))
+            out.write(chunk)
 
 
-def _extract_tar(archive: Path, target: Path, rename: Mapping[str, str], progress: bool) -> list[PurePosixPath]:
+def _extract_tar(archive: Path, target: Path, rename: Mapping[str, str], progress: bool,
+                 budget: _Budget) -> list[PurePosixPath]:
     written: list[PurePosixPath] = []
     with open(archive, "rb") as raw, tqdm.wrapattr(raw, "read", total=archive.stat().st_size, unit="B",
                                                    unit_scale=True, unit_divisor=1024, desc=f"extract {archive.name}",
                                                    disable=not progress) as reader:
         with tarfile.open(fileobj=reader, mode="r|*") as tar:
             for member in tar:
+                budget.member()
                 try:
                     rel = safe_member_path(member.name)
                     if rel is None:
@@ -111,20 +146,22 @@ def _extract_tar(archive: Path, target: Path, rename: Mapping[str, str], progres
                         raise _refuse(archive, member.name,
                                       f"is a hard link to {member.linkname!r}, which is not extracted")
                     with open(source, "rb") as f:
-                        _write_member(f, dest, archive, member.name)
+                        _write_member(f, dest, archive, member.name, budget)
                     written.append(_renamed(rel, rename))
                 elif member.isfile():
                     fileobj = tar.extractfile(member)
                     assert fileobj is not None
-                    _write_member(fileobj, dest, archive, member.name)
+                    _write_member(fileobj, dest, archive, member.name, budget)
                     written.append(_renamed(rel, rename))
     return written
 
 
-def _extract_zip(archive: Path, target: Path, rename: Mapping[str, str], progress: bool) -> list[PurePosixPath]:
+def _extract_zip(archive: Path, target: Path, rename: Mapping[str, str], progress: bool,
+                 budget: _Budget) -> list[PurePosixPath]:
     written: list[PurePosixPath] = []
     with zipfile.ZipFile(archive) as zf:
         for info in tqdm(zf.infolist(), desc=f"extract {archive.name}", unit="file", disable=not progress):
+            budget.member()
             try:
                 rel = safe_member_path(info.filename)
             except ValueError as why:
@@ -137,25 +174,27 @@ def _extract_zip(archive: Path, target: Path, rename: Mapping[str, str], progres
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
             with zf.open(info) as source:
-                _write_member(source, dest, archive, info.filename)
+                _write_member(source, dest, archive, info.filename, budget)
             written.append(_renamed(rel, rename))
     return written
 
 
 def extract_archive(archive: str | Path, target: str | Path, rename: Mapping[str, str] | None = None,
-                    progress: bool = True) -> list[PurePosixPath]:
+                    progress: bool = True, limits: ArchiveLimits | None = None) -> list[PurePosixPath]:
     """Extract a tar (.tar.bz2, .tar.gz, ...) or zip archive into ``target``, refusing escaping members.
 
     ``rename`` maps top-level folder names (e.g. AMASS's new dataset names to HumanML3D's).
+    ``limits`` bounds the member count and the extracted bytes (None: unbounded).
     Returns the relative paths of the files written.
     """
     archive, target = Path(archive), Path(target)
     target.mkdir(parents=True, exist_ok=True)
     rename = rename or {}
+    budget = _Budget(archive, limits)
     try:
         if zipfile.is_zipfile(archive):
-            return _extract_zip(archive, target, rename, progress)
-        return _extract_tar(archive, target, rename, progress)
+            return _extract_zip(archive, target, rename, progress, budget)
+        return _extract_tar(archive, target, rename, progress, budget)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as err:
         raise DataError(archive, f"cannot be read as an archive ({type(err).__name__}: {err})",
                         "the file is truncated or corrupt: delete it and download it again") from None

@@ -23,7 +23,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
-from motion.core.errors import DataError
+from motion.core.errors import DataError, redact
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,6 @@ def credentials_from_env(mode: str, username_env: str = "", password_env: str = 
     if mode in ("bearer", "cookie"):
         return Credentials(mode, (token_env,), token=environ[token_env])
     return NO_CREDENTIALS
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def check_url(url: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.data.download.amass_tree import bring_humanact12, build_amass_tree, find_amass_inputs, find_humanact12
+from motion.data.download.archives import ArchiveLimits
 from motion.data.download.assets import AssetItem, fetch_asset
 from motion.data.download.http import archive_url, credentials_from_env, download_file
 from motion.data.download.humanml3d import prepare_annotations
@@ -109,8 +110,11 @@ def remote_archives(remote: RemoteArchives) -> list[Path]:
     return paths
 
 
-def make_amass(source: AmassSource, amass: Path, annotations: Path) -> None:
-    """Build the AMASS tree from local or downloaded archives and bring HumanML3D's annotations."""
+def make_amass(source: AmassSource, amass: Path, annotations: Path, limits: ArchiveLimits | None = None) -> None:
+    """Build the AMASS tree from local or downloaded archives and bring HumanML3D's annotations.
+
+    ``limits`` bounds what each archive may extract to (params ``download.max_archive_members`` /
+    ``download.max_archive_bytes`` once the settings carry them; None: unbounded)."""
     if not source.humanml3d_dir:
         raise DataError("params.yaml", "download.humanml3d_dir is empty",
                         "clone github.com/EricGuo5513/HumanML3D (unzip nothing) and set download.humanml3d_dir")
@@ -128,7 +132,7 @@ def make_amass(source: AmassSource, amass: Path, annotations: Path) -> None:
         if source.kind == "amass_remote":
             archives = remote_archives(source.remote)
         with atomic_dir(amass) as amass_tmp:
-            counts = build_amass_tree(archives, folders, amass_tmp, source.dataset_folders, link)
+            counts = build_amass_tree(archives, folders, amass_tmp, source.dataset_folders, link, limits=limits)
             humanact12 = find_humanact12(source.humanml3d_dir)
             if humanact12 is None:
                 log.warning("%s has no pose_data/humanact12.zip: the HumanAct12 clips of index.csv will be missing",
