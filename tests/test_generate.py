@@ -14,11 +14,14 @@ from motion.core.errors import DataError
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.core.parts import FEATURE_DIM, PART_NAMES, TEXT_SLOTS, split_parts
 from motion.core.sampling import SamplingConfig
+from motion.core.settings import convert
 from motion.core.skeleton import JOINT_NAMES
 from motion.data.features import extract_features, recover_from_ric
 from motion.export.render import ffmpeg_exe
+from motion.text.split import SplitSettings
 from tests.oracles.bvh_reader import read_bvh
-from tests.support.params import real_params, write_params
+from tests.support.params import settings_with, write_params
+from tests.support.tmr import FakeEncoder, write_tmr_folders
 from tools.generate import generate, main, parse_part_args
 
 CAPTION = "a person waves the right hand"
@@ -63,7 +66,7 @@ def test_parse_part_args() -> None:
 
 
 def test_resolve_part_texts(tmp_path: Path) -> None:
-    section, cache = real_params()["split_texts"], tmp_path / "cache"
+    section, cache = convert(SplitSettings, settings_with({}).split_texts), tmp_path / "cache"
     none = resolve_part_texts(CAPTION, {"head": "nods"}, "none", section, cache)
     assert none == {p: ("nods" if p == "head" else CAPTION) for p in PART_NAMES}
     rules = resolve_part_texts(CAPTION, {}, "rules", section, cache)
@@ -72,7 +75,7 @@ def test_resolve_part_texts(tmp_path: Path) -> None:
     edited = resolve_part_texts(CAPTION, {"right_arm": "waves the right hand slowly"}, "rules", section, cache)
     assert edited["right_arm"] == "waves the right hand slowly" and edited["left_leg"] == rules["left_leg"]
     everything = {p: f"{p} moves" for p in PART_NAMES}
-    assert resolve_part_texts(CAPTION, everything, "llm", {}, cache) == everything  # no splitter (no network) needed
+    assert resolve_part_texts(CAPTION, everything, "llm", section, cache) == everything  # no splitter (network) needed
     with pytest.raises(ValueError, match="split 'gpt'"):
         resolve_part_texts(CAPTION, {}, "gpt", section, cache)
 
@@ -191,9 +194,9 @@ def write_trained_folders(root: Path) -> Path:
     paths = {"lgtm": root / "lgtm", "features": root / "features", "cache": root / "cache",
              "embeddings": root / "none", "tmr": root / "none"}
     return write_params(root, {**{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
-                               "lgtm.config": "cpu", "lgtm.device": "cpu", "lgtm.num_threads": 1,
-                               "lgtm.text_latents": "random", "lgtm.configs.cpu.sampling": {"steps": 4},
-                               "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0}})
+                               "compute.device": "cpu", "compute.threads.prompt_study": 1,
+                               "lgtm.text_latents": "random",
+                               "lgtm.sampling": {"sampler": "ddim", "steps": 4, "eta": 0.0, "guidance_scale": 1.0}})
 
 
 def test_command_line_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -237,40 +240,6 @@ def test_turning_motion_keeps_its_heading_through_features_and_bvh(tmp_path: Pat
 
 
 # ----------------------------------------------------------------------------- the TMR text-latent path
-
-class FakeEncoder:
-    """A deterministic stand-in for the embed_texts encoder: one 8-d token per word."""
-
-    name, cache_id, token_dim, sentence_dim = "fake", "fake:words", 8, 8
-
-    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Token features per word (seeded by the word) and their normalised mean."""
-        tokens = [np.stack([np.random.default_rng(sum(map(ord, w))).standard_normal(8) for w in t.split()])
-                  .astype(np.float32) for t in texts]
-        sentences = np.stack([t.mean(0) / np.linalg.norm(t.mean(0)) for t in tokens])
-        return tokens, sentences
-
-
-def write_tmr_folders(root: Path, known: list[str]) -> None:
-    """Seven tiny TMRs (latent 4, token 8) under root/tmr and an embed_texts folder holding ``known``."""
-    import torch
-
-    from models.tmr import TMR, TMRConfig, save_tmr
-    from motion.core.parts import PART_DIMS
-    from motion.text.cache import ArrayCache
-    from motion.text.embeddings import write_embeddings
-
-    torch.manual_seed(0)
-    for slot in TEXT_SLOTS:
-        dim = FEATURE_DIM if slot == "whole_body" else PART_DIMS[slot]
-        cfg = TMRConfig(motion_dim=dim, token_dim=8, latent_dim=4, ff_size=8, num_layers=1, num_heads=2, dropout=0.0)
-        save_tmr(TMR(cfg), root / "tmr" / slot)
-    encoder = FakeEncoder()
-    cache = ArrayCache(root / "cache" / "embeddings")
-    tokens, sentences = encoder.encode(known)
-    cache.add(known, tokens, sentences)
-    write_embeddings(root / "embeddings", known, cache, encoder)
-
 
 def test_token_source_and_tmr_latents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import motion.text.embeddings as embeddings
@@ -319,7 +288,6 @@ def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.Monke
     params = yaml.safe_load(params_path.read_text())
     params["lgtm"]["text_latents"] = "tmr"
     params["paths"].update(tmr=str(tmp_path / "tmr"), embeddings=str(tmp_path / "embeddings"))
-    params["embed_texts"]["encoder"] = "fake"
     params_path.write_text(yaml.safe_dump(params))
     out = tmp_path / "nod"
     main(["--text", "a person nods", "--frames", "12", "--split", "rules", "--steps", "2", "--no-video",

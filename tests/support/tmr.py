@@ -1,4 +1,4 @@
-"""Small fake inputs for the TMR tests: a features folder, a caption table and a text-embedding object."""
+"""Small fake inputs for the TMR tests: a features folder, a caption table, text-embedding objects, tiny TMRs."""
 from __future__ import annotations
 
 import zlib
@@ -83,3 +83,37 @@ def make_fake_data(root: Path, num_motions: int = 24, captions: int = 2, seed: i
         stats[f"{name}_mean"], stats[f"{name}_std"] = part.mean(0), part.std(0)
     np.savez(features / "part_stats.npz", **stats)
     return features, texts
+
+
+class FakeEncoder:
+    """A deterministic stand-in for the embed_texts encoder: one 8-d token per word."""
+
+    name, cache_id, token_dim, sentence_dim = "fake", "fake:words", 8, 8
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token features per word (seeded by the word) and their normalised mean."""
+        tokens = [np.stack([np.random.default_rng(sum(map(ord, w))).standard_normal(8) for w in t.split()])
+                  .astype(np.float32) for t in texts]
+        sentences = np.stack([t.mean(0) / np.linalg.norm(t.mean(0)) for t in tokens])
+        return tokens, sentences
+
+
+def write_tmr_folders(root: Path, known: list[str]) -> None:
+    """Seven tiny TMRs (latent 4, token 8) under root/tmr and an embed_texts folder holding ``known``."""
+    import torch
+
+    from models.tmr import TMR, TMRConfig, save_tmr
+    from motion.core.parts import PART_DIMS
+    from motion.text.cache import ArrayCache
+    from motion.text.embeddings import write_embeddings
+
+    torch.manual_seed(0)
+    for slot in TEXT_SLOTS:
+        dim = FEATURE_DIM if slot == "whole_body" else PART_DIMS[slot]
+        cfg = TMRConfig(motion_dim=dim, token_dim=8, latent_dim=4, ff_size=8, num_layers=1, num_heads=2, dropout=0.0)
+        save_tmr(TMR(cfg), root / "tmr" / slot)
+    encoder = FakeEncoder()
+    cache = ArrayCache(root / "cache" / "embeddings")
+    tokens, sentences = encoder.encode(known)
+    cache.add(known, tokens, sentences)
+    write_embeddings(root / "embeddings", known, cache, encoder)
