@@ -6,16 +6,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from motion.core.parts import PART_NAMES
-from tests.studio_browser import serve_workspace
-from tests.studio_fakes import patch_encoder, shared_workspace
+from tests.support.params import write_params
+from tests.support.studio import patch_encoder, serve_workspace, shared_workspace
 from tools.studio.engine import Engine, GenerationSettings, SampleResult, SplitResult
 from tools.studio.jobs import Busy, DeviceWorker, user_message
 from tools.studio.server import Studio, make_server, safe_child
@@ -61,7 +61,6 @@ class BlockingEngine:
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.params: dict[str, Any] = {"paths": {}}
         self.splitter = "rules"
 
     def split(self, caption: str, backend: str | None = None) -> SplitResult:
@@ -143,7 +142,7 @@ def test_full_worker_raises_busy() -> None:
 # ----------------------------------------------------------------------------- generation and errors
 
 def test_generate_through_the_api(served: tuple[str, Studio], tmp_path: Path) -> None:
-    from motion.export.bvh import read_bvh
+    from tests.oracles.bvh_reader import read_bvh
 
     base, studio = served
     status, info = call(base, "/api/info")
@@ -228,14 +227,17 @@ def test_guidance_needs_a_model_trained_with_text_dropout(served: tuple[str, Stu
         generation_settings({"caption": CAPTION, "guidance_scale": 2.5}, without)
 
 
-def test_llm_splitter_down_falls_back_to_the_rules(tmp_path: Path) -> None:
-    params = {"paths": {"cache": str(tmp_path / "cache")},
-              "split_texts": {"backend": "llm", "llm": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "NO_KEY",
-                                                        "max_retries": 3, "timeout_s": 2}}}
-    result = Engine(params, "cpu", {"pipeline": tmp_path}).split(CAPTION)
+def test_llm_splitter_down_falls_back_to_the_rules(served: tuple[str, Studio]) -> None:
+    from dataclasses import replace
+
+    config = served[1].engine.config
+    llm = replace(config.split.llm, base_url="http://127.0.0.1:9/v1", api_key_env="NO_KEY", max_retries=3,
+                  timeout_s=2)
+    engine = Engine(replace(config, split=replace(config.split, backend="llm", llm=llm)))
+    result = engine.split(CAPTION)
     assert result.backend == "rules" and "fell back to the rules" in result.note
     assert "wave" in result.parts["right_arm"] and set(result.parts) == set(PART_NAMES)
-    none = Engine(params, "cpu", {"pipeline": tmp_path}).split(CAPTION, "none")
+    none = engine.split(CAPTION, "none")
     assert set(none.parts.values()) == {CAPTION}
 
 
@@ -285,9 +287,7 @@ def test_page_headers_forbid_other_origins(served: tuple[str, Studio]) -> None:
 def test_command_says_run_make_repro_when_models_are_missing(tmp_path: Path) -> None:
     from tools.studio.__main__ import build_parser, main
 
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"paths": {"lgtm": str(tmp_path / "lgtm"), "features": str(tmp_path / "f")},
-                                      "lgtm": {"device": "cpu"}}))
+    params = write_params(tmp_path, {"paths.lgtm": str(tmp_path / "lgtm"), "paths.features": str(tmp_path / "f")})
     with pytest.raises(SystemExit, match=r"lgtm/config.json is missing: run make repro first"):
         main(["--params", str(params), "--port", "0"])
     assert build_parser().parse_args([]).host == "127.0.0.1"
@@ -301,14 +301,13 @@ def test_model_folders_are_selectable(served: tuple[str, Studio], tmp_path: Path
     from tools.studio.engine import find_models
 
     studio = served[1]
-    paths = studio.engine.params["paths"]
+    lgtm = studio.engine.config.trained.lgtm
     official = tmp_path / "assets" / "lgtm_checkpoints"
-    assert "official" not in find_models({"paths": {"assets": str(tmp_path / "assets")}})
-    shutil.copytree(paths["lgtm"], official)
-    models = find_models({"paths": {"lgtm": paths["lgtm"], "assets": str(tmp_path / "assets")}}, {"mine": "x/y"})
+    assert "official" not in find_models(lgtm, tmp_path / "assets")
+    shutil.copytree(lgtm, official)
+    models = find_models(lgtm, tmp_path / "assets", {"mine": "x/y"})
     assert list(models) == ["pipeline", "official", "mine"] and models["official"] == official
-    engine = Engine(studio.engine.params, "cpu", {"pipeline": Path(paths["lgtm"]), "copy": official,
-                                                   "broken": tmp_path / "none"})
+    engine = Engine(studio.engine.config, {"pipeline": lgtm, "copy": official, "broken": tmp_path / "none"})
     info = engine.describe()
     assert [m["name"] for m in info["models"]] == ["pipeline", "copy", "broken"]
     assert info["models"][1]["window"] == 40 and "run make repro first" in info["models"][2]["error"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,27 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Check the models, load the default one, serve until interrupted."""
     args = build_parser().parse_args(argv)
-    from motion.core.config import load_params
     from motion.core.errors import DataError
-    from tools.studio.engine import Engine, ModelsMissing, find_models
+    from stages.settings import load_settings
+    from tools.studio.engine import Engine, ModelsMissing
     from tools.studio.server import Studio, make_server
 
     try:
-        params = load_params(args.params)
         extra = {}
         for item in args.model:
             name, sep, folder = item.partition("=")
             if not sep or not name.strip() or not folder.strip():
                 sys.exit(f"studio: --model {item!r}: expected NAME=FOLDER")
             extra[name.strip()] = folder.strip()
-        import torch
+        engine = Engine.from_settings(load_settings(path=args.params), args.device, extra)
+        if engine.config.threads:
+            import torch
 
-        from motion.core.device import resolve_device
-
-        section = params.get("lgtm", {}) or {}
-        torch.set_num_threads(int(section.get("num_threads", 2)))
-        engine = Engine(params, resolve_device(args.device or section.get("device", "auto")),
-                        find_models(params, extra))
+            torch.set_num_threads(engine.config.threads)
         engine.check()
         engine.load()  # loaded once and kept warm
     except ModelsMissing as err:

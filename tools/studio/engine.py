@@ -1,37 +1,63 @@
-"""The studio's one adapter to the generation glue and the trained models.
+"""The studio's one adapter to the inference module and the trained models.
 
-Everything the studio needs from ``tools.generate`` (model loading, text latents, the part sampler, the
-feature -> joints -> files path) goes through this module, so the glue can move without touching the server:
-``Engine.generate`` calls ``tools.generate.generate`` (joints.npy, features.npy, motion.bvh, parts.json) and then
-``tools.generate.write_video`` (motion.mp4): the same files, made by the same code, as the command line.
+Generation reuses the command line's code: ``models.inference`` loads the LGTM with its Mean/Std and text
+latents (``LGTMGenerator.load``) and samples one motion at a time (``part_sampler``); ``tools.generate.generate``
+writes joints.npy, features.npy, motion.bvh and parts.json and ``tools.generate.write_video`` motion.mp4: the
+same files, made by the same code, as ``python -m tools.generate``.
 
-The engine is not thread-safe on purpose: the studio calls it from its single device worker only
-(``tools.studio.jobs.DeviceWorker``), so two generations never run at once on one device.
+Params are read in one place, ``Engine.from_settings``, into a ``StudioConfig``; nothing else here (or in the
+server) looks at params. The engine is not thread-safe on purpose: the studio calls it from its single device
+worker only (``tools.studio.jobs.DeviceWorker``), so two generations never run at once on one device.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.inference import SPLITS, LGTMGenerator, TrainedLGTM
 from motion.core.errors import DataError
-from motion.core.parts import PART_JOINTS, PART_NAMES
+from motion.core.parts import PART_JOINTS, PART_NAMES, TEXT_SLOTS
+from motion.core.sampling import SAMPLERS, SamplingConfig
 from motion.core.skeleton import JOINT_NAMES, PARENTS
+from motion.text.embeddings import EncoderSettings
+from motion.text.split import SplitSettings
+from tools.generate import FPS
 
-FPS = 20
-SAMPLERS = ("ddim", "dpmsolver++")
-SPLITTERS = ("rules", "llm", "none")
-ENCODERS = ("whole_body",) + PART_NAMES
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+SPLITTERS = SPLITS  # rules | llm | none, as tools.generate --split
+ENCODERS = TEXT_SLOTS  # the TMR encoders a search can use: whole_body and the six parts
 SEARCH_MAX_FRAMES = 200  # TMR's crop length for the motions of the search index
 REPAIR = "run make repro first"
 LLM_TIMEOUT_S = 15.0  # the page waits for the splitter: an LLM endpoint that hangs falls back to the rules
+WARM_UP = SamplingConfig("dpmsolver++", 2, 0.0, 1.0)
+OFFICIAL = "lgtm_checkpoints"  # the released LGTM under paths.assets (download.assets.items)
 
 
 class ModelsMissing(RuntimeError):
     """The trained models (or their inputs) are absent: the message names the file and says to run make repro."""
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    """What the studio takes from params (built by ``Engine.from_settings`` only)."""
+
+    trained: TrainedLGTM            # the pipeline's LGTM and what it conditions on (paths, lgtm.text_latents, seed)
+    texts: Path                     # paths.texts: part_texts.parquet (the search's captions)
+    cache: Path                     # paths.cache: the splitter's cache
+    assets: Path                    # paths.assets: the released LGTM, when downloaded
+    reports: dict[str, Path]        # report name -> its pipeline folder (paths.evaluate, paths.prompt_study)
+    sampling: SamplingConfig        # the page's default sampler settings (lgtm.sampling)
+    split: SplitSettings            # split_texts
+    encoder: EncoderSettings        # embed_texts: encodes texts the embed_texts stage never saw
+    device: str                     # cpu | cuda (resolved compute.device)
+    threads: int                    # torch CPU threads (0: torch's default)
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,10 @@ class GenerationSettings:
     split: str = "rules"
     hand_set: tuple[str, ...] = ()
 
+    def sampling(self) -> SamplingConfig:
+        """The sampler settings of the request (deterministic DDIM: eta 0)."""
+        return SamplingConfig(self.sampler, self.steps, 0.0, self.guidance_scale)
+
 
 @dataclass
 class SampleResult:
@@ -67,16 +97,6 @@ class SampleResult:
     index: int
     folder: Path
     files: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LoadedModel:
-    """A model kept warm: the LGTM, its text-latent function and its window."""
-
-    model: Any
-    text_latents: Callable[[list[str]], np.ndarray]
-    window: int
-    guidance: bool
 
 
 def skeleton() -> dict[str, Any]:
@@ -105,11 +125,11 @@ def model_trained_with_dropout(folder: Path) -> bool:
     return float((config.get("train", {}) or {}).get("cond_drop_prob", 0.0) or 0.0) > 0.0
 
 
-def find_models(params: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, Path]:
-    """Selectable model folders: ``pipeline`` (paths.lgtm), ``official`` (the released one, when present) and extras."""
-    paths = params.get("paths", {}) or {}
-    models = {"pipeline": Path(paths.get("lgtm", "data/lgtm"))}
-    official = Path(paths.get("assets", "data/raw/assets")) / "lgtm_checkpoints"
+def find_models(lgtm: Path, assets: Path, extra: dict[str, str] | None = None) -> dict[str, Path]:
+    """Selectable model folders: ``pipeline`` (``lgtm``), ``official`` (the released one under ``assets``, when
+    present) and the extras {name: folder}."""
+    models = {"pipeline": Path(lgtm)}
+    official = Path(assets) / OFFICIAL
     if (official / "config.json").is_file() and (official / "model.safetensors").is_file():
         models["official"] = official
     for name, folder in (extra or {}).items():
@@ -117,69 +137,72 @@ def find_models(params: dict[str, Any], extra: dict[str, str] | None = None) -> 
     return models
 
 
-def warm_up(loaded: LoadedModel, device: str) -> None:
+def warm_up(generator: LGTMGenerator) -> None:
     """One short throw-away sample, so the first generation of the page does not pay the first-call costs."""
-    from tools.generate import SamplingRequest, lgtm_part_sampler
+    from models.inference import part_sampler
 
-    request = SamplingRequest(sampler="dpmsolver++", steps=2, seed=0)
-    texts = {p: "does nothing" for p in PART_NAMES}
-    lgtm_part_sampler(loaded.model, loaded.text_latents, request, device)("a person stands still", texts,
-                                                                          loaded.window)
+    part_sampler(generator, WARM_UP, seed=0)("a person stands still", {p: "does nothing" for p in PART_NAMES},
+                                            generator.window)
 
 
 class Engine:
     """The trained models of one params file, loaded once and kept warm; generation, splitting and search."""
 
-    def __init__(self, params: dict[str, Any], device: str = "cpu", models: dict[str, Path] | None = None) -> None:
-        self.params = params
-        self.device = device
-        self.paths = params.get("paths", {}) or {}
-        self.models = dict(models or find_models(params))
+    def __init__(self, config: StudioConfig, models: dict[str, Path] | None = None) -> None:
+        self.config = config
+        self.device = config.device
+        self.models = dict(models or find_models(config.trained.lgtm, config.assets))
         self.default_model = next(iter(self.models))
-        self._loaded: dict[str, LoadedModel] = {}
-        self._mean_std: tuple[np.ndarray, np.ndarray] | None = None
+        self.splitter = config.split.backend
+        self._loaded: dict[str, LGTMGenerator] = {}
         self._tokens: Any = None
-        self._search: dict[str, "SearchIndex"] = {}
-        section = params.get("lgtm", {}) or {}
-        chosen = (section.get("configs", {}) or {}).get(section.get("config", ""), {}) or {}
-        self.sampling_defaults = {**(section.get("sampling", {}) or {}), **(chosen.get("sampling", {}) or {})}
-        self.splitter = str((params.get("split_texts", {}) or {}).get("backend", "rules"))
+        self._search: dict[str, SearchIndex] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, device: str | None = None,
+                      extra_models: dict[str, str] | None = None) -> Engine:
+        """The engine of the typed params (``stages.settings.load_settings``): the one place the studio reads them.
+
+        ``device`` (cpu | cuda | auto) overrides ``compute.device``; ``extra_models`` adds selectable model folders.
+        Threads are those of ``tools.generate`` (``compute.threads.prompt_study``).
+        """
+        from motion.core.device import resolve_device
+        from motion.core.settings import convert
+        from motion.text.embeddings import encoder_settings
+
+        paths = settings.paths
+        resolved = resolve_device(device or settings.compute.device)
+        config = StudioConfig(
+            trained=TrainedLGTM.at(asdict(paths), settings.lgtm.text_latents, settings.seed),
+            texts=Path(paths.texts), cache=Path(paths.cache), assets=Path(paths.assets),
+            reports={"evaluate": Path(paths.evaluate), "prompt_study": Path(paths.prompt_study)},
+            sampling=settings.lgtm.sampling, split=convert(SplitSettings, settings.split_texts),
+            encoder=encoder_settings(settings.embed_texts, resolved), device=resolved,
+            threads=settings.compute.threads.prompt_study)
+        return cls(config, find_models(config.trained.lgtm, config.assets, extra_models))
 
     # ------------------------------------------------------------------ loading
 
     def check(self) -> None:
         """Raise ModelsMissing with one line (file + "run make repro first") when the default model can't load."""
         check_model_folder(self.models[self.default_model])
-        features = Path(self.paths.get("features", "data/features"))
         for name in ("Mean.npy", "Std.npy"):
-            if not (features / name).is_file():
-                raise ModelsMissing(f"{features / name} is missing: {REPAIR}")
+            if not (self.config.trained.features / name).is_file():
+                raise ModelsMissing(f"{self.config.trained.features / name} is missing: {REPAIR}")
 
-    def load(self, name: str | None = None) -> LoadedModel:
-        """The model ``name`` (default: the first), loaded on first use and kept."""
-        from models.lgtm_train import load_lgtm
-        from tools.generate import text_latents_for
-
+    def load(self, name: str | None = None) -> LGTMGenerator:
+        """The generator of model ``name`` (default: the first), loaded on first use, warmed up and kept."""
         name = name or self.default_model
         if name not in self.models:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(self.models)}")
         if name not in self._loaded:
             folder = self.models[name]
             check_model_folder(folder)
-            model = load_lgtm(folder, self.device)
-            loaded = LoadedModel(model, text_latents_for(self.params, model, self.device), int(model.cfg.window),
-                                 model_trained_with_dropout(folder))
-            warm_up(loaded, self.device)
-            self._loaded[name] = loaded
+            generator = LGTMGenerator.load(replace(self.config.trained, lgtm=folder), self.device, batch_size=1,
+                                           tokens=self.token_source)
+            warm_up(generator)
+            self._loaded[name] = generator
         return self._loaded[name]
-
-    def normalisation(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean/Std of the features stage."""
-        if self._mean_std is None:
-            from motion.datasets_lgtm import load_normalisation
-
-            self._mean_std = load_normalisation(self.paths.get("features", "data/features"))
-        return self._mean_std
 
     def describe(self) -> dict[str, Any]:
         """What the page needs: models (window, guidance), samplers, defaults, splitter, encoders, skeleton."""
@@ -193,10 +216,10 @@ class Engine:
             except (OSError, ValueError, KeyError, TypeError):
                 entry["error"] = f"{folder / 'config.json'} is missing or unreadable: {REPAIR}"
             models.append(entry)
+        defaults = self.config.sampling
         return {"models": models, "default_model": self.default_model, "samplers": list(SAMPLERS),
-                "defaults": {"sampler": str(self.sampling_defaults.get("sampler", "ddim")),
-                             "steps": int(self.sampling_defaults.get("steps", 50)),
-                             "guidance_scale": float(self.sampling_defaults.get("guidance_scale", 1.0))},
+                "defaults": {"sampler": defaults.sampler, "steps": defaults.steps,
+                             "guidance_scale": defaults.guidance_scale},
                 "splitter": self.splitter, "splitters": list(SPLITTERS), "encoders": list(ENCODERS),
                 "search": self.search_available(), "skeleton": skeleton()}
 
@@ -204,24 +227,20 @@ class Engine:
 
     def split(self, caption: str, backend: str | None = None) -> SplitResult:
         """The six part texts of the configured splitter; an LLM failure falls back to the rules, with a note."""
-        from motion.text.split import SplitSettings, split_unique
+        from motion.text.split import split_unique
 
         backend = backend or self.splitter
         if backend not in SPLITTERS:
             raise ValueError(f"unknown splitter {backend!r}; choose one of {', '.join(SPLITTERS)}")
         if backend == "none":
             return SplitResult({p: caption for p in PART_NAMES}, "none", "every part gets the whole caption")
-        section = dict(self.params.get("split_texts", {}) or {})
-        section.update(backend=backend, on_failure="rules")
-        llm = dict(section.get("llm", {}) or {})  # interactive: one retry, a short timeout, then the rules
-        llm.update(max_retries=min(int(llm.get("max_retries", 5)), 1),
-                   timeout_s=min(float(llm.get("timeout_s", 30.0)), LLM_TIMEOUT_S), max_backoff_s=1.0)
-        section["llm"] = llm
-        settings = SplitSettings.from_params(section)
+        llm = self.config.split.llm  # interactive: one retry, a short timeout, then the rules
+        llm = replace(llm, max_retries=min(llm.max_retries, 1), timeout_s=min(llm.timeout_s, LLM_TIMEOUT_S),
+                      max_backoff_s=1.0)
+        settings = replace(self.config.split, backend=backend, on_failure="rules", llm=llm)
         note = ""
         try:
-            results, backend_of, _ = split_unique([caption], settings, self.paths.get("cache", "data/cache"),
-                                                  progress=False)
+            results, backend_of, _ = split_unique([caption], settings, self.config.cache, progress=False)
             used = backend_of[caption]
             if used != backend:
                 note = "the LLM splitter failed on this caption; fell back to the rules splitter"
@@ -231,7 +250,8 @@ class Engine:
                 raise
             results = {caption: settings.rules.split(caption)}
             used = "rules"
-            note = f"the LLM splitter is unavailable ({str(err).splitlines()[0][:160]}); fell back to the rules splitter"
+            reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+            note = f"the LLM splitter is unavailable ({reason}); fell back to the rules splitter"
         return SplitResult({p: results[caption][p]["text"] for p in PART_NAMES}, used, note)
 
     # ------------------------------------------------------------------ generation
@@ -243,12 +263,13 @@ class Engine:
         ``on_step(done, total)`` ticks once per denoising step over all samples; ``on_sample`` gets each sample as
         soon as its joints are written (before its video), so the page can show it while the mp4 renders.
         """
-        from tools.generate import SamplingRequest, generate, lgtm_part_sampler, write_video
+        from models.inference import part_sampler
+        from tools.generate import generate, write_video
 
-        loaded = self.load(settings.model)
-        if not 1 <= settings.frames <= loaded.window:
-            raise ValueError(f"length {settings.frames} frames is outside this model's window 1..{loaded.window}")
-        mean, std = self.normalisation()
+        generator = self.load(settings.model)
+        if not 1 <= settings.frames <= generator.window:
+            raise ValueError(f"length {settings.frames} frames is outside this model's window 1..{generator.window}")
+        cfg = settings.sampling()
         total = settings.samples * settings.steps
         calls = [0]
 
@@ -256,21 +277,18 @@ class Engine:
             calls[0] += 1
             on_step(min(calls[0], total), total)
 
-        hook = loaded.model.register_forward_hook(tick)  # one forward per denoising step (guidance batches both)
+        hook = generator.model.register_forward_hook(tick)  # one forward per denoising step (guidance batches both)
         results = []
         try:
             for i in range(settings.samples):
-                request = SamplingRequest(sampler=settings.sampler, steps=settings.steps, eta=0.0,
-                                          guidance_scale=settings.guidance_scale, seed=settings.seed + i)
-                sampler = lgtm_part_sampler(loaded.model, loaded.text_latents, request, self.device)
-                meta = {"split": settings.split, "hand_set": sorted(settings.hand_set), "model": settings.model,
-                        **asdict(request)}
+                seed = settings.seed + i
+                meta = {"split": settings.split, "hand_set": sorted(settings.hand_set), **asdict(cfg), "seed": seed,
+                        "model": settings.model}
                 folder = out_dir / f"sample_{i}"
-                files = generate(settings.caption, settings.parts, settings.frames, sampler, mean, std, folder,
-                                 meta, video=False)
-                joints = np.load(files["joints.npy"])
+                files = generate(settings.caption, settings.parts, settings.frames, part_sampler(generator, cfg, seed),
+                                 generator.mean, generator.std, folder, meta, video=False)
                 result = SampleResult(i, folder, sorted(files))
-                on_sample(result, joints)
+                on_sample(result, np.load(files["joints.npy"]))
                 results.append(result)
         finally:
             hook.remove()
@@ -284,19 +302,19 @@ class Engine:
 
     def search_available(self) -> bool:
         """True when the TMR encoders, the caption table and the features of the dataset are all there."""
-        tmr = Path(self.paths.get("tmr", "data/tmr"))
-        texts = Path(self.paths.get("texts", "data/texts")) / "part_texts.parquet"
-        features = Path(self.paths.get("features", "data/features"))
-        return (all((tmr / e / "model.safetensors").is_file() for e in ENCODERS) and texts.is_file()
+        tmr, features = self.config.trained.tmr, self.config.trained.features
+        return (all((tmr / e / "model.safetensors").is_file() for e in ENCODERS)
+                and (self.config.texts / "part_texts.parquet").is_file()
                 and (features / "part_stats.npz").is_file() and (features / "splits").is_dir())
 
     def token_source(self) -> Any:
-        """Token features of a text (the embed_texts output, else the configured encoder)."""
+        """Token features of a text (the embed_texts output, else the configured encoder), made once."""
         if self._tokens is None:
-            from tools.generate import TokenSource
+            import motion.text.embeddings as embeddings
+            from models.text_latents import TokenSource
 
-            self._tokens = TokenSource(self.paths.get("embeddings", "data/embeddings"),
-                                       self.params.get("embed_texts", {}) or {})
+            self._tokens = TokenSource(self.config.trained.embeddings,
+                                       lambda: embeddings.make_encoder(self.config.encoder))
         return self._tokens
 
     def search(self, text: str, encoder: str, k: int) -> list[dict[str, Any]]:
@@ -304,10 +322,9 @@ class Engine:
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
         if not self.search_available():
-            raise ModelsMissing(f"{self.paths.get('tmr', 'data/tmr')} (TMR encoders) or the dataset is missing: "
-                                f"{REPAIR}")
+            raise ModelsMissing(f"{self.config.trained.tmr} (TMR encoders) or the dataset is missing: {REPAIR}")
         if encoder not in self._search:
-            self._search[encoder] = SearchIndex.build(self.paths, encoder, self.device)
+            self._search[encoder] = SearchIndex.build(self.config, encoder, self.device)
         return self._search[encoder].query(text, self.token_source(), k)
 
     def dataset_joints(self, seg_id: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -317,10 +334,11 @@ class Engine:
         for index in self._search.values():
             if seg_id in index.by_id:
                 entry = index.entries[index.by_id[seg_id]]
-                path = Path(self.paths["features"]) / "new_joint_vecs" / f"{entry['motion_id']}.npy"
+                path = self.config.trained.features / "new_joint_vecs" / f"{entry['motion_id']}.npy"
                 features = np.load(path)[entry["first"]:entry["last"]].astype(np.float64)
                 return recover_from_ric(features).astype(np.float32), entry
         raise KeyError(seg_id)
+
 
 
 @dataclass
@@ -335,25 +353,34 @@ class SearchIndex:
     device: str
 
     @classmethod
-    def build(cls, paths: dict[str, Any], encoder: str, device: str) -> "SearchIndex":
-        """Encode every segment of the dataset (splits/all.txt, else train+val+test) once."""
+    def build(cls, config: StudioConfig, encoder: str, device: str) -> SearchIndex:
+        """Encode every caption segment of the dataset (splits/all.txt, else train+val+test) once."""
         import pandas as pd
         import torch
 
         from models.tmr import load_tmr
-        from motion.datasets import feature_dims, load_part_stats, pad_sequences, read_segments, read_split
+        from motion.datasets import (
+            SpanRule,
+            feature_dims,
+            load_part_stats,
+            pad_sequences,
+            read_segments,
+            read_split,
+            table_captions,
+            text_column,
+        )
 
-        features = Path(paths["features"])
+        features, table_path = config.trained.features, config.texts / "part_texts.parquet"
         try:
             ids = read_split(features, "all")
         except DataError:
             ids = [i for split in ("train", "val", "test") for i in read_split(features, split)]
-        table_path = Path(paths["texts"]) / "part_texts.parquet"
-        segments = read_segments(table_path, features, ids, encoder)
+        captions = table_captions(table_path, ids, text_column(encoder))
+        segments = read_segments(features, captions, SpanRule("tmr", 0, None))  # every caption, whatever its length
         table = pd.read_parquet(table_path).set_index("seg_id")
         mean, std = load_part_stats(features / "part_stats.npz", encoder)
         dims = feature_dims(encoder)
-        model = load_tmr(Path(paths["tmr"]) / encoder, device)
+        model = load_tmr(config.trained.tmr / encoder, device)
         latents, entries = [], []
         batch: list[torch.Tensor] = []
 
@@ -364,15 +391,15 @@ class SearchIndex:
             batch.clear()
 
         for seg in segments:
-            last = min(seg.last, seg.first + SEARCH_MAX_FRAMES)
-            feats = np.load(features / "new_joint_vecs" / f"{seg.motion_id}.npy", mmap_mode="r")[seg.first:last]
+            last = min(seg.end, seg.start + SEARCH_MAX_FRAMES)
+            feats = np.load(features / "new_joint_vecs" / f"{seg.motion_id}.npy", mmap_mode="r")[seg.start:last]
             if dims is not None:
                 feats = feats[:, dims]
             batch.append(torch.from_numpy(((feats - mean) / std).astype(np.float32)))
             row = table.loc[seg.seg_id]
             entries.append({"seg_id": seg.seg_id, "motion_id": seg.motion_id, "caption": str(row["caption"]),
-                            "part_text": None if encoder == "whole_body" else str(row[f"{encoder}_text"]),
-                            "first": seg.first, "last": last, "frames": last - seg.first})
+                            "part_text": None if encoder == "whole_body" else seg.text,
+                            "first": seg.start, "last": last, "frames": last - seg.start})
             if len(batch) == 64:
                 flush()
         if batch:

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from tools.studio.engine import Engine, ModelsMissing, SampleResult
+from tools.studio.engine import FPS, Engine, ModelsMissing, SampleResult
 from tools.studio.forms import caption_of, generation_settings, search_query, splitter_of
 from tools.studio.jobs import Busy, DeviceWorker, Job, UserError, user_message
 
@@ -42,6 +42,7 @@ REPORT_FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,120}$")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY = 64 * 1024
 SEARCH_WAIT_S = 300.0
+REPORT_PAGES = {"evaluate": "report.md", "prompt_study": "report.html"}  # the page of each report folder
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
 # The pipeline's reports (prompt_study/report.html has an inline <style>) may style themselves, never run scripts.
@@ -76,7 +77,7 @@ def safe_child(root: Path, *names: str) -> Path | None:
 
 def joints_payload(joints: np.ndarray, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Joints (T, 22, 3) as JSON for the viewer (millimetre precision)."""
-    return {"frames": int(len(joints)), "fps": 20, "joints": np.round(joints.astype(np.float64), 3).tolist(),
+    return {"frames": int(len(joints)), "fps": FPS, "joints": np.round(joints.astype(np.float64), 3).tolist(),
             **(extra or {})}
 
 
@@ -90,10 +91,8 @@ class Studio:
         self.out_root = Path(out_root).resolve()
         self.out_root.mkdir(parents=True, exist_ok=True)
         self.video = video
-        paths = engine.params.get("paths", {}) or {}
         self.reports = reports if reports is not None else {
-            "evaluate": (Path(paths.get("evaluate", "data/evaluate")), "report.md"),
-            "prompt_study": (Path(paths.get("prompt_study", "data/prompt_study")), "report.html")}
+            name: (folder, REPORT_PAGES[name]) for name, folder in engine.config.reports.items()}
         self.generations: dict[str, Generation] = {}
         self._lock = threading.Lock()
         self._count = 0
