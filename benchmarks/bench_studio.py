@@ -3,12 +3,12 @@
 1. Time from the click on "Generate" to the first frame drawn in the viewer for a 3 s (60-frame) motion with
    DPM-Solver++ 20 steps on the CPU model, measured inside the page (performance.now() at the click until the
    viewer's frame counter is set). The model is the trained one of ``--params`` when its folder exists
-   (``make repro``), else an untrained LGTM with the architecture of params.yaml's ``lgtm.configs.<config>``
-   in a fake workspace (sampling time does not depend on the weights).
+   (``make repro``), else an untrained LGTM with the architecture of the params file's ``lgtm.model`` (its
+   profile) in a fake workspace (sampling time does not depend on the weights).
 2. The viewer's frame rate on a 196-frame motion: animation frames per second and canvas frames drawn per
    second over a few seconds (target 60 fps), and the cost of one draw, with 1 and with 4 viewers side by side.
 
-    python -m benchmarks.bench_studio [--params params.yaml] [--config cpu] [--runs 3] [--seconds 4]
+    python -m benchmarks.bench_studio [--params params.yaml] [--runs 3] [--seconds 4]
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 CLICK_TO_FIRST_FRAME = """
 const done = arguments[arguments.length - 1];
@@ -44,9 +43,13 @@ const [motion, copies, seconds] = [arguments[0], arguments[1], arguments[2]];
 const done = arguments[arguments.length - 1];
 clearViewers(document.getElementById('results'));
 const viewers = [];
-for (let i = 0; i < copies; i++) viewers.push(viewerCard(document.getElementById('results'), 'bench ' + i, motion, null, 'bench-' + i).viewer);
+for (let i = 0; i < copies; i++) {
+  viewers.push(viewerCard(document.getElementById('results'), 'bench ' + i, motion, null, 'bench-' + i).viewer);
+}
 const drawStart = performance.now();
-for (let i = 0; i < 200; i++) { viewers[0].time = i % motion.frames; viewers[0].frame = -1; viewers[0].step(0); viewers[0].draw(); }
+for (let i = 0; i < 200; i++) {
+  viewers[0].time = i % motion.frames; viewers[0].frame = -1; viewers[0].step(0); viewers[0].draw();
+}
 const drawMs = (performance.now() - drawStart) / 200;
 setTimeout(() => {
   const t0 = performance.now(), ticks0 = StudioViewers.ticks, drawn0 = StudioViewers.drawn;
@@ -59,17 +62,19 @@ setTimeout(() => {
 """
 
 
-def cpu_model_workspace(root: Path, params: dict[str, Any], config: str) -> Path:
-    """The fake workspace with an untrained LGTM of params' ``config`` architecture in place of the tiny one."""
-    from models.lgtm import LGTM, LGTMConfig
-    from models.lgtm_train import save_model
-    from motion.core.io import write_json
-    from tests.studio_fakes import make_studio_workspace
+def cpu_model_workspace(root: Path, settings: Any) -> Path:
+    """The fake workspace with an untrained LGTM of the settings' ``lgtm.model`` architecture (not the tiny one)."""
+    from dataclasses import asdict
 
-    path = make_studio_workspace(root, train_steps=1)
-    model_cfg = LGTMConfig.from_dict({**params["lgtm"]["configs"][config]["model"], "dropout": 0.0})
     import torch
 
+    from models.checkpoint import save_model
+    from models.lgtm import LGTM, LGTMConfig
+    from motion.core.io import write_json
+    from tests.support.studio import make_studio_workspace
+
+    path = make_studio_workspace(root, train_steps=1)
+    model_cfg = LGTMConfig.from_dict({**asdict(settings.lgtm.model), "dropout": 0.0})
     torch.manual_seed(0)
     model = LGTM(model_cfg).eval()
     save_model(model, root / "lgtm" / "model.safetensors")
@@ -80,7 +85,7 @@ def cpu_model_workspace(root: Path, params: dict[str, Any], config: str) -> Path
 def motion_of(frames: int) -> dict[str, Any]:
     """A plausible motion of ``frames`` frames as the viewer's JSON."""
     from motion.data.features import recover_from_ric
-    from tests.studio_fakes import plausible_motion
+    from tests.support.studio import plausible_motion
     from tools.studio.server import joints_payload
 
     return joints_payload(recover_from_ric(plausible_motion(0, frames + 1).astype(np.float64)).astype(np.float32))
@@ -90,31 +95,30 @@ def main() -> None:
     """Run both measurements and print them as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--config", default="cpu", help="params lgtm.configs entry for the untrained stand-in")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
 
     import torch
+    from selenium.webdriver.common.by import By
 
     import motion.text.embeddings as embeddings
-    from selenium.webdriver.common.by import By
-    from tests.studio_browser import browser_available, headless_chromium, serve_workspace
-    from tests.studio_fakes import fake_encoder
+    from stages.settings import load_settings
+    from tests.support.studio import browser_available, fake_encoder, headless_chromium, serve_workspace
 
     reason = browser_available()
     if reason:
         raise SystemExit(f"bench_studio: {reason}")
     torch.set_num_threads(1)
-    params = yaml.safe_load(Path(args.params).read_text())
-    trained = Path(params["paths"]["lgtm"]) / "model.safetensors"
+    settings = load_settings(path=args.params)
+    trained = Path(settings.paths.lgtm) / "model.safetensors"
     with tempfile.TemporaryDirectory() as tmp:
         if trained.is_file():
-            params_path, model = Path(args.params), f"trained ({params['paths']['lgtm']})"
+            params_path, model = Path(args.params), f"trained ({settings.paths.lgtm})"
         else:
             embeddings.make_encoder = fake_encoder  # the fake workspace's text encoder
-            params_path = cpu_model_workspace(Path(tmp) / "ws", params, args.config)
-            model = f"untrained lgtm.configs.{args.config} architecture (no {trained})"
+            params_path = cpu_model_workspace(Path(tmp) / "ws", settings)
+            model = f"untrained lgtm.model architecture of profile {settings.profile} (no {trained})"
         with serve_workspace(params_path, Path(tmp) / "out", video=True) as (base, studio), \
                 headless_chromium() as driver:
             window = int(studio.info()["models"][0]["window"])

@@ -1,18 +1,15 @@
 """Screenshots of the studio for docs/: ``python docs/studio_screenshots.py [--params params.yaml] [--out docs]``.
 
 Uses the pipeline's trained models when ``paths.lgtm`` of the params file holds one (``make repro``); else a
-tiny LGTM trained for ``--train-steps`` steps on the fake workspace of the tests (tests/studio_fakes.py), whose
+tiny LGTM trained for ``--train-steps`` steps on the fake workspace of the tests (tests/support/studio.py), whose
 motions are only plausible-looking, not text-faithful. The screenshot files say which in docs/studio.md.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def wait(condition, timeout: float = 120.0) -> None:  # noqa: ANN001
@@ -32,17 +29,16 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    import yaml
     from selenium.webdriver.common.by import By
 
     import motion.text.embeddings as embeddings
-    from tests.studio_browser import headless_chromium, serve_workspace
-    from tests.studio_fakes import fake_encoder, make_studio_workspace
+    from stages.settings import load_settings
+    from tests.support.studio import fake_encoder, headless_chromium, make_studio_workspace, serve_workspace
 
     torch.set_num_threads(1)
-    params = yaml.safe_load(Path(args.params).read_text())
+    settings = load_settings(path=args.params)
     with tempfile.TemporaryDirectory() as tmp:
-        if (Path(params["paths"]["lgtm"]) / "model.safetensors").is_file():
+        if (Path(settings.paths.lgtm) / "model.safetensors").is_file():
             params_path = Path(args.params)
         else:
             embeddings.make_encoder = fake_encoder
