@@ -60,10 +60,12 @@ def make_dataset(root: Path, rows: list[str] = ROWS) -> dict[str, Path]:
     return {"amass": amass, "annotations": annotations, "poses": root / "poses", "params": params}
 
 
-def run_stage(monkeypatch: pytest.MonkeyPatch, params: Path, **poses: object) -> None:
-    """Run ``python -m stages.poses`` in-process with a private params file."""
-    if poses:
-        data = with_overrides({f"poses.{k}": v for k, v in poses.items()}, yaml.safe_load(params.read_text()))
+def run_stage(monkeypatch: pytest.MonkeyPatch, params: Path, device: str | None = None, **poses: object) -> None:
+    """Run ``python -m stages.poses`` in-process with a private params file (``poses.*`` overrides and
+    ``compute.device``)."""
+    overrides = {f"poses.{k}": v for k, v in poses.items()} | ({"compute.device": device} if device else {})
+    if overrides:
+        data = with_overrides(overrides, yaml.safe_load(params.read_text()))
         params.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("LGTM_PARAMS", str(params))
     stage.main()

@@ -8,8 +8,17 @@ import pytest
 
 from motion.core.errors import DataError
 from motion.text.cache import ArrayCache
-from motion.text.embeddings import EncoderSettings, TextEmbeddings, embed_with_cache, make_encoder, write_embeddings
-from tests.support.params import real_params
+from motion.core.settings import SettingsError
+from motion.text.embeddings import (
+    EncoderSettings,
+    TextEmbeddings,
+    embed_with_cache,
+    encoder_settings as settings_encoder,
+    make_encoder,
+    write_embeddings,
+)
+from stages.settings import parse_settings
+from tests.support.params import real_params, settings_with
 
 
 class CountingEncoder:
@@ -53,16 +62,22 @@ def test_cache_encodes_only_new_texts_and_folder_roundtrips(tmp_path):
 
 
 def encoder_settings(**changes: str) -> EncoderSettings:
-    """The real params' encoder settings with ``changes``."""
-    return dataclasses.replace(EncoderSettings.from_params(real_params()["embed_texts"]), **changes)
+    """The real params' encoder settings (embed_texts stage view, compute.device) with ``changes``."""
+    settings = settings_with({}, stage="embed_texts")
+    return dataclasses.replace(settings_encoder(settings.embed_texts, settings.compute.device), **changes)
 
 
 def test_settings_name_missing_and_unknown_keys() -> None:
-    section = real_params()["embed_texts"]
-    with pytest.raises(DataError, match="embed_texts misses device"):
-        EncoderSettings.from_params({k: v for k, v in section.items() if k != "device"})
-    with pytest.raises(DataError, match="embed_texts.clip has unknown keys chekpoint"):
-        EncoderSettings.from_params({**section, "clip": {**section["clip"], "chekpoint": "x.pt"}})
+    raw = real_params()
+    section = raw["embed_texts"]
+    with pytest.raises(SettingsError, match=r"^params.yaml: embed_texts.batch_size: missing \(int >= 1\)"):
+        parse_settings({**raw, "embed_texts": {k: v for k, v in section.items() if k != "batch_size"}})
+    with pytest.raises(SettingsError, match=r"^params.yaml: embed_texts.clip.chekpoint: unknown key "
+                                            r"-- fix: embed_texts.clip has: checkpoint, pretrained$"):
+        parse_settings({**raw, "embed_texts": {**section, "clip": {**section["clip"], "chekpoint": "x.pt"}}})
+    with pytest.raises(SettingsError, match=r"params.yaml: compute.device: expected one of 'auto' \| 'cpu' \| "
+                                            r"'cuda', got 'gpu'"):
+        settings_with({"compute.device": "gpu"})
 
 
 def test_unknown_encoder_and_missing_folder_are_data_errors(tmp_path):
