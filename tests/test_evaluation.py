@@ -23,7 +23,8 @@ from motion.eval.evaluation import (
 )
 from motion.eval.report import metrics_json, report_markdown
 from stages import evaluate as stage
-from tests.support.params import with_overrides
+from stages.settings import load_settings
+from tests.support.params import settings_of, with_overrides
 
 ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
 ACTION_PART = ("right_arm", "left_leg", "head", "torso")
@@ -68,10 +69,10 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
             "features": features, "poses": root / "poses", "texts": texts, "embeddings": root / "embeddings",
             "cache": root / "cache", "metrics": root / "metrics", "lgtm": root / "lgtm", "tmr": root / "tmr",
             "evaluate": root / "evaluate"}.items()},
-        "lgtm.min_frames": 40, "lgtm.max_frames": 200, "lgtm.text_latents": "random",
-        "evaluate.config": "cpu", "evaluate.device": "cpu", "evaluate.num_threads": 1, "evaluate.seed": 5,
+        "captions.min_frames": 40, "captions.max_frames": 200, "lgtm.text_latents": "random",
+        "profile": "cpu", "compute.device": "cpu", "compute.threads.evaluate": 1,
         "evaluate.batch_size": 16, "evaluate.compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
-        **{f"evaluate.configs.cpu.{k}": v for k, v in {
+        **{f"evaluate.{k}": v for k, v in {
             "max_captions": 32, "replications": 3, "generation_seeds": 2, "diversity_times": 300,
             "mm_texts": 3, "mm_repeats": 4, "mm_times": 2,
             "rows": [{"name": "lgtm", "sampler": "ddim", "steps": 3, "multimodality": True},
@@ -139,6 +140,11 @@ class ReplayGenerator:
         real = real_motions(self.features, [self.captions[t[0]] for t in texts])
         return [(m[:n] + self.noise * rng.standard_normal(m[:n].shape)).astype(np.float32)
                 for m, n in zip(real, lengths)]
+
+
+def evaluate_settings(params: dict):  # noqa: ANN201
+    """The evaluate stage's view of a written dataset's params (what ``load_settings("evaluate")`` gives)."""
+    return settings_of(params, "evaluate")
 
 
 @pytest.fixture()
@@ -264,7 +270,7 @@ def test_t2m_evaluator_adapter_loads_a_checkpoint_and_encodes(tmp_path: Path) ->
 def test_stage_writes_all_outputs_and_a_rerun_uses_the_cache(dataset: dict, tmp_path: Path) -> None:
     ev = fake_evaluator(dataset)
     gen = ReplayGenerator(dataset)
-    results = stage.run(dataset, ev, gen, WINDOW)
+    results = stage.run(evaluate_settings(dataset), ev, gen, WINDOW)
     stage.write_outputs(results, dataset["paths"]["evaluate"], Path(dataset["paths"]["metrics"]) / "evaluate.json")
     out = Path(dataset["paths"]["evaluate"])
     assert {f.name for f in out.iterdir()} >= {"report.md", "results.json", "fid.png", "r_precision_top1.png",
@@ -286,15 +292,15 @@ def test_stage_writes_all_outputs_and_a_rerun_uses_the_cache(dataset: dict, tmp_
     assert any(len(set(t)) > 1 for t in gen.calls[0][0])
     # a rerun recomputes metrics from the cache only, with the same numbers
     calls = len(gen.calls)
-    again = stage.run(dataset, ev, gen, WINDOW)
+    again = stage.run(evaluate_settings(dataset), ev, gen, WINDOW)
     assert len(gen.calls) == calls and again["counts"]["cache_hits"] == 5
     assert again["summary"] == results["summary"]
 
 
 def test_exact_generations_match_real(dataset: dict) -> None:
-    dataset["evaluate"]["configs"]["cpu"]["rows"] = [{"name": "lgtm", "sampler": "ddim", "steps": 3}]
+    dataset["evaluate"]["rows"] = [{"name": "lgtm", "sampler": "ddim", "steps": 3}]
     ev = fake_evaluator(dataset)
-    results = stage.run(dataset, ev, ReplayGenerator(dataset, noise=0.0), WINDOW)
+    results = stage.run(evaluate_settings(dataset), ev, ReplayGenerator(dataset, noise=0.0), WINDOW)
     real, lgtm = results["summary"]["tmr"]["real"], results["summary"]["tmr"]["lgtm"]
     assert lgtm["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
     for key in ("r_precision_top1", "mm_dist", "diversity", "torso.similarity"):
@@ -309,10 +315,13 @@ def test_compare_rows_marks_constant_metrics_untestable() -> None:
     assert out["r"]["testable"] and out["r"]["significant"]
 
 
-def test_settings_reject_an_unknown_config(dataset: dict) -> None:
-    dataset["evaluate"]["config"] = "huge"
-    with pytest.raises(ValueError, match="huge"):
-        stage.settings_of(dataset)
+def test_settings_reject_an_unknown_profile(dataset: dict, tmp_path: Path) -> None:
+    from motion.core.settings import SettingsError
+
+    dataset["profile"] = "huge"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
+    with pytest.raises(SettingsError, match="profile: 'huge' is not a profile"):
+        load_settings("evaluate", tmp_path / "params.yaml")
 
 
 def write_trained(dataset: dict, tmp_path: Path) -> None:
@@ -379,7 +388,7 @@ def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path
 def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """python -m stages.evaluate on saved tiny TMRs, a tiny LGTM (random text latents) and real loaders."""
     write_trained(dataset, tmp_path)
-    dataset["evaluate"]["configs"]["cpu"].update(generation_seeds=1, mm_texts=2, mm_repeats=2,
+    dataset["evaluate"].update(generation_seeds=1, mm_texts=2, mm_repeats=2,
                                                  mm_times=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
     monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
@@ -398,10 +407,10 @@ def test_stage_with_the_t2m_evaluator_as_a_second_space(dataset: dict, tmp_path:
     """Guo's evaluator (a random tiny-vocabulary checkpoint) runs beside TMR and gets its own table."""
     from models.t2m_evaluator import T2MEvaluator
 
-    dataset["evaluate"]["configs"]["cpu"].update(rows=[{"name": "lgtm", "sampler": "ddim", "steps": 3}],
+    dataset["evaluate"].update(rows=[{"name": "lgtm", "sampler": "ddim", "steps": 3}],
                                                  generation_seeds=1)
     t2m = T2MEvaluator.load(*write_t2m_files(tmp_path))
-    results = stage.run(dataset, fake_evaluator(dataset), ReplayGenerator(dataset), WINDOW, t2m)
+    results = stage.run(evaluate_settings(dataset), fake_evaluator(dataset), ReplayGenerator(dataset), WINDOW, t2m)
     assert results["summary"]["t2m"]["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert results["summary"]["t2m"]["lgtm"]["fid"]["mean"] > 0
     assert "t2m" in metrics_json(results) and "t2m evaluator" in report_markdown(results)

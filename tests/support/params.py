@@ -50,10 +50,15 @@ def write_params(folder: Path, overrides: Mapping[str, Any]) -> Path:
     return path
 
 
-def settings_with(overrides: Mapping[str, Any], stage: str | None = None):
-    """The typed settings of the real params.yaml with dotted ``overrides`` (a stage's view with ``stage``)."""
+def settings_of(params: Mapping[str, Any], stage: str | None = None):
+    """The typed settings of a params mapping (a stage's view, as ``load_settings(stage)`` gives, with ``stage``)."""
     from motion.core.settings import stage_view
     from stages.settings import declared_params, parse_settings
 
-    settings = parse_settings(with_overrides(overrides), PARAMS_FILE)
+    settings = parse_settings(copy.deepcopy(dict(params)), PARAMS_FILE)
     return settings if stage is None else stage_view(settings, declared_params(stage, REPO_ROOT / "dvc.yaml"), stage)
+
+
+def settings_with(overrides: Mapping[str, Any], stage: str | None = None):
+    """The typed settings of the real params.yaml with dotted ``overrides`` (a stage's view with ``stage``)."""
+    return settings_of(with_overrides(overrides), stage)
