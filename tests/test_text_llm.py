@@ -4,19 +4,21 @@ from __future__ import annotations
 import pytest
 
 from motion.core.parts import PART_NAMES
+from motion.core.settings import convert
 from motion.data.captions import IDLE
 from motion.text.cache import JsonCache
 from motion.text.llm import EndpointError, LLMConfig, build_messages, llm_cache_key, split_captions_llm
 from motion.text.schema import SchemaError, parse_reply
 from tests.support.llm import FakeServer
-from tests.support.params import real_params
+from tests.support.params import settings_with
 
 
 def config(url: str, **kw) -> LLMConfig:
     """The real params' LLM settings pointed at the scripted server, with short timeouts and retries."""
-    return LLMConfig.from_params({**real_params()["split_texts"]["llm"], "base_url": url, "model": "test-model",
-                                  "api_key_env": "LGTM_TEST_KEY", "timeout_s": 0.5, "max_retries": 3,
-                                  "backoff_s": 0.01, "concurrency": 3, **kw})
+    changes = {"base_url": url, "model": "test-model", "api_key_env": "LGTM_TEST_KEY", "timeout_s": 0.5,
+               "max_retries": 3, "backoff_s": 0.01, "concurrency": 3, **kw}
+    settings = settings_with({f"split_texts.llm.{k}": v for k, v in changes.items()}, stage="split_texts")
+    return convert(LLMConfig, settings.split_texts.llm)
 
 
 def test_parse_reply_handles_fences_synonyms_and_rejects_bad_replies():
