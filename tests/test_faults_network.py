@@ -23,9 +23,10 @@ from tests.support.params import real_params
 
 
 def config(url: str, **kw) -> LLMConfig:
+    # a generous timeout: a busy 2-core CI machine must not turn good local replies into timeouts
     return build(LLMConfig, {**real_params()["split_texts"]["llm"], "base_url": url, "model": "m",
-                                  "api_key_env": "", "timeout_s": 1.0, "max_retries": 0, "backoff_s": 0.01,
-                                  "max_backoff_s": 0.05, "concurrency": 1, **kw})
+                             "api_key_env": "", "timeout_s": 10.0, "max_retries": 0, "backoff_s": 0.01,
+                             "max_backoff_s": 0.05, "concurrency": 1, **kw})
 
 
 def ask(server: HostileServer, caption: str, **kw) -> str:
@@ -41,8 +42,8 @@ def test_timeout_bounds_the_whole_request_against_a_drip(behaviour):
     with HostileServer() as server:
         start = time.monotonic()
         with pytest.raises(RetryableError, match="timed out after 1 s"):
-            ask(server, behaviour)
-        assert time.monotonic() - start < 2.0
+            ask(server, behaviour, timeout_s=1.0)
+        assert time.monotonic() - start < 6.0  # the drip would go on forever; a bound, not a speed target
 
 
 def test_list_of_parts_content_is_read():
@@ -79,7 +80,7 @@ def test_odd_retry_after_still_retries_quickly(tmp_path, caption):
         results, failures, _ = split_captions_llm([caption], config(server.url, max_retries=2),
                                                   JsonCache(tmp_path / "c.jsonl"), progress=False)
     assert failures == {} and results[caption]["left_arm"]["action"] == "wave"
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 8.0  # not the 1e308 s or date the server asked for
 
 
 @pytest.mark.parametrize("behaviour, words", [
@@ -96,7 +97,7 @@ def test_degenerate_replies_are_failures_and_never_cached(tmp_path, behaviour, w
 def test_a_reply_with_a_10_mb_part_text_is_refused(tmp_path):
     cache = JsonCache(tmp_path / "c.jsonl")
     with HostileServer() as server:
-        results, failures, _ = split_captions_llm(["huge"], config(server.url, timeout_s=5.0), cache, progress=False)
+        results, failures, _ = split_captions_llm(["huge"], config(server.url), cache, progress=False)
     assert "huge" in failures and len(cache) == 0
 
 
