@@ -135,10 +135,10 @@ def test_train_lgtm_stage(tmp_path: Path, stage_params) -> None:
     train = {"batch_size": 4, "max_steps": 4, "warmup_steps": 1, "val_every": 2, "checkpoint_every": 2}
     paths = {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
              "tmr": "data/tmr", "lgtm": "out/lgtm"}
-    stage_params({"seed": 1, **{f"paths.{k}": v for k, v in paths.items()}, "lgtm.config": "cpu",
-                  "lgtm.device": "cpu", "lgtm.num_threads": 1, "lgtm.text_latents": "random", "lgtm.min_frames": 10,
-                  "lgtm.max_frames": 200, "lgtm.configs.cpu.model": tiny,
-                  **{f"lgtm.configs.cpu.train.{k}": v for k, v in train.items()}})
+    stage_params({"seed": 1, **{f"paths.{k}": v for k, v in paths.items()}, "profile": "cpu",
+                  "compute.device": "cpu", "compute.threads.train_lgtm": 1, "lgtm.text_latents": "random",
+                  "captions.min_frames": 10, "captions.max_frames": 200, "lgtm.model": tiny,
+                  **{f"lgtm.train.{k}": v for k, v in train.items()}})
     train_lgtm.main()
     out = tmp_path / "out" / "lgtm"
     cache = TextLatentCache.load(out / "text_latents.npz")

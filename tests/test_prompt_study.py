@@ -313,12 +313,12 @@ def write_tiny_pipeline(root: Path) -> Path:
              "embeddings": root / "embeddings", "cache": root / "cache", "metrics": root / "m"}
     return write_params(root, {
         **{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
-        "embed_texts.encoder": "fake", "lgtm.config": "cpu", "lgtm.device": "cpu", "lgtm.num_threads": 1,
-        "lgtm.text_latents": "random", "lgtm.configs.cpu.sampling": {"steps": 1000},
+        "profile": "cpu", "compute.device": "cpu", "compute.threads.prompt_study": 1,
+        "lgtm.text_latents": "random",
         "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0},
-        "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.config": "cpu", "prompt_study.seed": 0,
+        "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.noise_seed": 0,
         "prompt_study.split": "", "prompt_study.ci": "welch",
-        "prompt_study.configs.cpu": {"samples": 2, "batch_size": 3, "sampling": {"steps": 2}}})
+        "prompt_study.samples": 2, "prompt_study.batch_size": 3, "prompt_study.sampling": {"steps": 2}})
 
 
 def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
