@@ -28,6 +28,7 @@ from motion.core.settings import (
     build,
     read_yaml,
     stage_view,
+    to_dict,
 )
 
 PARAMS_FILE = Path("params.yaml")
@@ -525,7 +526,19 @@ def load_settings(stage: str | None = None, path: str | Path | None = None) -> S
     settings = parse_settings(read_yaml(path), path)
     if stage is None:
         return settings
+    check_outputs(settings, path.resolve().parent)
     return stage_view(settings, declared_params(stage, dvc_file_for(path)), stage)
+
+
+def check_outputs(settings: Settings, root: Path) -> None:
+    """Refuse output locations that would lose data (outside the workspace, overlapping the cache, another
+    output or git-tracked files) before any stage touches the disk (``motion.core.workspace``)."""
+    from motion.core.workspace import check_output_paths
+
+    paths = to_dict(settings.paths)
+    persistent = {"download.amass_remote.download_dir": settings.download.amass_remote.download_dir,
+                  "download.assets.cache_dir": settings.download.assets.cache_dir}
+    check_output_paths(paths, paths["cache"], root, persistent=persistent, in_place=("metrics",))
 
 
 def dvc_file_for(params: Path) -> Path:

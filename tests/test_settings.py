@@ -99,3 +99,16 @@ def test_every_stage_view_of_the_real_files_loads(monkeypatch: pytest.MonkeyPatc
                   "train_lgtm", "evaluate", "prompt_study"):
         assert declared_params(stage), stage
         load_settings(stage)
+
+
+def test_a_stage_refuses_output_locations_that_would_lose_data(tmp_path: Path) -> None:
+    from tests.support.params import write_params
+
+    from motion.core.errors import DataError
+
+    params = write_params(tmp_path, {"paths.texts": str(tmp_path.parent / "outside")})
+    with pytest.raises(DataError, match="paths.texts"):
+        load_settings("split_texts", path=params)
+    write_params(tmp_path, {"paths.assets": "data/cache"})
+    with pytest.raises(DataError, match="paths.assets .* overlaps the persistent folder"):
+        load_settings("download", path=params)
