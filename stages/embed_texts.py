@@ -21,11 +21,11 @@ from stages.settings import load_settings
 
 def main() -> None:
     """Embed all texts with the configured encoder, reusing cached features."""
-    settings = load_settings("embed_texts")
-    paths, section = settings.paths, settings.embed_texts
-    if settings.compute.threads.embed_texts:
-        torch.set_num_threads(settings.compute.threads.embed_texts)
     try:
+        settings = load_settings("embed_texts")
+        paths, section = settings.paths, settings.embed_texts
+        if settings.compute.threads.embed_texts:
+            torch.set_num_threads(settings.compute.threads.embed_texts)
         texts = unique_texts(Path(paths.texts) / "part_texts.parquet")
         encoder = make_encoder(encoder_settings(section, settings.compute.device))
         cache = ArrayCache(Path(paths.cache) / "embeddings" / cache_key(encoder.cache_id)[:16])

@@ -41,15 +41,15 @@ def part_actions(poses_dir: Path, texts_dir: Path, seg_ids: list[str]) -> tuple[
 
 def main() -> None:
     """Evaluate every configured encoder and write the metrics."""
-    settings = load_settings("eval_tmr")
-    paths, cfg = settings.paths, settings.tmr.eval
-    batch_size = cfg.batch_size
-    device = resolve_device(settings.compute.device)
-    if settings.compute.threads.eval_tmr:
-        torch.set_num_threads(settings.compute.threads.eval_tmr)
-    metrics: dict[str, object] = {"chance": {f"batches_{batch_size}": chance_metrics(batch_size)}}
-    study: dict[str, object] = {}
     try:
+        settings = load_settings("eval_tmr")
+        paths, cfg = settings.paths, settings.tmr.eval
+        batch_size = cfg.batch_size
+        device = resolve_device(settings.compute.device)
+        if settings.compute.threads.eval_tmr:
+            torch.set_num_threads(settings.compute.threads.eval_tmr)
+        metrics: dict[str, object] = {"chance": {f"batches_{batch_size}": chance_metrics(batch_size)}}
+        study: dict[str, object] = {}
         from motion.text.embeddings import TextEmbeddings
 
         embeddings = TextEmbeddings.load(paths.embeddings)

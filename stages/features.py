@@ -18,9 +18,9 @@ from stages.settings import load_settings
 
 def main() -> None:
     """Compute the features of every clip of ${paths.poses} into ${paths.features}."""
-    settings = load_settings("features")
-    paths, section = settings.paths, settings.features
     try:
+        settings = load_settings("features")
+        paths, section = settings.paths, settings.features
         features = FeatureSettings(section.feet_threshold, settings.poses.min_frames, section.fix_root_wrap,
                                    section.batch_frames)
         with atomic_dir(paths.features) as tmp:

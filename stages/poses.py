@@ -18,9 +18,9 @@ from stages.settings import load_settings
 
 def main() -> None:
     """Extract the joint clips of every index.csv row into ${paths.poses}."""
-    settings = load_settings("poses")
-    paths, poses = settings.paths, settings.poses
     try:
+        settings = load_settings("poses")
+        paths, poses = settings.paths, settings.poses
         device = resolve_device(settings.compute.device) if poses.body_model == "smplh" else "cpu"
         annotations = Path(paths.annotations)
         with exclusive_gpu(device) as held, atomic_dir(paths.poses) as tmp:

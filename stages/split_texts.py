@@ -17,9 +17,9 @@ from stages.settings import load_settings
 
 def main() -> None:
     """Split all captions into part texts with the configured backend."""
-    settings = load_settings("split_texts")
-    paths, splitter = settings.paths, convert(SplitSettings, settings.split_texts)
     try:
+        settings = load_settings("split_texts")
+        paths, splitter = settings.paths, convert(SplitSettings, settings.split_texts)
         with atomic_dir(paths.texts) as tmp:
             report = split_corpus(paths.poses, tmp, splitter, paths.cache)
     except DataError as e:

@@ -39,15 +39,15 @@ def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in TEXT_SLOTS:
         sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}>")
     name = sys.argv[1]
-    settings = load_settings(f"train_tmr@{name}")
-    paths, tmr = settings.paths, settings.tmr
-    if settings.compute.threads.train_tmr:
-        torch.set_num_threads(settings.compute.threads.train_tmr)
-    train_cfg = train_config(settings, settings.compute.device)
-    crop_frames = tmr.train.crop_frames  # None: whole captions
-    data = {"min_frames": settings.captions.min_frames, "max_frames": settings.captions.max_frames,
-            "one_per_motion": tmr.one_per_motion}
     try:
+        settings = load_settings(f"train_tmr@{name}")
+        paths, tmr = settings.paths, settings.tmr
+        if settings.compute.threads.train_tmr:
+            torch.set_num_threads(settings.compute.threads.train_tmr)
+        train_cfg = train_config(settings, settings.compute.device)
+        crop_frames = tmr.train.crop_frames  # None: whole captions
+        data = {"min_frames": settings.captions.min_frames, "max_frames": settings.captions.max_frames,
+                "one_per_motion": tmr.one_per_motion}
         from motion.text.embeddings import TextEmbeddings
 
         embeddings = TextEmbeddings.load(paths.embeddings)
