@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from motion.core.errors import DataError
+from motion.core.settings import SettingsError
 from motion.data.amass import resolve_source
 from stages.download import run
-from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
-from motion.core.settings import SettingsError
 from stages.settings import Settings
+from tests.support.amass import amass_archive, amass_npz_bytes, fake_humanml3d, make_tar
 from tests.support.params import settings_with, with_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from motion.core.errors import DataError
-from motion.text.cache import ArrayCache
 from motion.core.settings import SettingsError
+from motion.text.cache import ArrayCache
 from motion.text.embeddings import (
     EncoderSettings,
     TextEmbeddings,
     embed_with_cache,
-    encoder_settings as settings_encoder,
+    encoder_settings,
     make_encoder,
     write_embeddings,
 )
@@ -61,10 +61,10 @@ def test_cache_encodes_only_new_texts_and_folder_roundtrips(tmp_path):
         emb.tokens("zzz")
 
 
-def encoder_settings(**changes: str) -> EncoderSettings:
+def real_encoder(**changes: str) -> EncoderSettings:
     """The real params' encoder settings (embed_texts stage view, compute.device) with ``changes``."""
     settings = settings_with({}, stage="embed_texts")
-    return dataclasses.replace(settings_encoder(settings.embed_texts, settings.compute.device), **changes)
+    return dataclasses.replace(encoder_settings(settings.embed_texts, settings.compute.device), **changes)
 
 
 def test_settings_name_missing_and_unknown_keys() -> None:
@@ -82,23 +82,23 @@ def test_settings_name_missing_and_unknown_keys() -> None:
 
 def test_unknown_encoder_and_missing_folder_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="embed_texts.encoder"):
-        make_encoder(encoder_settings(encoder="word2vec"))
+        make_encoder(real_encoder(encoder="word2vec"))
     with pytest.raises(DataError, match="embed_texts"):
         TextEmbeddings.load(tmp_path)
     with pytest.raises(DataError, match="checkpoint is missing"):
-        make_encoder(encoder_settings(encoder="clip", clip_checkpoint=str(tmp_path / "none.pt")))
+        make_encoder(real_encoder(encoder="clip", clip_checkpoint=str(tmp_path / "none.pt")))
 
 
 def test_distilbert_absent_from_cache_is_a_clear_error():
     with pytest.raises(DataError, match="Hugging Face cache"):  # offline: nothing is downloaded
-        make_encoder(encoder_settings(encoder="distilbert", distilbert_name="lgtm-test/no-such-distilbert"))
+        make_encoder(real_encoder(encoder="distilbert", distilbert_name="lgtm-test/no-such-distilbert"))
 
 
 def test_minilm_features_are_per_token_and_semantic():
     import torch
 
     torch.set_num_threads(1)
-    encoder = make_encoder(encoder_settings(encoder="minilm"))
+    encoder = make_encoder(real_encoder(encoder="minilm"))
     tokens, sentences = encoder.encode(["a person walks forward", "someone is walking ahead", "does nothing"])
     assert encoder.token_dim == encoder.sentence_dim == 384 and encoder.cache_id == "minilm:all-MiniLM-L6-v2"
     assert tokens[0].shape == (6, 384)  # [CLS] a person walks forward [SEP]
@@ -116,7 +116,7 @@ def test_clip_loads_a_saved_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = open_clip.create_model("ViT-B-32", pretrained=None)
     torch.save(model.state_dict(), tmp_path / "vitb32.pt")
-    encoder = make_encoder(encoder_settings(encoder="clip", clip_checkpoint=str(tmp_path / "vitb32.pt")))
+    encoder = make_encoder(real_encoder(encoder="clip", clip_checkpoint=str(tmp_path / "vitb32.pt")))
     tokens, sentences = encoder.encode(["a person jumps", "a person waves the right hand twice"])
     assert (encoder.token_dim, encoder.sentence_dim) == (512, 512)
     assert tokens[0].shape == (5, 512)  # <start> a person jumps <end>
@@ -124,4 +124,4 @@ def test_clip_loads_a_saved_checkpoint(tmp_path):
     np.testing.assert_allclose(sentences[0], reference[0].detach().numpy(), atol=1e-5)
     torch.save({"bad": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(DataError, match="state_dict"):
-        make_encoder(encoder_settings(encoder="clip", clip_checkpoint=str(tmp_path / "bad.pt"))).encode(["a"])
+        make_encoder(real_encoder(encoder="clip", clip_checkpoint=str(tmp_path / "bad.pt"))).encode(["a"])

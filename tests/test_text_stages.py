@@ -29,7 +29,8 @@ def project(tmp_path, stage_params):
     truth = {"000001_0": {"head": idle, "left_arm": idle, "right_arm": {"action": "wave", "text": "waves"},
                           "torso": walk, "left_leg": walk, "right_leg": walk}}
     (tmp_path / "data/poses/part_texts.json").write_text(json.dumps(truth))
-    base = {"seed": 1, "split_texts.backend": "rules", "embed_texts.encoder": "minilm", "embed_texts.num_threads": 1}
+    base = {"seed": 1, "split_texts.backend": "rules", "embed_texts.encoder": "minilm",
+            "compute.threads.embed_texts": 1}
 
     def update(overrides=None):
         stage_params({**base, **(overrides or {})})
@@ -89,5 +90,6 @@ def test_missing_inputs_exit_with_one_line(project, tmp_path):
     with pytest.raises(SystemExit, match="run dvc repro split_texts"):
         embed_texts.main()
     project({"split_texts.backend": "gpt"})
-    with pytest.raises(SystemExit, match="split_texts.backend"):
+    with pytest.raises(SystemExit, match=r"^split_texts: \S*params.yaml: split_texts.backend: expected one of "
+                                         r"'rules' \| 'llm', got 'gpt'$"):
         split_texts.main()

@@ -38,12 +38,13 @@ def project(tmp_path, stage_params):
              "tmr_eval": tmp_path / "tmr_eval"}
     stage_params({
         **{f"paths.{k}": str(v) for k, v in paths.items()},
-        "tmr.config": "cpu", "tmr.encoders": ["whole_body", "right_arm"], "tmr.seed": 3,
-        "tmr.data.min_frames": 20, "tmr.data.max_frames": 40,
-        "tmr.configs.cpu.model": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.1},
-        "tmr.configs.cpu.train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "device": "cpu", "num_workers": 0,
-                                  "threads": 1, "crop_frames": None},
-        "tmr.eval.batch_size": 4, "tmr.eval.repeats": 2, "tmr.eval.device": "cpu", "tmr.eval.threads": 1,
+        "tmr.encoders": ["whole_body", "right_arm"], "seed": 3,
+        "captions.min_frames": 20, "captions.max_frames": 40,
+        "tmr.model": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.1},
+        "tmr.train.epochs": 3, "tmr.train.batch_size": 8, "tmr.train.lr": 1e-3, "tmr.train.num_workers": 0,
+        "tmr.train.crop_frames": None,
+        "tmr.eval.batch_size": 4, "tmr.eval.repeats": 2,
+        "compute.device": "cpu", "compute.threads.train_tmr": 1, "compute.threads.eval_tmr": 1,
     })
     return tmp_path
 
