@@ -73,7 +73,7 @@ class LGTMConfig:
     part_order: str = "canonical"   # "official": sorted stream stacking, heads in declaration order
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "LGTMConfig":
+    def from_dict(cls, values: dict[str, Any]) -> LGTMConfig:
         """Build from a dict, ignoring keys that are not model hyper-parameters."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})

@@ -35,7 +35,6 @@ from models.checkpoint import (
 from models.diffusion import diffusion_loss, draw_noise, training_scheduler
 from models.lgtm import LGTM, LGTMConfig, count_parameters
 from motion.core.io import atomic_path, write_json
-from motion.core.sampling import SamplingConfig
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.safetensors"

@@ -12,8 +12,8 @@ step), MotionEncoderBiGRUCo (512 -> 1024 bidirectional GRU -> 512) and TextEncod
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -111,7 +111,8 @@ def networks_from_state(state: dict, path: str | Path) -> dict[str, nn.Module]:
         nets = {
             "text_encoder": TextEncoderBiGRUCo(text["pos_emb.weight"].shape[0], text["pos_emb.weight"].shape[1],
                                                text["hidden"].shape[-1], text["output_net.3.weight"].shape[0]),
-            "movement_encoder": MovementConvEncoder(movement["main.0.weight"].shape[1], movement["main.0.weight"].shape[0],
+            "movement_encoder": MovementConvEncoder(movement["main.0.weight"].shape[1],
+                                                    movement["main.0.weight"].shape[0],
                                                     movement["main.3.weight"].shape[0]),
             "motion_encoder": MotionEncoderBiGRUCo(motion["input_emb.weight"].shape[1], motion["hidden"].shape[-1],
                                                    motion["output_net.3.weight"].shape[0]),
@@ -196,7 +197,7 @@ class T2MEvaluator:
 
     @classmethod
     def load(cls, checkpoint: str | Path, glove_dir: str | Path, meta_dir: str | Path,
-             device: str = "cpu") -> "T2MEvaluator":
+             device: str = "cpu") -> T2MEvaluator:
         """Load ``finest.tar``, the GloVe vocabulary and the evaluator's mean.npy / std.npy."""
         nets = read_t2m_checkpoint(checkpoint)
         stats = []

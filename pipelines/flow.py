@@ -104,7 +104,8 @@ def publish_artifacts(node: StageNode, cwd: Path) -> None:
             continue
         for report in sorted(root.rglob("*.md")):
             key = re.sub(r"[^a-z0-9-]", "-", f"{node.name}-{report.stem}".lower())[:100]
-            create_markdown_artifact(report.read_text(encoding="utf-8"), key=key, description=str(report.relative_to(cwd)))
+            create_markdown_artifact(report.read_text(encoding="utf-8"), key=key,
+                                     description=str(report.relative_to(cwd)))
         for media in sorted([*root.rglob("*.mp4"), *root.rglob("*.png")])[:50]:
             key = re.sub(r"[^a-z0-9-]", "-", f"{node.name}-{media.stem}".lower())[:100]
             create_link_artifact(media.resolve().as_uri(), link_text=str(media.relative_to(cwd)), key=key)
@@ -116,10 +117,12 @@ def run_on_gpu_worker(node: StageNode, cwd: Path, deployment: str, remote_worksp
 
     from pipelines.remote_stage import restore_from_run_cache
 
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                         check=True).stdout.strip()
     run = run_deployment(deployment, parameters={"stage": node.name, "rev": rev, "workspace": remote_workspace})
     if not run.state or not run.state.is_completed():
-        raise RuntimeError(f"stage {node.name} failed on the GPU worker: {run.state.message if run.state else 'no state'}")
+        message = run.state.message if run.state else "no state"
+        raise RuntimeError(f"stage {node.name} failed on the GPU worker: {message}")
     with concurrency(DVC_LIMIT, occupy=1):
         restore_from_run_cache(node.name, cwd)
     return "ran remotely"
@@ -199,7 +202,8 @@ def main() -> None:
     parser.add_argument("--target", action="append", help="stage to build with its upstream (repeatable)")
     parser.add_argument("--gpu-slots", type=int, default=None, help="GPU slots (default: GPUs torch sees)")
     parser.add_argument("--workspace", default=str(REPO_ROOT))
-    parser.add_argument("--gpu-deployment", default=None, help="run GPU stages on this deployment's workers (scale-out)")
+    parser.add_argument("--gpu-deployment", default=None,
+                        help="run GPU stages on this deployment's workers (scale-out)")
     parser.add_argument("--remote-workspace", default=".", help="the project checkout on the GPU workers")
     args = parser.parse_args()
     rebuild(workspace=args.workspace, targets=args.target, gpu_slots=args.gpu_slots,

@@ -13,14 +13,14 @@ import pytest
 import torch
 import yaml
 
-from models.diffusion import sample
-from motion.core.sampling import SamplingConfig
-from models.lgtm import TEXT_SLOTS
 from models.checkpoint import load_lgtm
+from models.diffusion import sample
+from models.lgtm import TEXT_SLOTS
 from models.official.fakes import write_small_official_tmr
 from models.official.release import import_release
 from models.tmr import load_tmr
 from motion.core.errors import DataError
+from motion.core.sampling import SamplingConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -102,9 +102,8 @@ def test_every_stage_view_of_the_real_files_loads(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_stage_refuses_output_locations_that_would_lose_data(tmp_path: Path) -> None:
-    from tests.support.params import write_params
-
     from motion.core.errors import DataError
+    from tests.support.params import write_params
 
     params = write_params(tmp_path, {"paths.texts": str(tmp_path.parent / "outside")})
     with pytest.raises(DataError, match="paths.texts"):

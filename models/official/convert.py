@@ -63,7 +63,8 @@ def read_statistics(mean_path: str | Path, std_path: str | Path) -> tuple[np.nda
     return arrays[0], arrays[1]
 
 
-def fixed_lgtm_input(model: LGTM, batch: int = 2, seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+def fixed_lgtm_input(model: LGTM, batch: int = 2,
+                     seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fixed (seeded) denoiser input: x_t per part, timesteps, text latents (TEXT_SLOTS order), a frame mask."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
@@ -107,7 +108,8 @@ def convert_lgtm(checkpoint: str | Path, out_dir: str | Path, mean_path: str | P
         reloaded = load_lgtm(tmp)
         report["forward_max_diff"] = lgtm_forward_difference(model, reloaded)
         if report["forward_max_diff"] != 0.0:
-            raise DataError(checkpoint, f"converted model differs from the checkpoint by {report['forward_max_diff']:.3e}"
+            raise DataError(checkpoint,
+                            f"converted model differs from the checkpoint by {report['forward_max_diff']:.3e}"
                             " on the fixed input", "report this as a converter bug")
     return report
 

@@ -84,7 +84,8 @@ def official_tmr_config(part: str, nfeats: int, latent: int, ff: int, layers: in
              "activation": "gelu"}
     return {"data": {"path": data_path, "motion_loader": {"nfeats": nfeats}},
             "model": {"_target_": "src.model.TMR",
-                      "motion_encoder": {"_target_": "src.model.ACTORStyleEncoder", "nfeats": nfeats, "vae": True, **sizes},
+                      "motion_encoder": {"_target_": "src.model.ACTORStyleEncoder", "nfeats": nfeats, "vae": True,
+                                         **sizes},
                       "text_encoder": {"_target_": "src.model.ACTORStyleEncoder", "nfeats": 768, "vae": True, **sizes},
                       "motion_decoder": {"_target_": "src.model.ACTORStyleDecoder", "nfeats": nfeats, **sizes},
                       "vae": True, "lmd": {"recons": 1.0, "latent": 1e-5, "kl": 1e-5, "contrastive": 0.1},

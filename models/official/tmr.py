@@ -1,4 +1,6 @@
-"""Official TMR run folders (``config.json`` + ``last_weights/{text_encoder,motion_encoder,motion_decoder}.pt``) as ``models.tmr.TMR``.
+"""Official TMR run folders as ``models.tmr.TMR``.
+
+A run folder holds ``config.json`` + ``last_weights/{text_encoder,motion_encoder,motion_decoder}.pt``.
 
 The official ``config.json`` is the resolved hydra config of TMR's ``train.py`` (``model.text_encoder``,
 ``model.motion_encoder``, ``model.motion_decoder`` with ``nfeats``, ``latent_dim``, ``ff_size``,
@@ -90,7 +92,8 @@ def tmr_config(config: dict[str, Any], path: Path) -> TMRConfig:
 
 def _read_weights(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
-        raise DataError(path, "official TMR weights are missing", _FIX + " (run TMR's extract.py if only the .ckpt exists)")
+        raise DataError(path, "official TMR weights are missing",
+                        _FIX + " (run TMR's extract.py if only the .ckpt exists)")
     state = safe_torch_load(path, _FIX)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise DataError(path, "is not a plain tensor dict as written by TMR's extract.py", _FIX)
@@ -127,7 +130,10 @@ def check_part(config: dict[str, Any], cfg: TMRConfig, part: str, folder: Path) 
 
 
 def load_official_tmr(folder: str | Path, part: str | None = None, device: str | torch.device = "cpu") -> TMR:
-    """Load an official TMR run folder in eval mode; ``part`` ('whole_body' or a part) checks it is that part's model."""
+    """Load an official TMR run folder in eval mode.
+
+    ``part`` ('whole_body' or a part name) checks that the folder holds that part's model.
+    """
     folder = Path(folder)
     config = read_official_config(folder)
     cfg = tmr_config(config, folder / "config.json")

@@ -25,9 +25,10 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -227,7 +228,8 @@ def apply_profile(raw: Mapping[str, Any], file: str | Path = "params.yaml") -> d
     if not isinstance(profiles, Mapping):
         raise SettingsError(file, "profiles", "missing (mapping of profile name -> overrides)")
     if name not in profiles:
-        raise SettingsError(file, "profile", f"{name!r} is not a profile", f"use one of: {', '.join(map(str, profiles))}")
+        raise SettingsError(file, "profile", f"{name!r} is not a profile",
+                            f"use one of: {', '.join(map(str, profiles))}")
     overlay = profiles[name] or {}
     if not isinstance(overlay, Mapping):
         raise SettingsError(file, f"profiles.{name}", "expected a mapping of overrides")
