@@ -103,12 +103,12 @@ def test_two_point_sweep_with_the_dvc_queue(tmp_path):
 
 
 TINY_TRAINING = {
-    "tmr.configs.cpu.train.epochs": 2,
-    "lgtm.configs.cpu.train.max_steps": 20,
-    "lgtm.configs.cpu.train.val_every": 10,
-    "lgtm.configs.cpu.train.checkpoint_every": 10,
-    "evaluate.configs.cpu.replications": 2,
-    "prompt_study.configs.cpu.samples": 2,
+    "tmr.train.epochs": 2,
+    "lgtm.train.max_steps": 20,
+    "lgtm.train.val_every": 10,
+    "lgtm.train.checkpoint_every": 10,
+    "evaluate.replications": 2,
+    "prompt_study.samples": 2,
 }
 
 
