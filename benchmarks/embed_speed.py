@@ -6,15 +6,16 @@ Usage: python -m benchmarks.embed_speed [--encoder minilm] [--texts 3000] [--thr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from motion.core.config import load_params
 from motion.text.cache import ArrayCache
-from motion.text.embeddings import EncoderSettings, embed_with_cache, make_encoder, write_embeddings
+from motion.text.embeddings import embed_with_cache, encoder_settings, make_encoder, write_embeddings
 from motion.text.rules import split_caption
+from stages.settings import load_settings
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -40,8 +41,9 @@ def main() -> None:
         texts.update(part["text"] for part in split_caption(caption).values())
     texts_list = sorted(texts)[: args.texts]
     start = time.perf_counter()
-    section = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["embed_texts"]
-    encoder = make_encoder(EncoderSettings.from_params({**section, "encoder": args.encoder}))
+    settings = load_settings(path=Path(__file__).resolve().parents[1] / "params.yaml")
+    section = dataclasses.replace(settings.embed_texts, encoder=args.encoder)
+    encoder = make_encoder(encoder_settings(section, settings.compute.device))
     loaded = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         cache = ArrayCache(Path(tmp) / "cache")

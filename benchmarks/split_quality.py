@@ -15,30 +15,31 @@ The llm backend uses params.yaml split_texts.llm and its cache (it sends ~18k ca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import time
 from pathlib import Path
 
-from motion.core.config import load_params
 from motion.core.parts import PART_NAMES
+from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
 from motion.text.quality import majority_parts, part_accuracy, set_scores
 from motion.text.rules import split_caption
 from motion.text.schema import active_parts
 from motion.text.split import SplitSettings, read_caption_rows, split_unique
+from stages.settings import Settings, load_settings
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
-def splitter(backend: str, params: dict, gait_torso: bool | None = None):
+def splitter(backend: str, params: Settings, gait_torso: bool | None = None):
     """A function from a list of captions to their annotations, with the chosen backend."""
-    section = dict(params.get("split_texts", {}) or {})
-    section["backend"] = backend
+    section = dataclasses.replace(params.split_texts, backend=backend)
     if gait_torso is not None:
-        section["rules"] = {**(section.get("rules", {}) or {}), "gait_torso": gait_torso}
-    settings = SplitSettings.from_params(section)
-    cache = params["paths"].get("cache", "data/cache")
+        section = dataclasses.replace(section, rules=dataclasses.replace(section.rules, gait_torso=gait_torso))
+    settings = convert(SplitSettings, section)
+    cache = params.paths.cache
 
     def run(captions: list[str]) -> dict[str, dict]:
         results, _, report = split_unique(captions, settings, cache, progress=False)
@@ -55,9 +56,9 @@ def fmt(scores: dict[str, float]) -> str:
             f"exact set {scores['exact_set']:.3f}  (n={int(scores['count'])})")
 
 
-def synthetic(run, params: dict) -> None:
+def synthetic(run, params: Settings) -> None:
     """Part attribution on the synthetic captions against their ground truth."""
-    poses = Path(params["paths"]["poses"])
+    poses = Path(params.paths.poses)
     truth_file = poses / "part_texts.json"
     print("== synthetic: part attribution vs ground truth")
     if not truth_file.is_file():
@@ -124,14 +125,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    params = load_params()
-    backend = args.backend or (params.get("split_texts", {}) or {}).get("backend", "rules")
+    params = load_settings()
+    backend = args.backend or params.split_texts.backend
     print(f"split quality, backend {backend}")
     run = splitter(backend, params)
     synthetic(run, params)
     babel(run)
     if backend == "rules":
-        gait = ((params.get("split_texts", {}) or {}).get("rules", {}) or {}).get("gait_torso", True)
+        gait = params.split_texts.rules.gait_torso
         print(f"-- the same two with the other gait convention (gait_torso: {not gait})")
         other = splitter(backend, params, gait_torso=not gait)
         synthetic(other, params)
