@@ -1,17 +1,22 @@
 """Speed of the HumanML3D feature extraction: batched (packed clips) vs one clip at a time.
 
 Run: ``python -m benchmarks.bench_features [--clips 500] [--repeats 3]``. Prints frames per second.
-The clips are forward kinematics of smooth random rotations, 40-200 frames each.
+The clips are forward kinematics of smooth random rotations, 40-200 frames each; the foot-contact
+threshold and root-wrap fix are params.yaml's ``features`` settings, as in the features stage.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
 from motion.data.features import extract_features, extract_features_batch
+from stages.settings import load_settings
 from tests.support.motions import synthetic_clip
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -21,6 +26,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    section = load_settings(path=REPO_ROOT / "params.yaml").features
+    options = {"feet_threshold": section.feet_threshold, "fix_wrap": section.fix_root_wrap}
     rng = np.random.default_rng(args.seed)
     clips = [synthetic_clip(rng, int(n)) for n in rng.integers(40, 201, size=args.clips)]
     frames = sum(len(c) for c in clips)
@@ -33,8 +40,8 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         return min(times)
 
-    batched = best(lambda: extract_features_batch(clips))
-    looped = best(lambda: [extract_features(c) for c in clips])
+    batched = best(lambda: extract_features_batch(clips, **options))
+    looped = best(lambda: [extract_features(c, **options) for c in clips])
     print(f"{len(clips)} clips, {frames} frames (40-200 per clip), best of {args.repeats}")
     print(f"batched extraction:      {frames / batched:10.0f} frames/s ({batched:.3f} s)")
     print(f"one clip at a time:      {frames / looped:10.0f} frames/s ({looped:.3f} s)")

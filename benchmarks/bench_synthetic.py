@@ -1,6 +1,7 @@
 """Speed and size of the synthetic dataset generator (the pipeline's default data source).
 
-Run: ``python -m benchmarks.bench_synthetic [--motions 400] [--seed 1234]``. Prints wall time, CPU
+Run: ``python -m benchmarks.bench_synthetic [--motions N] [--seed S]`` (default: params.yaml's
+``download.synthetic.num_motions`` and ``seed``, as the download stage). Prints wall time, CPU
 time, motions per second, 20-fps frames, and the bytes written, and checks that a rerun is
 byte-identical.
 """
@@ -13,6 +14,9 @@ import time
 from pathlib import Path
 
 from motion.data.synthetic import generate_dataset
+from stages.settings import load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _digest(folder: Path) -> str:
@@ -25,8 +29,9 @@ def _digest(folder: Path) -> str:
 def main() -> None:
     """Generate the dataset twice in temp folders; print timings, sizes and whether the bytes match."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--motions", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=1234)
+    settings = load_settings(path=REPO_ROOT / "params.yaml")
+    parser.add_argument("--motions", type=int, default=settings.download.synthetic.num_motions)
+    parser.add_argument("--seed", type=int, default=settings.seed)
     args = parser.parse_args()
     digests = []
     for run in range(2):
