@@ -1,7 +1,8 @@
-"""Training throughput of TMR (samples/s): the CPU config here, and the paper config on a GPU when there is one.
+"""Training throughput of TMR (samples/s): the cpu profile here, and the paper profile on a GPU when there is one.
 
-Batches have HumanML3D-like shapes (frames 40-199 cropped to the config's crop_frames, 263-d whole-body
-features, 384-d MiniLM tokens, 8-20 tokens); the model, losses and AdamW step are the real ones.
+Batches have HumanML3D-like shapes (frames 40-199 cropped to the profile's tmr.train.crop_frames, 263-d
+whole-body features, 384-d MiniLM tokens, 8-20 tokens); the model, losses and AdamW step are the real ones,
+sized by params.yaml's ``tmr`` settings under each profile (``profiles.<name>`` laid over the base values).
 Run: python benchmarks/bench_tmr.py
 """
 from __future__ import annotations
@@ -13,14 +14,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as `python benchmarks/bench_tmr.py`
 
-import torch
-import torch.nn.functional as F
-import yaml
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from models.tmr import TMR, TMRConfig  # noqa: E402
+from motion.core.settings import read_yaml, to_dict  # noqa: E402
 from motion.datasets import pad_sequences  # noqa: E402
+from stages.settings import TMR as TMRSettings  # noqa: E402
+from stages.settings import parse_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def profile_tmr(profile: str) -> TMRSettings:
+    """params.yaml's typed ``tmr`` settings under ``profile`` (cpu | paper)."""
+    path = ROOT / "params.yaml"
+    return parse_settings({**read_yaml(path), "profile": profile}, path).tmr
+
+
+def model_config(tmr: TMRSettings, motion_dim: int = 263, token_dim: int = 384) -> TMRConfig:
+    """The TMR model and loss hyper-parameters of ``tmr``, as train_tmr builds them."""
+    return TMRConfig(motion_dim=motion_dim, token_dim=token_dim, **to_dict(tmr.model), **to_dict(tmr.loss))
 
 
 def fake_batch(batch_size: int, motion_dim: int, token_dim: int, generator: torch.Generator,
@@ -34,15 +48,15 @@ def fake_batch(batch_size: int, motion_dim: int, token_dim: int, generator: torc
     return {"motion": motion, "motion_mask": motion_mask, "text": text, "text_mask": text_mask, "sentence": sentence}
 
 
-def throughput(config: dict, device: str, steps: int, warmup: int, token_dim: int = 384,
+def throughput(tmr: TMRSettings, device: str, steps: int, warmup: int, token_dim: int = 384,
                motion_dim: int = 263) -> float:
-    """Training samples per second of one params.yaml TMR config on ``device``."""
+    """Training samples per second of one profile's TMR settings on ``device``."""
     torch.manual_seed(0)
-    model = TMR(TMRConfig(motion_dim=motion_dim, token_dim=token_dim, **config["model"])).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["train"]["lr"]))
-    batch_size = int(config["train"]["batch_size"])
+    model = TMR(model_config(tmr, motion_dim, token_dim)).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tmr.train.lr)
+    batch_size = tmr.train.batch_size
     gen = torch.Generator().manual_seed(0)
-    crop = config["train"].get("crop_frames")
+    crop = tmr.train.crop_frames
     batches = [{k: v.to(device) for k, v in fake_batch(batch_size, motion_dim, token_dim, gen, crop).items()}
                for _ in range(4)]
     for i in range(warmup + steps):
@@ -60,23 +74,23 @@ def throughput(config: dict, device: str, steps: int, warmup: int, token_dim: in
 
 
 def main() -> None:
-    """Print samples/s per config and device."""
+    """Print samples/s per profile and device."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--paper-cpu", action="store_true", help="also time the paper config on the CPU (slow)")
+    parser.add_argument("--paper-cpu", action="store_true", help="also time the paper profile on the CPU (slow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    configs = yaml.safe_load((ROOT / "params.yaml").read_text())["tmr"]["configs"]
     runs = [("cpu", "cpu", args.steps)]
     if args.paper_cpu:
         runs += [("paper", "cpu", max(2, args.steps // 10))]
     if torch.cuda.is_available():
         runs += [("paper", "cuda", 10 * args.steps)]
     for name, device, steps in runs:
-        rate = throughput(configs[name], device, steps, warmup=2)
-        params = sum(p.numel() for p in TMR(TMRConfig(263, 384, **configs[name]["model"])).parameters())
-        print(f"tmr {name:5s} config on {device:4s} ({params / 1e6:.2f} M params, {args.threads} threads): "
+        tmr = profile_tmr(name)
+        rate = throughput(tmr, device, steps, warmup=2)
+        params = sum(p.numel() for p in TMR(model_config(tmr)).parameters())
+        print(f"tmr {name:5s} profile on {device:4s} ({params / 1e6:.2f} M params, {args.threads} threads): "
               f"{rate:8.1f} training samples/s")
 
 
