@@ -1,22 +1,27 @@
 """Wall time of the prompt_study stage with params.yaml's settings, on untrained models of the configured sizes.
 
-    python -m benchmarks.bench_prompt_study [--threads N] [--config cpu] [--keep outputs/bench_prompt_study]
+    python -m benchmarks.bench_prompt_study [--threads N] [--profile cpu] [--keep outputs/bench_prompt_study]
 
-Builds, in a temporary folder, an LGTM of ``lgtm.configs.<lgtm.config>.model`` (random weights, random text
-latents), a whole-body TMR of ``tmr.configs.<tmr.config>.model`` (384-d word tokens, like MiniLM) and the
-feature statistics (``paths.features`` when present, else a flat standing pose), then runs the stage on
-``prompts/ik_fk_pairs.yaml`` with ``prompt_study.configs.<config>`` (samples, sampling steps) and prints the
+Builds, in a temporary folder, an LGTM of ``lgtm.model`` (random weights, random text latents), a whole-body
+TMR of ``tmr.model`` (384-d word tokens, like MiniLM) and the feature statistics (``paths.features`` when
+present, else a flat standing pose), then runs the stage on ``prompts/ik_fk_pairs.yaml`` with the profile's
+``prompt_study`` settings (samples, sampling steps) and prints the
 time of the whole stage and of its parts. Untrained weights cost the same compute as trained ones.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
 
 
 class WordTokens:
@@ -31,25 +36,25 @@ class WordTokens:
         return tokens, np.stack([t.mean(0) / np.linalg.norm(t.mean(0)) for t in tokens])
 
 
-def build(root: Path, params: dict, study_config: str) -> dict:
-    """Untrained models and statistics under ``root``; returns the params to run the stage with."""
+def build(root: Path, settings: Settings) -> Settings:
+    """Untrained models and statistics under ``root``; returns the settings to run the stage with."""
     import torch
 
     from models.checkpoint import save_model
     from models.lgtm import LGTM, LGTMConfig
     from models.tmr import TMR, TMRConfig, save_tmr
     from motion.core.io import write_json
+    from motion.core.settings import to_dict
     from motion.text.cache import ArrayCache
     from motion.text.embeddings import write_embeddings
 
     torch.manual_seed(0)
-    lgtm, tmr = params["lgtm"], params["tmr"]
-    cfg = LGTMConfig.from_dict(lgtm["configs"][lgtm["config"]]["model"])
+    cfg = LGTMConfig.from_dict(to_dict(settings.lgtm.model))
     save_model(LGTM(cfg).eval(), root / "lgtm" / "model.safetensors")
     write_json(root / "lgtm" / "config.json", {"model": cfg.to_dict()})
-    tmr_model = tmr["configs"][tmr["config"]]["model"]
+    tmr_model = to_dict(settings.tmr.model)
     save_tmr(TMR(TMRConfig(motion_dim=263, token_dim=384, **tmr_model)), root / "tmr" / "whole_body")
-    features = Path(params["paths"]["features"])
+    features = Path(settings.paths.features)
     stats = root / "features"
     stats.mkdir()
     if (features / "Mean.npy").is_file() and (features / "part_stats.npz").is_file():
@@ -70,28 +75,28 @@ def build(root: Path, params: dict, study_config: str) -> dict:
     cache = ArrayCache(root / "cache")
     cache.add(prompts, *WordTokens().encode(prompts))
     write_embeddings(root / "embeddings", prompts, cache, WordTokens())
-    paths = {**params["paths"], "lgtm": str(root / "lgtm"), "tmr": str(root / "tmr"), "prompt_study": str(root / "out"),
-             "features": str(stats),
-             "embeddings": str(root / "embeddings"), "metrics": str(root / "metrics"), "cache": str(root / "cache")}
-    study = {**params["prompt_study"], "config": study_config}
-    return {**params, "paths": paths, "lgtm": {**lgtm, "text_latents": "random", "device": "cpu"},
-            "tmr": tmr,
-            "prompt_study": study}
+    paths = dataclasses.replace(settings.paths, lgtm=str(root / "lgtm"), tmr=str(root / "tmr"),
+                                prompt_study=str(root / "out"), features=str(stats),
+                                embeddings=str(root / "embeddings"), metrics=str(root / "metrics"),
+                                cache=str(root / "cache"))
+    return dataclasses.replace(settings, paths=paths, lgtm=dataclasses.replace(settings.lgtm, text_latents="random"),
+                               compute=dataclasses.replace(settings.compute, device="cpu"))
 
 
 def main() -> None:
     """Build the models, run the stage once and print the timings."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: params lgtm.num_threads)")
-    parser.add_argument("--config", default=None, help="prompt_study config (default: params)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: params compute.threads.prompt_study)")
+    parser.add_argument("--profile", default=None, help="settings profile (default: params.yaml's profile)")
     parser.add_argument("--keep", default=None, help="copy the stage outputs (report, videos) to this folder")
     args = parser.parse_args()
-    from motion.core.config import load_params
+    from benchmarks import settings_for
 
-    params = load_params()
+    settings = settings_for(args.profile)
     if args.threads is not None:
-        params["lgtm"]["num_threads"] = args.threads
-    config = args.config or params["prompt_study"]["config"]
+        settings = dataclasses.replace(settings, compute=dataclasses.replace(
+            settings.compute, threads=dataclasses.replace(settings.compute.threads, prompt_study=args.threads)))
     import motion.study.report as report
     import motion.text.embeddings as embeddings
     from stages import prompt_study
@@ -108,17 +113,18 @@ def main() -> None:
 
     prompt_study.write_study = timed_write
     with tempfile.TemporaryDirectory() as tmp:
-        run_params = build(Path(tmp), params, config)
+        run_settings = build(Path(tmp), settings)
         t = time.perf_counter()
-        prompt_study.run(run_params)
+        prompt_study.run(run_settings)
         total = time.perf_counter() - t
         if args.keep:
             import shutil
 
             shutil.copytree(Path(tmp) / "out", args.keep, dirs_exist_ok=True)
-    section = params["prompt_study"]["configs"][config]
-    print(f"prompt_study ({config}: {section['samples']} samples/prompt, {section['sampling']}), "
-          f"{params['lgtm'].get('num_threads', 2)} thread(s): total {total:.1f} s, "
+    study = settings.prompt_study
+    sampling = study.sampling.over(settings.lgtm.sampling)
+    print(f"prompt_study ({settings.profile}: {study.samples} samples/prompt, {sampling.sampler} {sampling.steps} "
+          f"steps), {settings.compute.threads.prompt_study or 'default'} thread(s): total {total:.1f} s, "
           f"of which plots+videos+reports {timings['write_study']:.1f} s, "
           f"sampling+measuring {total - timings['write_study']:.1f} s")
 

@@ -1,12 +1,12 @@
 """Sampling throughput of LGTM: samples per second for 1000 DDIM, 50 DDIM and 20 DPM-Solver++ steps.
 
-Uses a randomly initialised model of the chosen params.yaml config (speed does not depend on the
+Uses a randomly initialised model of the chosen params.yaml profile (speed does not depend on the
 weights) and random text latents, at full-window length. On a GPU the batch size doubles until
 memory runs out or throughput stops improving ("the batch size that fills the device"); on the CPU
 the batch is --batch. ``--extrapolate K`` times only the first K denoising steps of each run and
 scales to the full count (the per-step cost is the same at every step), for slow CPUs.
 
-    python -m benchmarks.bench_sampling --config paper --device auto
+    python -m benchmarks.bench_sampling --profile paper --device auto
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import time
 
 import torch
 
+from benchmarks import settings_for
 from models.diffusion import sample
-from models.lgtm import LGTM
-from models.lgtm_train import autocast_dtype, resolve_settings
-from motion.core.config import load_params
+from models.lgtm import LGTM, LGTMConfig
+from models.lgtm_train import autocast_dtype
 from motion.core.device import resolve_device
 from motion.core.sampling import SamplingConfig
+from motion.core.settings import convert
 
 RUNS = (("ddim", 1000), ("ddim", 50), ("dpmsolver++", 20))
 
@@ -81,7 +82,7 @@ def fill_batch(model: LGTM, device: str, amp: torch.dtype | None, start: int, li
 def main() -> None:
     """Print samples/s per sampler and step count."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="lgtm.configs entry (default: lgtm.config)")
+    parser.add_argument("--profile", default=None, help="settings profile (default: params.yaml's profile)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=8, help="CPU batch size / first GPU batch size tried")
     parser.add_argument("--max-batch", type=int, default=4096)
@@ -89,16 +90,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    section = dict(load_params()["lgtm"])
-    section["config"] = args.config or section["config"]
-    model_cfg, train_cfg, _ = resolve_settings(section)
+    settings = settings_for(args.profile)
+    model_cfg = convert(LGTMConfig, settings.lgtm.model)
     device = resolve_device(args.device)
-    amp = autocast_dtype(train_cfg.precision, device)
+    amp = autocast_dtype(settings.lgtm.train.precision, device)
     torch.manual_seed(0)
     model = LGTM(model_cfg).to(device).eval()
     batch = args.batch if device == "cpu" else fill_batch(model, device, amp, args.batch, args.max_batch)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({args.threads} threads)"
-    print(f"LGTM sampling, {section['config']} config, window {model_cfg.window}, batch {batch}, {name}, "
+    print(f"LGTM sampling, {settings.profile} profile, window {model_cfg.window}, batch {batch}, {name}, "
           f"{'fp32' if amp is None else amp}")
     for sampler, steps in RUNS:
         seconds = time_sampling(model, batch, sampler, steps, device, amp, args.extrapolate)

@@ -1,7 +1,7 @@
 """Does LGTM move the part a single-part prompt names? Share of motion energy per body part.
 
 For each single-part prompt ("waves the right hand", "kicks with the left leg", "nods") it samples K
-motions from the trained LGTM (paths.lgtm, sampler of the selected lgtm config) and measures, per part,
+motions from the trained LGTM (paths.lgtm, sampler of lgtm.sampling) and measures, per part,
 the energy of the part's joints (mean squared speed of root-relative joint positions, summed over
 the part's joints of motion.core.parts.PART_JOINTS); the share of the named part is compared with the same
 measure on the real synthetic motions that perform that action alone (originals and mirrors).
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.core.config import load_params
 from motion.core.parts import PART_JOINTS, PART_NAMES
 
 # prompt -> (named part, synthetic action of that part, action of the mirrored side)
@@ -58,30 +57,34 @@ def main() -> None:
     import torch
 
     from models.inference import LGTMGenerator, TrainedLGTM, features_to_joints, part_sampler, resolve_part_texts
-    from models.lgtm_train import resolve_settings
     from models.text_latents import TokenSource
-    from motion.text.embeddings import EncoderSettings, make_encoder
+    from motion.core.sampling import SamplingConfig
+    from motion.core.settings import convert, to_dict
+    from motion.text.embeddings import encoder_settings, make_encoder
+    from motion.text.split import SplitSettings
+    from stages.settings import load_settings
 
-    params = load_params()
-    paths, section = params["paths"], params["lgtm"]
-    torch.set_num_threads(int(section["num_threads"]))
-    sampling = resolve_settings(section)[2]
-    split = params["split_texts"]["backend"]
-    trained = TrainedLGTM.at(paths, section["text_latents"], int(params["seed"]))
-    tokens = TokenSource(paths["embeddings"], lambda: make_encoder(EncoderSettings.from_params(params["embed_texts"])))
+    settings = load_settings()
+    paths = settings.paths
+    if settings.compute.threads.prompt_study:  # sampling as tools.generate and the prompt study do
+        torch.set_num_threads(settings.compute.threads.prompt_study)
+    sampling = convert(SamplingConfig, settings.lgtm.sampling)
+    split, splitter = settings.split_texts.backend, convert(SplitSettings, settings.split_texts)
+    trained = TrainedLGTM.at(to_dict(paths), settings.lgtm.text_latents, settings.seed)
+    tokens = TokenSource(paths.embeddings, lambda: make_encoder(encoder_settings(settings.embed_texts, "cpu")))
     generator = LGTMGenerator.load(trained, "cpu", batch_size=1, tokens=lambda: tokens)
     mean, std, window = generator.mean, generator.std, generator.window
     print(f"| prompt | part | generated share (K={args.samples}) | real share (n) | generated parts (mean share) |")
     print("|---|---|---|---|---|")
     for prompt, (part, action, mirrored) in PROMPTS.items():
-        texts = resolve_part_texts(prompt, {}, split, params["split_texts"], paths["cache"])
+        texts = resolve_part_texts(prompt, {}, split, splitter, paths.cache)
         shares = []
         for seed in range(args.samples):
             parts = part_sampler(generator, sampling, seed)(prompt, texts, window)
             _, joints = features_to_joints(parts, mean, std)
             shares.append(part_energy_shares(joints))
-        labels = Path(paths["annotations"]) / "synthetic_labels.json"
-        joints_dir = Path(paths["features"]) / "new_joints"
+        labels = Path(paths.annotations) / "synthetic_labels.json"
+        joints_dir = Path(paths.features) / "new_joints"
         real = [part_energy_shares(j) for j in real_motions(labels, joints_dir, part, action, mirrored)]
         gen = np.array([s[part] for s in shares])
         ref = np.array([s[part] for s in real])
