@@ -32,7 +32,7 @@ def download_overrides(data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
             "paths.assets": str(data / "raw/assets"), "download.assets.enabled": False, **overrides}
 
 
-def download_params(data: Path, overrides: dict[str, Any]) -> Settings:
+def download_settings(data: Path, overrides: dict[str, Any]) -> Settings:
     """The download stage's view of the real params with every output under ``data`` and ``overrides``."""
     return settings_with(download_overrides(data, overrides), stage="download")
 
@@ -66,7 +66,7 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_amass_local_builds_the_contract_layout(tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
-    run(download_params(data, local_inputs))
+    run(download_settings(data, local_inputs))
     amass, annotations = data / "raw/amass", data / "raw/annotations"
     assert sorted(p.name for p in amass.iterdir()) == ["CMU", "KIT", "MPI_Limits", "humanact12"]
     # every source_path of index.csv resolves (as the poses stage looks it up) to a readable motion file
@@ -87,7 +87,7 @@ def test_amass_local_builds_the_contract_layout(tmp_path: Path, local_inputs: di
 def test_rerun_replaces_outputs_and_failure_keeps_the_previous_ones(
         tmp_path: Path, local_inputs: dict[str, Any]) -> None:
     data = tmp_path / "data"
-    params = download_params(data, local_inputs)
+    params = download_settings(data, local_inputs)
     run(params)
     before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
     run(params)
@@ -104,13 +104,13 @@ def test_bad_params_are_one_line_errors(tmp_path: Path, local_inputs: dict[str, 
     data = tmp_path / "data"
     with pytest.raises(SettingsError, match=r"params.yaml: download.source: expected one of 'synthetic' \| "
                                             r"'amass_local' \| 'amass_remote', got 'amass'"):
-        run(download_params(data, {**local_inputs, "download.source": "amass"}))
+        run(download_settings(data, {**local_inputs, "download.source": "amass"}))
     with pytest.raises(DataError, match="humanml3d_dir is empty"):
-        run(download_params(data, {**local_inputs, "download.humanml3d_dir": ""}))
+        run(download_settings(data, {**local_inputs, "download.humanml3d_dir": ""}))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="holds no AMASS archives"):
-        run(download_params(data, {**local_inputs, "download.amass_local.archive_dir": str(empty)}))
+        run(download_settings(data, {**local_inputs, "download.amass_local.archive_dir": str(empty)}))
     assert not data.exists() or leftovers(data / "raw") == []
 
 
@@ -129,7 +129,7 @@ def test_synthetic_source_follows_the_contract(tmp_path: Path) -> None:
     if not hasattr(synthetic, "generate_dataset"):
         pytest.skip("motion.data.synthetic.generate_dataset is not written yet")
     data = tmp_path / "data"
-    run(download_params(data, SYNTHETIC))
+    run(download_settings(data, SYNTHETIC))
     amass, annotations = data / "raw/amass", data / "raw/annotations"
     for name in ("index.csv", "part_texts.json", "synthetic_labels.json", "splits/train.txt",
                  "splits/val.txt", "splits/test.txt"):
@@ -142,7 +142,7 @@ def test_synthetic_source_follows_the_contract(tmp_path: Path) -> None:
     assert leftovers(data / "raw") == []
     first = {p.relative_to(data): p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
     shutil.rmtree(data)
-    run(download_params(data, SYNTHETIC))
+    run(download_settings(data, SYNTHETIC))
     second = {p.relative_to(data): p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
     assert first.keys() == second.keys()
     assert all(first[k] == second[k] for k in first), "synthetic data differ between identical runs"
