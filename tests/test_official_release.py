@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from models.checkpoint import load_lgtm
 from models.diffusion import sample
@@ -21,6 +20,7 @@ from models.official.release import import_release
 from models.tmr import load_tmr
 from motion.core.errors import DataError
 from motion.core.sampling import SamplingConfig
+from tests.support.params import write_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,15 +80,14 @@ def test_wrong_part_folder_leaves_nothing(release: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_stage_reads_the_official_section(release: dict[str, Path], tmp_path: Path) -> None:
-    params = tmp_path / "params.yaml"
-    section = {k: str(v) for k, v in release.items()}
-    params.write_text(yaml.safe_dump({"official": {**section, "text_model": ""}}))
+    section = {f"official.{k}": str(v) for k, v in release.items()}
+    params = write_params(tmp_path, {**section, "official.text_model": ""})  # the real params.yaml + the release
     env = {**os.environ, "LGTM_PARAMS": str(params)}
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert "7 TMRs verified" in done.stdout and (release["out"] / "lgtm" / "mean.npy").is_file()
-    params.write_text(yaml.safe_dump({"official": {**section, "std": ""}}))
+    write_params(tmp_path, {**section, "official.std": ""})
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode != 0 and "official.std is not set" in done.stderr
