@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import settings_for
 from motion.data.features import extract_features, extract_features_batch
-from stages.settings import load_settings
 from tests.support.motions import synthetic_clip
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -26,7 +23,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    section = load_settings(path=REPO_ROOT / "params.yaml").features
+    section = settings_for().features
     options = {"feet_threshold": section.feet_threshold, "fix_wrap": section.fix_root_wrap}
     rng = np.random.default_rng(args.seed)
     clips = [synthetic_clip(rng, int(n)) for n in rng.integers(40, 201, size=args.clips)]

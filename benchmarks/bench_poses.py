@@ -13,15 +13,13 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import settings_for
 from motion.core.device import resolve_device
 from motion.core.settings import convert
 from motion.data.body_model import make_body_model
 from motion.data.poses import PoseSettings, extract_poses
-from stages.settings import load_settings
 from tests.support.amass import write_amass_npz
 from tests.support.body_model import write_smplh_model
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_tree(root: Path, files: int, frames: int) -> None:
@@ -55,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_tree(root, args.files, args.frames)
-        poses = load_settings(path=REPO_ROOT / "params.yaml").poses
+        poses = settings_for().poses
         for kind in ("builtin", "smplh"):
             settings = convert(PoseSettings, poses, body_model=kind, smplh_dir=str(root / "smplh"))
             model = make_body_model(kind, root / "smplh", device if kind == "smplh" else "cpu", settings.batch_frames)

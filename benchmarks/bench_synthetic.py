@@ -13,10 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import settings_for
 from motion.data.synthetic import generate_dataset
-from stages.settings import load_settings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _digest(folder: Path) -> str:
@@ -29,7 +27,7 @@ def _digest(folder: Path) -> str:
 def main() -> None:
     """Generate the dataset twice in temp folders; print timings, sizes and whether the bytes match."""
     parser = argparse.ArgumentParser(description=__doc__)
-    settings = load_settings(path=REPO_ROOT / "params.yaml")
+    settings = settings_for()
     parser.add_argument("--motions", type=int, default=settings.download.synthetic.num_motions)
     parser.add_argument("--seed", type=int, default=settings.seed)
     args = parser.parse_args()

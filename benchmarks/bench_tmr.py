@@ -17,19 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as `pyt
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks import settings_for  # noqa: E402
 from models.tmr import TMR, TMRConfig  # noqa: E402
-from motion.core.settings import read_yaml, to_dict  # noqa: E402
+from motion.core.settings import to_dict  # noqa: E402
 from motion.datasets import pad_sequences  # noqa: E402
 from stages.settings import TMR as TMRSettings  # noqa: E402
-from stages.settings import parse_settings  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def profile_tmr(profile: str) -> TMRSettings:
-    """params.yaml's typed ``tmr`` settings under ``profile`` (cpu | paper)."""
-    path = ROOT / "params.yaml"
-    return parse_settings({**read_yaml(path), "profile": profile}, path).tmr
 
 
 def model_config(tmr: TMRSettings, motion_dim: int = 263, token_dim: int = 384) -> TMRConfig:
@@ -87,7 +79,7 @@ def main() -> None:
     if torch.cuda.is_available():
         runs += [("paper", "cuda", 10 * args.steps)]
     for name, device, steps in runs:
-        tmr = profile_tmr(name)
+        tmr = settings_for(name).tmr
         rate = throughput(tmr, device, steps, warmup=2)
         params = sum(p.numel() for p in TMR(model_config(tmr)).parameters())
         print(f"tmr {name:5s} profile on {device:4s} ({params / 1e6:.2f} M params, {args.threads} threads): "

@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import settings_for
 from motion.text.cache import ArrayCache
 from motion.text.embeddings import embed_with_cache, encoder_settings, make_encoder, write_embeddings
 from motion.text.rules import split_caption
-from stages.settings import load_settings
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -41,7 +41,7 @@ def main() -> None:
         texts.update(part["text"] for part in split_caption(caption).values())
     texts_list = sorted(texts)[: args.texts]
     start = time.perf_counter()
-    settings = load_settings(path=Path(__file__).resolve().parents[1] / "params.yaml")
+    settings = settings_for()
     section = dataclasses.replace(settings.embed_texts, encoder=args.encoder)
     encoder = make_encoder(encoder_settings(section, settings.compute.device))
     loaded = time.perf_counter()

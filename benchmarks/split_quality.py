@@ -21,6 +21,7 @@ import random
 import time
 from pathlib import Path
 
+from benchmarks import settings_for
 from motion.core.parts import PART_NAMES
 from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
@@ -28,7 +29,7 @@ from motion.text.quality import majority_parts, part_accuracy, set_scores
 from motion.text.rules import split_caption
 from motion.text.schema import active_parts
 from motion.text.split import SplitSettings, read_caption_rows, split_unique
-from stages.settings import Settings, load_settings
+from stages.settings import Settings
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    params = load_settings()
+    params = settings_for()
     backend = args.backend or params.split_texts.backend
     print(f"split quality, backend {backend}")
     run = splitter(backend, params)
