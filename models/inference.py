@@ -160,21 +160,31 @@ class LGTMGenerator:
 SPLITS = ("rules", "llm", "none")
 
 
-def resolve_part_texts(caption: str, given: dict[str, str], split: str, splitter: SplitSettings,
-                       cache_dir: str | Path) -> dict[str, str]:
-    """The six part texts of a prompt: hand-set ones, the rest from the ``split`` backend (or the caption with
-    ``none``); ``splitter`` holds the splitter's settings (params ``split_texts``), ``cache_dir`` its cache."""
+def split_prompt(caption: str, given: dict[str, str], split: str, splitter: SplitSettings,
+                 cache_dir: str | Path) -> tuple[dict[str, str], str]:
+    """The six part texts of a prompt and how they were made: hand-set ones, the rest from the ``split``
+    backend (or the caption with ``none``). The second value names the splitter that answered: ``given``,
+    ``none``, ``rules``, ``llm`` or ``rules (llm failed)`` when the LLM endpoint failed and the rules stood in.
+    ``splitter`` holds the splitter's settings (params ``split_texts``), ``cache_dir`` its cache."""
     if split not in SPLITS:
         raise ValueError(f"part-text split {split!r}: choose one of {', '.join(SPLITS)}")
     missing = [p for p in PART_NAMES if p not in given]
-    if not missing or split == "none":
-        return {p: given.get(p, caption) for p in PART_NAMES}
+    if not missing:
+        return dict(given), "given"
+    if split == "none":
+        return {p: given.get(p, caption) for p in PART_NAMES}, "none"
     from motion.text.split import split_unique
 
     settings = dataclasses.replace(splitter, backend=split)
-    results, _, _ = split_unique([caption], settings, cache_dir, progress=False)
+    results, backend_of, _ = split_unique([caption], settings, cache_dir, progress=False)
     annotation = results[caption]
-    return {p: given[p] if p in given else annotation[p]["text"] for p in PART_NAMES}
+    return {p: given[p] if p in given else annotation[p]["text"] for p in PART_NAMES}, backend_of[caption]
+
+
+def resolve_part_texts(caption: str, given: dict[str, str], split: str, splitter: SplitSettings,
+                       cache_dir: str | Path) -> dict[str, str]:
+    """The six part texts of a prompt (see :func:`split_prompt`)."""
+    return split_prompt(caption, given, split, splitter, cache_dir)[0]
 
 
 def caption_latents(generator: LGTMGenerator, caption: str, part_texts: dict[str, str]) -> np.ndarray:

@@ -226,6 +226,48 @@ def test_command_line_errors(tmp_path: Path) -> None:
         main(["--text", CAPTION, "--params", str(params), "--out", str(tmp_path / "o")])
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--text", "   "], "--text is empty"),
+    (["--eta", "1.5"], "--eta 1.5 is outside 0..1"),
+    (["--steps", "0"], "--steps 0 is outside 1..1000"),
+    (["--frames", "0"], "--frames 0"),
+    (["--device", "cuda:0"], "torch sees no GPU"),
+])
+def test_bad_arguments_are_refused_before_anything_loads(tmp_path: Path, extra: list[str], message: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("stages.settings.load_settings", lambda **_: pytest.fail("settings were read"))
+    args = ["--text", CAPTION, "--out", str(tmp_path / "o"), "--params", str(tmp_path / "absent.yaml"), *extra]
+    with pytest.raises(SystemExit, match=message):
+        main(args)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "o").write_text("not a folder")
+    with pytest.raises(SystemExit, match="is a file"):
+        main(["--text", CAPTION, "--out", str(tmp_path / "o"), "--params", str(tmp_path / "absent.yaml")])
+
+
+def test_a_failing_run_leaves_no_new_files_beside_an_older_run(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    features = known_motion()
+    mean, std = stats(features)
+    generate(CAPTION, {p: CAPTION for p in PART_NAMES}, 40, replay_sampler(features, mean, std), mean, std,
+             tmp_path, video=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken_bvh(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("tools.generate.write_bvh", broken_bvh)
+    with pytest.raises(OSError, match="disk full"):
+        generate("another caption", {p: "another caption" for p in PART_NAMES}, 40,
+                 replay_sampler(features, mean, std), mean, std, tmp_path, video=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no staging folder, nothing new
+
+
 def test_turning_motion_keeps_its_heading_through_features_and_bvh(tmp_path: Path) -> None:
     """features -> joints -> BVH of a body turning by 180 degrees: the exported root turns by 180 (not 90)."""
     from tests.support.motions import root_heading_degrees
@@ -294,3 +336,23 @@ def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.Monke
           "--params", str(params_path), "--out", str(out)])
     assert sorted(p.name for p in out.iterdir()) == ["features.npy", "joints.npy", "motion.bvh", "parts.json"]
     assert np.load(out / "joints.npy").shape == (12, 22, 3)
+
+
+def test_llm_split_with_the_endpoint_down_falls_back_to_rules_and_says_so(tmp_path: Path) -> None:
+    import dataclasses
+    import socket
+
+    from models.inference import split_prompt
+    from motion.core.settings import convert
+    from motion.text.split import SplitSettings
+    from tests.support.params import settings_with
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    splitter = convert(SplitSettings, settings_with({}).split_texts)
+    llm = dataclasses.replace(splitter.llm, base_url=f"http://127.0.0.1:{port}/v1", api_key_env="", max_retries=0,
+                              timeout_s=2.0, backoff_s=0.01)
+    texts, used = split_prompt(CAPTION, {}, "llm", dataclasses.replace(splitter, llm=llm), tmp_path)
+    assert used == "rules (llm failed)"
+    assert texts == split_prompt(CAPTION, {}, "rules", splitter, tmp_path)[0]

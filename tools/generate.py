@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -75,20 +78,30 @@ def write_video(out_dir: str | Path, joints: np.ndarray, caption: str, part_text
 
 def write_outputs(out_dir: str | Path, features: np.ndarray, joints: np.ndarray, caption: str,
                   part_texts: dict[str, str], meta: dict[str, Any], video: bool = True) -> dict[str, Path]:
-    """Write joints.npy, features.npy, motion.bvh, motion.mp4 and parts.json into ``out_dir`` (each atomically)."""
+    """Write joints.npy, features.npy, motion.bvh, motion.mp4 and parts.json into ``out_dir``.
+
+    Everything is written into a staging folder inside ``out_dir`` first and moved into place only when
+    all files exist, so a failing run never leaves new files beside an older run's; other files in
+    ``out_dir`` are kept.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in ("joints.npy", "features.npy", "motion.bvh", "motion.mp4", "parts.json")}
-    save_npy(files["joints.npy"], joints)
-    save_npy(files["features.npy"], features)
-    write_bvh(files["motion.bvh"], joints, fps=FPS)
-    if video:
-        write_video(out, joints, caption, part_texts)
-    else:
-        del files["motion.mp4"]
-    write_json(files["parts.json"], {"caption": caption, "parts": {p: part_texts[p] for p in PART_NAMES},
-                                     "frames": int(len(joints)), "fps": FPS, **meta})
-    return files
+    staging = Path(tempfile.mkdtemp(prefix=".generate.", suffix=".tmp", dir=out))
+    try:
+        files = {name: staging / name for name in ("joints.npy", "features.npy", "motion.bvh", "parts.json")}
+        save_npy(files["joints.npy"], joints)
+        save_npy(files["features.npy"], features)
+        write_bvh(files["motion.bvh"], joints, fps=FPS)
+        if video:
+            files["motion.mp4"] = write_video(staging, joints, caption, part_texts)
+        write_json(files["parts.json"], {"caption": caption, "parts": {p: part_texts[p] for p in PART_NAMES},
+                                         "frames": int(len(joints)), "fps": FPS, **meta})
+        for name, path in files.items():
+            os.replace(path, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: out / name for name in ("joints.npy", "features.npy", "motion.bvh", "motion.mp4", "parts.json")
+            if name in files}
 
 
 def generate(caption: str, part_texts: dict[str, str], frames: int, sampler: PartSampler, mean: np.ndarray,
@@ -125,6 +138,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_CAPTION = 300  # characters
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad arguments before anything loads (one line each, as ``ValueError``)."""
+    if not args.text.strip():
+        raise ValueError("--text is empty: give the whole-body caption, e.g. --text 'a person waves'")
+    if len(args.text) > MAX_CAPTION:
+        raise ValueError(f"--text has {len(args.text)} characters; at most {MAX_CAPTION}")
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames {args.frames}: at least 1")
+    if args.steps is not None and not 1 <= args.steps <= 1000:
+        raise ValueError(f"--steps {args.steps} is outside 1..1000")
+    if args.eta is not None and not 0.0 <= args.eta <= 1.0:
+        raise ValueError(f"--eta {args.eta} is outside 0..1")
+    if args.guidance_scale is not None and not args.guidance_scale >= 0.0:
+        raise ValueError(f"--guidance-scale {args.guidance_scale} must be >= 0")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: give a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable")
+    if args.device and args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: torch sees no GPU; use --device cpu or auto")
+
+
 def sampling_settings(settings: Settings, args: argparse.Namespace) -> SamplingConfig:
     """Sampling settings: params ``lgtm.sampling``, then the flags."""
     flags = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance_scale") if getattr(args, k) is not None}
@@ -137,10 +180,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from stages.settings import load_settings
 
     try:
+        check_arguments(args)
         settings = load_settings(path=args.params)
         import torch
 
-        from models.inference import LGTMGenerator, TrainedLGTM, part_sampler, resolve_part_texts
+        from models.inference import LGTMGenerator, TrainedLGTM, part_sampler, split_prompt
         from models.text_latents import TokenSource
         from motion.core.device import resolve_device
         from motion.text.embeddings import encoder_settings, make_encoder
@@ -153,8 +197,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sampling = sampling_settings(settings, args)
         given = parse_part_args(args.part)
         split = args.split or settings.split_texts.backend
-        part_texts = resolve_part_texts(args.text, given, split, convert(SplitSettings, settings.split_texts),
-                                        paths.cache)
+        part_texts, split_used = split_prompt(args.text, given, split, convert(SplitSettings, settings.split_texts),
+                                              paths.cache)
+        if split_used == "rules (llm failed)":
+            print("generate: the LLM splitter failed; the rules splitter made the part texts", file=sys.stderr)
         trained = TrainedLGTM(Path(paths.lgtm), Path(paths.features), Path(paths.tmr), Path(paths.embeddings),
                               settings.lgtm.text_latents, settings.seed)
 
@@ -163,10 +209,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         generator = LGTMGenerator.load(trained, device, batch_size=1, tokens=tokens)
         frames = generator.window if args.frames is None else args.frames
-        meta = {"split": split, "hand_set": sorted(given), **asdict(sampling), "seed": args.seed}
+        meta = {"split": "rules" if split_used == "rules (llm failed)" else split, "split_used": split_used,
+                "hand_set": sorted(given), **asdict(sampling), "seed": args.seed}
         files = generate(args.text, part_texts, frames, part_sampler(generator, sampling, args.seed), generator.mean,
                          generator.std, args.out, meta, video=not args.no_video)
-    except (DataError, ValueError, KeyError) as err:
+    except (DataError, ValueError, KeyError, OSError) as err:
         sys.exit(f"generate: {err}")
     print(json.dumps({"parts": part_texts, "files": {k: str(v) for k, v in files.items()}}, indent=2))
 
