@@ -32,7 +32,7 @@ from motion.eval.evaluation import (
     real_motions,
 )
 from motion.eval.report import bar_charts, metrics_json, report_markdown
-from stages.settings import Settings, load_settings
+from stages.settings import Settings, settings_or_exit
 
 
 def evaluation_settings(settings: Settings) -> EvaluationSettings:
@@ -69,7 +69,7 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path, metrics_path: st
 
 def main() -> None:
     """Load the trained models named in params.yaml, evaluate, write the outputs."""
-    settings = load_settings("evaluate")
+    settings = settings_or_exit("evaluate")
     paths, cfg = settings.paths, settings.evaluate
     seed_everything(settings.seed)
     import torch

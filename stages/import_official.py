@@ -20,14 +20,14 @@ import sys
 
 from models.official.release import import_release
 from motion.core.errors import DataError
-from stages.settings import load_settings
+from stages.settings import settings_or_exit
 
 REQUIRED = ("checkpoint", "tmr_dir", "mean", "std")
 
 
 def main() -> None:
     """Import the release named by params ``official``."""
-    section = load_settings().official
+    section = settings_or_exit("import_official", view=False).official
     try:
         missing = [k for k in REQUIRED if not getattr(section, k)]
         if missing:

@@ -530,6 +530,19 @@ def load_settings(stage: str | None = None, path: str | Path | None = None) -> S
     return stage_view(settings, declared_params(stage, dvc_file_for(path)), stage)
 
 
+def settings_or_exit(stage: str, view: bool = True) -> Settings:
+    """:func:`load_settings` for a stage's main: a bad params file ends the process with its one-line message.
+
+    ``view=False`` for commands outside dvc.yaml (they see every setting).
+    """
+    from motion.core.errors import DataError
+
+    try:
+        return load_settings(stage if view else None)
+    except DataError as error:
+        raise SystemExit(f"{stage.split('@')[0]}: {error}") from None
+
+
 def check_outputs(settings: Settings, root: Path) -> None:
     """Refuse output locations that would lose data (outside the workspace, overlapping the cache, another
     output or git-tracked files) before any stage touches the disk (``motion.core.workspace``)."""

@@ -33,7 +33,7 @@ from motion.datasets import (
     read_split,
     segment_texts,
 )
-from stages.settings import Settings, load_settings
+from stages.settings import Settings, settings_or_exit
 
 LATENTS_FILE = "text_latents.npz"
 
@@ -50,7 +50,7 @@ def build_latents(settings: Settings, segments: list, text_dim: int, device: str
 
 def main() -> None:
     """Build the latent cache (rank 0), then train with the ``lgtm`` settings of the active profile."""
-    settings = load_settings("train_lgtm")
+    settings = settings_or_exit("train_lgtm")
     paths, lgtm = settings.paths, settings.lgtm
     seed_everything(settings.seed)
     if settings.compute.threads.train_lgtm:
