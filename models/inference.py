@@ -50,6 +50,14 @@ class TrainedLGTM:
     seed: int           # the seed of random text latents (params seed, as train_lgtm)
 
     @classmethod
+    def released(cls, folder: str | Path, embeddings: str | Path, seed: int) -> TrainedLGTM:
+        """The released LGTM as ``stages.import_official`` converts it (``official.out``): ``lgtm/`` holds the
+        model and HumanML3D's published Mean/Std, ``tmr/<slot>/`` the official TMRs whose text encoders give
+        the latents (their token features must be DistilBERT's: ``embed_texts.encoder: distilbert``)."""
+        folder = Path(folder)
+        return cls(folder / "lgtm", folder / "lgtm", folder / "tmr", Path(embeddings), "tmr", seed)
+
+    @classmethod
     def at(cls, paths: Mapping[str, str], text_latents: str, seed: int) -> TrainedLGTM:
         """The trained LGTM of params ``paths`` (lgtm, features, tmr, embeddings)."""
         return cls(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]), Path(paths["embeddings"]),

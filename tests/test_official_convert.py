@@ -46,11 +46,11 @@ def test_convert_golden_lgtm(golden: Path, stats: tuple[Path, Path], tmp_path: P
     out = tmp_path / "lgtm"
     report = convert_lgtm(checkpoint_of(golden), out, *stats)
     assert report["forward_max_diff"] == 0.0 and report["keys"] == 504
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "mean.npy", "model.safetensors", "std.npy"]
+    assert sorted(p.name for p in out.iterdir()) == ["Mean.npy", "Std.npy", "config.json", "model.safetensors"]
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["part_order"] == "official" and config["model"]["mask_padding"] is False
     assert config["source"]["official_options"]["ff_shared"] is True
-    assert np.array_equal(np.load(out / "std.npy"), np.load(stats[1]))
+    assert np.array_equal(np.load(out / "Std.npy"), np.load(stats[1]))
     assert lgtm_forward_difference(load_lgtm(out), load_official_lgtm(checkpoint_of(golden))) == 0.0
 
 

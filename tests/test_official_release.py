@@ -86,7 +86,7 @@ def test_stage_reads_the_official_section(release: dict[str, Path], tmp_path: Pa
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    assert "7 TMRs verified" in done.stdout and (release["out"] / "lgtm" / "mean.npy").is_file()
+    assert "7 TMRs verified" in done.stdout and (release["out"] / "lgtm" / "Mean.npy").is_file()
     write_params(tmp_path, {**section, "official.std": ""})
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600, check=False)

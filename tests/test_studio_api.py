@@ -302,10 +302,10 @@ def test_model_folders_are_selectable(served: tuple[str, Studio], tmp_path: Path
 
     studio = served[1]
     lgtm = studio.engine.config.trained.lgtm
-    official = tmp_path / "assets" / "lgtm_checkpoints"
-    assert "official" not in find_models(lgtm, tmp_path / "assets")
+    official = tmp_path / "official" / "lgtm"
+    assert "official" not in find_models(lgtm, tmp_path / "official")
     shutil.copytree(lgtm, official)
-    models = find_models(lgtm, tmp_path / "assets", {"mine": "x/y"})
+    models = find_models(lgtm, tmp_path / "official", {"mine": "x/y"})
     assert list(models) == ["pipeline", "official", "mine"] and models["official"] == official
     engine = Engine(studio.engine.config, {"pipeline": lgtm, "copy": official, "broken": tmp_path / "none"})
     info = engine.describe()

@@ -4,7 +4,7 @@
     python -m tools.convert_official tmr RUN_DIR --part left_arm --out DIR [--text-model distilbert-base-uncased]
 
 The output folders are what ``models.checkpoint.load_lgtm`` / ``models.tmr.load_tmr`` read
-(``model.safetensors`` + ``config.json``; LGTM also ``mean.npy``/``std.npy``); ``config.json`` records
+(``model.safetensors`` + ``config.json``; LGTM also ``Mean.npy``/``Std.npy``); ``config.json`` records
 the official compatibility options and the source file's sha256. Each conversion is verified (key
 coverage, shapes, a forward pass of the reloaded model on a fixed input) before its folder appears;
 on any error nothing is written and a one-line message names the file and the fix (exit status 2).

@@ -2,7 +2,8 @@
 
 LGTM: the official ``.ckpt`` plus HumanML3D's published ``Mean.npy``/``Std.npy`` become a folder that
 ``models.checkpoint.load_lgtm`` reads (``model.safetensors``, ``config.json`` with the official
-compatibility options in ``model`` and the provenance in ``source``, ``mean.npy``/``std.npy``).
+compatibility options in ``model`` and the provenance in ``source``, ``Mean.npy``/``Std.npy`` under HumanML3D's names, so the folder
+is also the normalisation folder ``models.inference`` reads).
 TMR: an official run folder becomes a folder that ``models.tmr.load_tmr`` reads.
 
 Verification before anything is published: key coverage and shapes (every official tensor maps
@@ -32,7 +33,7 @@ from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-STATS_FILES = ("mean.npy", "std.npy")
+STATS_FILES = ("Mean.npy", "Std.npy")
 _STATS_FIX = "pass HumanML3D's published Mean.npy and Std.npy (HumanML3D/Mean.npy, HumanML3D/Std.npy)"
 
 
@@ -103,7 +104,7 @@ def convert_lgtm(checkpoint: str | Path, out_dir: str | Path, mean_path: str | P
         source = {"format": "official-lightning-ckpt", "file": checkpoint.name, "sha256": sha256(checkpoint),
                   "epoch": raw.get("epoch"), "global_step": raw.get("global_step"),
                   "official_options": {k: getattr(model.cfg, k) for k in OFFICIAL_OPTIONS + ("conv_norm",)},
-                  "normalisation": "HumanML3D Mean/Std (mean.npy, std.npy)"}
+                  "normalisation": "HumanML3D Mean/Std (Mean.npy, Std.npy)"}
         write_json(tmp / CONFIG_FILE, {"model": model.cfg.to_dict(), "source": source})
         reloaded = load_lgtm(tmp)
         report["forward_max_diff"] = lgtm_forward_difference(model, reloaded)

@@ -2,7 +2,7 @@
 
 Layout written (atomically, all or nothing)::
 
-    <out>/lgtm/   model.safetensors, config.json, mean.npy, std.npy      (models.checkpoint.load_lgtm)
+    <out>/lgtm/   model.safetensors, config.json, Mean.npy, Std.npy      (models.inference.TrainedLGTM.released)
     <out>/tmr/<slot>/ model.safetensors, config.json                      (models.tmr.load_tmr), slot in TEXT_SLOTS
     <out>/manifest.json  sources, sha256s, verification figures
 

@@ -37,7 +37,7 @@ SEARCH_MAX_FRAMES = 200  # TMR's crop length for the motions of the search index
 REPAIR = "run make repro first"
 LLM_TIMEOUT_S = 15.0  # the page waits for the splitter: an LLM endpoint that hangs falls back to the rules
 WARM_UP = SamplingConfig("dpmsolver++", 2, 0.0, 1.0)
-OFFICIAL = "lgtm_checkpoints"  # the released LGTM under paths.assets (download.assets.items)
+OFFICIAL = "official"  # the released LGTM as stages.import_official converts it (official.out)
 
 
 class ModelsMissing(RuntimeError):
@@ -51,7 +51,7 @@ class StudioConfig:
     trained: TrainedLGTM            # the pipeline's LGTM and what it conditions on (paths, lgtm.text_latents, seed)
     texts: Path                     # paths.texts: part_texts.parquet (the search's captions)
     cache: Path                     # paths.cache: the splitter's cache
-    assets: Path                    # paths.assets: the released LGTM, when downloaded
+    official: Path                  # official.out: the released LGTM and TMRs converted by import_official
     reports: dict[str, Path]        # report name -> its pipeline folder (paths.evaluate, paths.prompt_study)
     sampling: SamplingConfig        # the page's default sampler settings (lgtm.sampling)
     split: SplitSettings            # split_texts
@@ -125,13 +125,13 @@ def model_trained_with_dropout(folder: Path) -> bool:
     return float((config.get("train", {}) or {}).get("cond_drop_prob", 0.0) or 0.0) > 0.0
 
 
-def find_models(lgtm: Path, assets: Path, extra: dict[str, str] | None = None) -> dict[str, Path]:
-    """Selectable model folders: ``pipeline`` (``lgtm``), ``official`` (the released one under ``assets``, when
-    present) and the extras {name: folder}."""
+def find_models(lgtm: Path, official_out: Path, extra: dict[str, str] | None = None) -> dict[str, Path]:
+    """Selectable model folders: ``pipeline`` (``lgtm``), ``official`` (``<official_out>/lgtm``, the released
+    model converted by ``stages.import_official``, when present) and the extras {name: folder}."""
     models = {"pipeline": Path(lgtm)}
-    official = Path(assets) / OFFICIAL
+    official = Path(official_out) / "lgtm"
     if (official / "config.json").is_file() and (official / "model.safetensors").is_file():
-        models["official"] = official
+        models[OFFICIAL] = official
     for name, folder in (extra or {}).items():
         models[name] = Path(folder)
     return models
@@ -151,7 +151,7 @@ class Engine:
     def __init__(self, config: StudioConfig, models: dict[str, Path] | None = None) -> None:
         self.config = config
         self.device = config.device
-        self.models = dict(models or find_models(config.trained.lgtm, config.assets))
+        self.models = dict(models or find_models(config.trained.lgtm, config.official))
         self.default_model = next(iter(self.models))
         self.splitter = config.split.backend
         self._loaded: dict[str, LGTMGenerator] = {}
@@ -174,12 +174,13 @@ class Engine:
         resolved = resolve_device(device or settings.compute.device)
         config = StudioConfig(
             trained=TrainedLGTM.at(asdict(paths), settings.lgtm.text_latents, settings.seed),
-            texts=Path(paths.texts), cache=Path(paths.cache), assets=Path(paths.assets),
+            texts=Path(paths.texts), cache=Path(paths.cache), official=Path(settings.official.out),
             reports={"evaluate": Path(paths.evaluate), "prompt_study": Path(paths.prompt_study)},
-            sampling=settings.lgtm.sampling, split=convert(SplitSettings, settings.split_texts),
+            sampling=convert(SamplingConfig, settings.lgtm.sampling),
+            split=convert(SplitSettings, settings.split_texts),
             encoder=encoder_settings(settings.embed_texts, resolved), device=resolved,
             threads=settings.compute.threads.prompt_study)
-        return cls(config, find_models(config.trained.lgtm, config.assets, extra_models))
+        return cls(config, find_models(config.trained.lgtm, config.official, extra_models))
 
     # ------------------------------------------------------------------ loading
 
@@ -198,11 +199,18 @@ class Engine:
         if name not in self._loaded:
             folder = self.models[name]
             check_model_folder(folder)
-            generator = LGTMGenerator.load(replace(self.config.trained, lgtm=folder), self.device, batch_size=1,
-                                           tokens=self.token_source)
+            generator = LGTMGenerator.load(self.trained_of(name), self.device, batch_size=1, tokens=self.token_source)
             warm_up(generator)
             self._loaded[name] = generator
         return self._loaded[name]
+
+    def trained_of(self, name: str) -> TrainedLGTM:
+        """What model ``name`` conditions on: the released model its own TMRs and HumanML3D's Mean/Std
+        (``TrainedLGTM.released``), any other folder the pipeline's."""
+        trained = self.config.trained
+        if name == OFFICIAL and self.models[name] == self.config.official / "lgtm":
+            return TrainedLGTM.released(self.config.official, trained.embeddings, trained.seed)
+        return replace(trained, lgtm=self.models[name])
 
     def describe(self) -> dict[str, Any]:
         """What the page needs: models (window, guidance), samplers, defaults, splitter, encoders, skeleton."""
