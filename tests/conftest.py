@@ -22,6 +22,15 @@ def reference() -> Path:
 
 
 @pytest.fixture
+def golden(reference: Path) -> Path:
+    """The goldens of the published LGTM / TMR / T2M code (``lgtm_official/``); skipped where absent."""
+    folder = reference / "lgtm_official"
+    if not (folder / "lgtm_small_io.npz").is_file():
+        pytest.skip("the official goldens (../shared/reference/lgtm_official) are absent")
+    return folder
+
+
+@pytest.fixture
 def stage_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Mapping[str, Any]], Path]:
     """Work in ``tmp_path`` with a private params file: call it with dotted overrides of the real
     params.yaml (again to change them); stages read it through ``$LGTM_PARAMS``."""

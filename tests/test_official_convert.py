@@ -23,14 +23,6 @@ from tools import convert_official
 
 
 @pytest.fixture
-def golden(reference: Path) -> Path:
-    folder = reference / "lgtm_official"
-    if not (folder / "lgtm_small_io.npz").is_file():
-        pytest.skip("official goldens are absent")
-    return folder
-
-
-@pytest.fixture
 def stats(tmp_path: Path) -> tuple[Path, Path]:
     mean, std = tmp_path / "Mean.npy", tmp_path / "Std.npy"
     np.save(mean, np.linspace(-1, 1, 263).astype(np.float32))

@@ -23,14 +23,6 @@ from tools.official_parity import LGTM_TOL, lgtm_checks, text_latents_in_our_ord
 GOLDEN = "lgtm_official"
 
 
-@pytest.fixture
-def golden(reference: Path) -> Path:
-    folder = reference / GOLDEN
-    if not (folder / "lgtm_small_io.npz").is_file():
-        pytest.skip("official LGTM goldens are absent")
-    return folder
-
-
 def checkpoint_of(golden: Path) -> Path:
     return next((golden / "lgtm_small").rglob("*.ckpt"))
 

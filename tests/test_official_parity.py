@@ -10,14 +10,6 @@ import pytest
 from tools import official_parity
 
 
-@pytest.fixture
-def golden(reference: Path) -> Path:
-    folder = reference / "lgtm_official"
-    if not (folder / "lgtm_small_io.npz").is_file():
-        pytest.skip("official goldens are absent")
-    return folder
-
-
 def tmr_only_copy(golden: Path, target: Path) -> Path:
     """A golden folder holding only the TMR part (same layout)."""
     target.mkdir()

@@ -26,14 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def golden(reference: Path) -> Path:
-    folder = reference / "lgtm_official"
-    if not (folder / "lgtm_small_io.npz").is_file():
-        pytest.skip("official goldens are absent")
-    return folder
-
-
-@pytest.fixture
 def release(golden: Path, tmp_path: Path) -> dict[str, Path]:
     """Official layout: tmr_humanml3d_guoh3dfeats/ + body_part_tmr/<part>/ (256-d fakes: the golden LGTM takes 256)."""
     tmr_dir = tmp_path / "TMR_models"

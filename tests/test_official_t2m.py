@@ -12,14 +12,6 @@ from motion.core.errors import DataError
 from tools.official_parity import T2M_TOL, t2m_checks
 
 
-@pytest.fixture
-def golden(reference: Path) -> Path:
-    folder = reference / "lgtm_official"
-    if not (folder / "t2m_small_io.npz").is_file():
-        pytest.skip("T2M evaluator goldens are absent")
-    return folder
-
-
 def test_sizes_come_from_the_tensors(golden: Path) -> None:
     nets = read_t2m_checkpoint(golden / "t2m_evaluator_small.tar")
     assert nets["motion_encoder"].hidden.shape[-1] == 128 and nets["text_encoder"].hidden.shape[-1] == 64

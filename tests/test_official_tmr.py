@@ -13,14 +13,6 @@ from motion.core.errors import DataError
 from tools.official_parity import TMR_TOL, tmr_checks
 
 
-@pytest.fixture
-def golden(reference: Path) -> Path:
-    folder = reference / "lgtm_official"
-    if not (folder / "tmr_small_io.npz").is_file():
-        pytest.skip("official TMR goldens are absent")
-    return folder
-
-
 def test_latents_and_decoder_match_official(golden: Path) -> None:
     checks = list(tmr_checks(golden, "tmr_small"))
     names = {c.name.split()[1] for c in checks}
