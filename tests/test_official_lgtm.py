@@ -20,8 +20,6 @@ from motion.core.errors import DataError
 from motion.core.parts import PART_NAMES
 from tools.official_parity import LGTM_TOL, lgtm_checks, text_latents_in_our_order
 
-GOLDEN = "lgtm_official"
-
 
 def checkpoint_of(golden: Path) -> Path:
     return next((golden / "lgtm_small").rglob("*.ckpt"))

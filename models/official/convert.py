@@ -2,8 +2,8 @@
 
 LGTM: the official ``.ckpt`` plus HumanML3D's published ``Mean.npy``/``Std.npy`` become a folder that
 ``models.checkpoint.load_lgtm`` reads (``model.safetensors``, ``config.json`` with the official
-compatibility options in ``model`` and the provenance in ``source``, ``Mean.npy``/``Std.npy`` under HumanML3D's names, so the folder
-is also the normalisation folder ``models.inference`` reads).
+compatibility options in ``model`` and the provenance in ``source``, ``Mean.npy``/``Std.npy`` under
+HumanML3D's names, so the folder is also the normalisation folder ``models.inference`` reads).
 TMR: an official run folder becomes a folder that ``models.tmr.load_tmr`` reads.
 
 Verification before anything is published: key coverage and shapes (every official tensor maps
