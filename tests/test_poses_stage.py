@@ -235,3 +235,23 @@ def test_stage_on_a_real_amass_file(reference: Path, tmp_path: Path, monkeypatch
         assert np.all(toes_follow_hips(np.load(reference_clip)))
     report = json.loads((paths["poses"] / "report.json").read_text())
     assert report["clips_written"] == 2 and report["source_files"] == 1
+
+
+def test_preflight_names_invalid_missing_and_uncaptioned_in_one_pass(dataset: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    amass, texts = dataset["amass"], dataset["annotations"] / "texts"
+    cmu = amass / "CMU" / "01" / "01_01_poses.npz"
+    cmu.write_bytes(cmu.read_bytes()[:1000])  # truncated
+    (amass / "HDM05" / "bk" / "HDM_bk_01_poses.npz").unlink()
+    with pytest.raises(SystemExit) as info:
+        run_stage(monkeypatch, dataset["params"])
+    message = str(info.value)
+    assert "01_01_poses.npz: cannot be read" in message and "also 1 source files are missing" in message
+    assert "HDM_bk_01_poses.npz" in message and "\n" not in message
+    (texts / "000003.txt").unlink()
+    (texts / "000005.txt").unlink()
+    with pytest.raises(SystemExit) as info:
+        run_stage(monkeypatch, dataset["params"], on_invalid="skip")
+    message = str(info.value)
+    assert "HDM_bk_01_poses.npz: motion file of clip 000004 is missing" in message and "\n" not in message
+    assert "also " in message and "000003.txt: caption file is missing; 2 of 2 clips have no caption" in message

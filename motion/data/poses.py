@@ -113,9 +113,22 @@ def _skip(plan: Plan, reason: str, clips: list[ClipSpec]) -> None:
         plan.skipped[reason][clip.clip_id] = clip.source_path
 
 
+def _missing_error(missing: list[tuple[str, list[ClipSpec]]], amass_root: Path, sources: int) -> DataError:
+    """One error for every missing source: the first one's expected paths, the counts, what to download."""
+    datasets = Counter(dataset_of(s) for s, clips in missing for _ in clips)
+    first_source, first_clips = missing[0]
+    expected = candidate_paths(amass_root, first_source)
+    also = f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else ""
+    return DataError(expected[0] if expected else first_source,
+                     f"motion file of clip {first_clips[0].clip_id} is missing{also}; {len(missing)} of "
+                     f"{sources} source files ({sum(datasets.values())} clips) are missing",
+                     _missing_fix(amass_root, datasets))
+
+
 def _locate_sources(by_source: dict[str, list[ClipSpec]], amass_root: Path, settings: PoseSettings,
-                    plan: Plan) -> None:
-    """Find and check the file behind every source; missing/invalid ones raise or are skipped."""
+                    plan: Plan) -> DataError | None:
+    """Find and check the file behind every source; missing/invalid ones are skipped, or returned as one
+    error to raise (naming the first invalid file, the count of invalid and of missing ones)."""
     missing: list[tuple[str, list[ClipSpec]]] = []
     invalid: list[DataError] = []
     for source in tqdm(sorted(by_source), desc="poses preflight", unit="file", leave=False):
@@ -130,27 +143,33 @@ def _locate_sources(by_source: dict[str, list[ClipSpec]], amass_root: Path, sett
             invalid.append(e)
             plan.problems[str(path)] = str(e)
             _skip(plan, "invalid_file", clips)
+    missing_error = _missing_error(missing, amass_root, len(by_source)) if missing else None
     if invalid:
-        if settings.on_invalid == "error":
+        if settings.on_invalid == "error":  # one error naming every kind of problem found in this pass
             first = invalid[0]
             more = f" ({len(invalid) - 1} more files are invalid too)" if len(invalid) > 1 else ""
-            raise DataError(first.path, first.problem + more, first.fix)
+            also = (f"; also {len(missing)} source files are missing (first: {missing_error.path})"
+                    if missing_error and settings.on_missing == "error" else "")
+            return DataError(first.path, first.problem + more + also, first.fix)
         log.warning("skipping the clips of %d invalid files, e.g. %s", len(invalid), invalid[0])
-    if missing:
-        datasets = Counter(dataset_of(s) for s, clips in missing for _ in clips)
-        first_source, first_clips = missing[0]
-        expected = candidate_paths(amass_root, first_source)
-        also = f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else ""
-        error = DataError(expected[0] if expected else first_source,
-                          f"motion file of clip {first_clips[0].clip_id} is missing{also}; {len(missing)} of "
-                          f"{len(by_source)} source files ({sum(datasets.values())} clips) are missing",
-                          _missing_fix(amass_root, datasets))
+    if missing_error:
         if settings.on_missing == "error":
-            raise error
-        log.warning("skipping %d clips: %s", sum(datasets.values()), error)
+            return missing_error
+        log.warning("skipping %d clips: %s", sum(len(clips) for _, clips in missing), missing_error)
         for source, clips in missing:
             plan.problems[str(candidate_paths(amass_root, source)[0])] = "missing"
             _skip(plan, "missing_file", clips)
+    return None
+
+
+def _missing_captions(clips: list[ClipSpec], texts_dir: Path) -> DataError | None:
+    """One error naming the first clip without a caption file and how many there are."""
+    absent = [clip for clip in clips if not (texts_dir / f"{clip.clip_id}.txt").is_file()]
+    if not absent:
+        return None
+    more = f"; {len(absent)} of {len(clips)} clips have no caption file" if len(absent) > 1 else ""
+    return DataError(texts_dir / f"{absent[0].clip_id}.txt", f"caption file is missing{more}",
+                     "add texts/<id>.txt for every clip in index.csv, or set poses.on_missing: skip")
 
 
 def _attach_captions(plan: Plan, texts_dir: Path, settings: PoseSettings) -> None:
@@ -182,7 +201,14 @@ def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Pat
     for row in rows:
         by_source[row.source_path].append(row)
     plan = Plan(sources=[], captions={})
-    _locate_sources(by_source, Path(amass_root), settings, plan)
+    errors = [_locate_sources(by_source, Path(amass_root), settings, plan)]
+    if settings.on_missing == "error":  # caption files are checked in the same pass as the motion files
+        errors.append(_missing_captions([c for s in plan.sources for c in s.clips], Path(texts_dir)))
+    found = [e for e in errors if e is not None]
+    if found:  # one error naming every kind of problem (the first of each and the counts)
+        first = found[0]
+        raise DataError(first.path, first.problem + "".join(f"; also {e.path}: {e.problem}" for e in found[1:]),
+                        first.fix)
     _attach_captions(plan, Path(texts_dir), settings)
     body_model.check(s.header.gender for s in plan.sources if s.header.kind == "amass")
     return plan
