@@ -255,3 +255,27 @@ def test_preflight_names_invalid_missing_and_uncaptioned_in_one_pass(dataset: di
     message = str(info.value)
     assert "HDM_bk_01_poses.npz: motion file of clip 000004 is missing" in message and "\n" not in message
     assert "also " in message and "000003.txt: caption file is missing; 2 of 2 clips have no caption" in message
+
+
+def test_pose_cache_reuses_sources_by_content(dataset: dict[str, Path], tmp_path: Path) -> None:
+    from motion.data.poses import PoseSettings, extract_poses
+
+    params = yaml.safe_load(dataset["params"].read_text())
+    settings, annotations = PoseSettings.from_params(params["poses"]), dataset["annotations"]
+
+    def run(out: str, cache: Path | None) -> dict:
+        return extract_poses(annotations / "index.csv", dataset["amass"], annotations, tmp_path / out,
+                             BuiltinSkeleton(), settings, cache_dir=cache)
+
+    plain = run("plain", None)
+    assert "pose_cache" not in plain
+    cache = tmp_path / "cache"
+    assert run("first", cache)["pose_cache"] == {"hits": 0, "misses": 4}
+    assert run("second", cache)["pose_cache"] == {"hits": 4, "misses": 0}
+    write_amass_npz(dataset["amass"] / "CMU" / "01" / "01_01_poses.npz", frames=600, fps=120.0, seed=9)  # new content
+    assert run("third", cache)["pose_cache"] == {"hits": 3, "misses": 1}
+    plain_dir, cached_dir = tmp_path / "plain" / "joints", tmp_path / "second" / "joints"
+    for name in sorted(p.name for p in plain_dir.iterdir()):
+        assert (plain_dir / name).read_bytes() == (cached_dir / name).read_bytes()
+    changed = np.load(tmp_path / "third" / "joints" / "000000.npy")
+    assert not np.array_equal(changed, np.load(tmp_path / "second" / "joints" / "000000.npy"))

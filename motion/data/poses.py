@@ -7,7 +7,9 @@ heavy work, or are skipped and counted when the user asks for it (``on_missing``
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from tqdm import tqdm
 
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
 from motion.core.errors import DataError, check_section
-from motion.core.io import write_json, write_parquet
+from motion.core.io import save_npy, write_json, write_parquet
 from motion.core.skeleton import mirror_joints
 from motion.data.amass import (
     AMASS_SITE,
@@ -224,6 +226,64 @@ def source_pose_data(source: SourcePlan, body_model: BodyModel, target_fps: int 
     return amass_to_pose_data(body_model.joints(poses, trans, sequence.betas, sequence.gender))
 
 
+CACHE_VERSION = 1  # bump when source_pose_data's numbers change
+
+
+def source_content_key(header: MotionHeader, body_model: BodyModel, target_fps: int) -> str:
+    """A key that changes whenever a source's pose data would: the file's content, the body model, the rate.
+
+    An AMASS .npz is keyed by its members' names, sizes and CRC-32s from the zip directory (the
+    content, without reading the poses); a pose_data .npy by a hash of its bytes. The body model
+    enters by its ``cache_id`` (its name when it has none)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{CACHE_VERSION}|{getattr(body_model, 'cache_id', body_model.name)}|{target_fps}|".encode())
+    if header.kind == "amass":
+        with zipfile.ZipFile(header.path) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                digest.update(f"{info.filename}:{info.file_size}:{info.CRC};".encode())
+    else:
+        digest.update(header.path.read_bytes())
+    return digest.hexdigest()
+
+
+class PoseDataCache:
+    """Whole-source ``pose_data`` (T20, 22, 3) float32 by content key, outside the stage's outputs: a rerun
+    (after new files were added, or after an interrupted run) computes only sources it has not seen."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The cached pose data of ``key``, or None."""
+        path = self._path(key)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        self.hits += 1
+        return np.load(path)
+
+    def save(self, key: str, pose_data: np.ndarray) -> None:
+        """Store one source's pose data (atomically: an interrupted write leaves no entry)."""
+        save_npy(self._path(key), pose_data)
+
+
+def cached_pose_data(source: SourcePlan, body_model: BodyModel, target_fps: int,
+                     cache: PoseDataCache | None) -> np.ndarray:
+    """``source_pose_data`` as float32 (the precision of the clips), from ``cache`` when it holds it."""
+    key = source_content_key(source.header, body_model, target_fps) if cache else ""
+    pose_data = cache.load(key) if cache else None
+    if pose_data is None:
+        pose_data = source_pose_data(source, body_model, target_fps).astype(np.float32)
+        if cache:
+            cache.save(key, pose_data)
+    return pose_data
+
+
 def clip_and_mirror(pose_data: np.ndarray, clip: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
     """One clip (T, 22, 3) float32 in HumanML3D's frame and its mirrored copy."""
     joints = cut_clip(pose_data, clip.start_frame, clip.end_frame, clip.source_path).astype(np.float32)
@@ -246,8 +306,13 @@ def part_texts_for(ids: list[str], annotations: PartAnnotations) -> PartAnnotati
 
 
 def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir: str | Path, out_dir: str | Path,
-                  body_model: BodyModel, settings: PoseSettings) -> dict[str, Any]:
-    """Run the whole poses stage into ``out_dir`` (a fresh temporary folder); returns the report."""
+                  body_model: BodyModel, settings: PoseSettings, cache_dir: str | Path | None = None
+                  ) -> dict[str, Any]:
+    """Run the whole poses stage into ``out_dir`` (a fresh temporary folder); returns the report.
+
+    With ``cache_dir``, each source's pose data is kept there by content (``PoseDataCache``) and reused:
+    the clips are the same bytes, and the report counts the cache's hits and misses."""
+    cache = PoseDataCache(cache_dir) if cache_dir else None
     annotations_dir, out_dir = Path(annotations_dir), Path(out_dir)
     rows = read_index(index_csv)
     plan = preflight(rows, amass_root, annotations_dir / "texts", body_model, settings)
@@ -257,7 +322,7 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
     records: list[dict[str, Any]] = []
     for source in tqdm(plan.sources, desc="poses", unit="file"):
         try:
-            pose_data = source_pose_data(source, body_model, settings.target_fps)
+            pose_data = cached_pose_data(source, body_model, settings.target_fps, cache)
         except DataError as e:
             if settings.on_invalid == "error":
                 raise
@@ -307,5 +372,7 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
         "skipped_ids": {r: sorted(v) for r, v in plan.skipped.items()},
         "problem_files": dict(sorted(plan.problems.items())),
     }
+    if cache:
+        report["pose_cache"] = {"hits": cache.hits, "misses": cache.misses}
     write_json(out_dir / "report.json", report)
     return report
