@@ -13,8 +13,12 @@ captions. WORKDIR is deleted afterwards unless ``--keep``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -72,8 +76,9 @@ def preflight_cost(params: dict[str, Any]) -> tuple[float, int, int]:
     settings = PoseSettings.from_params(section)
     start = time.perf_counter()
     rows = read_index(Path(paths["annotations"]) / "index.csv")
-    plan = preflight(rows, paths["amass"], Path(paths["annotations"]) / "texts",
-                     make_body_model("builtin", "", "cpu", settings.batch_frames), settings)
+    with contextlib.redirect_stderr(io.StringIO()):  # no progress bar
+        plan = preflight(rows, paths["amass"], Path(paths["annotations"]) / "texts",
+                         make_body_model("builtin", "", "cpu", settings.batch_frames), settings)
     return time.perf_counter() - start, len(plan.sources), sum(len(s.clips) for s in plan.sources)
 
 
@@ -99,15 +104,90 @@ def mean_std_summary(features: Path) -> list[str]:
     return lines
 
 
+def poses_worker(params_file: Path, cache: Path) -> None:
+    """The poses stage with the content-keyed pose cache (missing sources skipped), writing its folder
+    whole or not at all; prints the cache's hits and misses as the last line."""
+    from motion.core.config import load_params
+    from motion.core.io import atomic_dir
+    from motion.data.body_model import make_body_model
+    from motion.data.poses import PoseSettings, extract_poses
+
+    params = load_params(params_file)
+    paths = params["paths"]
+    settings = PoseSettings.from_params({**params["poses"], "on_missing": "skip"})
+    annotations = Path(paths["annotations"])
+    with atomic_dir(paths["poses"]) as tmp:
+        report = extract_poses(annotations / "index.csv", paths["amass"], annotations, tmp,
+                               make_body_model("builtin", "", "cpu", settings.batch_frames), settings, cache)
+    print(json.dumps(report["pose_cache"]))
+
+
+def _cached_poses(params_file: Path, cache: Path) -> tuple[float, dict[str, int]]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_fullscale", "--poses-worker", str(params_file),
+                          str(cache)], cwd=REPO_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "TQDM_DISABLE": "1"})
+    if out.returncode:
+        raise SystemExit(f"cached poses failed:\n{out.stderr[-3000:]}")
+    return time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def incremental_rerun(work: Path, params_file: Path, dataset_folder: str) -> None:
+    """Cached poses without one dataset folder, then again after adding it back: only its sources are new."""
+    archive = work / "standin" / "amass" / dataset_folder
+    aside = work / "standin" / f"aside-{dataset_folder}"
+    cache = work / "pose_cache"
+    archive.rename(aside)
+    run_stage("download", params_file)
+    wall, counts = _cached_poses(params_file, cache)
+    print(f"cached poses without {dataset_folder}: {wall:6.1f} s  {counts}")
+    aside.rename(archive)
+    wall_dl, _, _ = run_stage("download", params_file)
+    wall, counts = _cached_poses(params_file, cache)
+    print(f"after adding {dataset_folder} back: download {wall_dl:.1f} s + poses {wall:.1f} s, "
+          f"recomputed only the new folder's sources: {counts}")
+    shutil.rmtree(cache)
+
+
+def killed_and_resumed(work: Path, params_file: Path, sources: int) -> None:
+    """SIGKILL the cached poses run at 50% of its sources; the rerun recomputes only the rest."""
+    cache = work / "pose_cache"
+    poses = Path(yaml.safe_load(params_file.read_text())["paths"]["poses"])
+    if poses.exists():
+        shutil.rmtree(poses)
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_fullscale", "--poses-worker", str(params_file),
+                             str(cache)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "TQDM_DISABLE": "1"})
+    done = 0
+    while proc.poll() is None and done < sources // 2:
+        time.sleep(0.2)
+        done = sum(1 for _ in cache.rglob("*.npy")) if cache.exists() else 0
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    leftovers = [p.name for p in poses.parent.iterdir() if p.name.startswith(f".{poses.name}")]
+    print(f"SIGKILL after {time.perf_counter() - start:.1f} s with {done} of {sources} sources cached; "
+          f"{poses} exists: {poses.exists()}; temporary folders left: {len(leftovers)}")
+    for name in leftovers:  # mkdtemp folders a SIGKILL cannot clean up; the next run writes a fresh one
+        shutil.rmtree(poses.parent / name)
+    wall, counts = _cached_poses(params_file, cache)
+    print(f"resumed run: {wall:.1f} s, {counts} (hits = sources finished before the kill)")
+    shutil.rmtree(cache)
+
+
 def main() -> None:
     """Generate the stand-in, run the stages, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("work", type=Path)
+    parser.add_argument("work", type=Path, nargs="?")
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--texts", action="store_true", help="also run split_texts (rules) and embed_texts (MiniLM)")
     parser.add_argument("--keep", action="store_true", help="keep WORKDIR")
+    parser.add_argument("--no-resume", action="store_true", help="skip the incremental and SIGKILL reruns")
+    parser.add_argument("--poses-worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ["TQDM_DISABLE"] = "1"  # no progress bars from the in-process preflight
+    if args.poses_worker:
+        poses_worker(*args.poses_worker)
+        return
     work = args.work.resolve()
     if work.exists():
         shutil.rmtree(work)
@@ -140,6 +220,9 @@ def main() -> None:
         print(f"  {split:6s} {written:6d} written / {listed:6d} listed")
     print("Mean/Std per feature group (stand-in motion vs HumanML3D's published statistics):")
     print("\n".join(mean_std_summary(features)))
+    if not args.no_resume:
+        incremental_rerun(work, params_file, "SSM")
+        killed_and_resumed(work, params_file, summary["sources"])
     if not args.keep:
         shutil.rmtree(work)
 
