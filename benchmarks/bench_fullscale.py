@@ -175,6 +175,20 @@ def killed_and_resumed(work: Path, params_file: Path, sources: int) -> None:
     shutil.rmtree(cache)
 
 
+def dvc_hashing(work: Path, outputs: list[Path]) -> None:
+    """How long DVC takes to track the full-size outputs as whole folders (``dvc add``, hard-linked into
+    its cache) and to check them unchanged (``dvc status``, which a no-op ``dvc repro`` also does)."""
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(dvc + ["init", "--no-scm", "-q"], cwd=work, check=True)
+    subprocess.run(dvc + ["config", "cache.type", "hardlink,symlink"], cwd=work, check=True)
+    targets = [str(p.relative_to(work)) for p in outputs]
+    for label, args in (("dvc add (first hashing)", ["add", "-q", *targets]), ("dvc status (unchanged)", ["status"]),
+                        ("dvc status (again)", ["status"])):
+        start = time.perf_counter()
+        subprocess.run(dvc + args, cwd=work, check=True, capture_output=True)
+        print(f"{label:24s} {time.perf_counter() - start:6.1f} s  ({', '.join(targets)})")
+
+
 def main() -> None:
     """Generate the stand-in, run the stages, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,6 +197,7 @@ def main() -> None:
     parser.add_argument("--texts", action="store_true", help="also run split_texts (rules) and embed_texts (MiniLM)")
     parser.add_argument("--keep", action="store_true", help="keep WORKDIR")
     parser.add_argument("--no-resume", action="store_true", help="skip the incremental and SIGKILL reruns")
+    parser.add_argument("--dvc", action="store_true", help="time dvc add / dvc status on the poses and features")
     parser.add_argument("--poses-worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.poses_worker:
@@ -220,6 +235,8 @@ def main() -> None:
         print(f"  {split:6s} {written:6d} written / {listed:6d} listed")
     print("Mean/Std per feature group (stand-in motion vs HumanML3D's published statistics):")
     print("\n".join(mean_std_summary(features)))
+    if args.dvc:
+        dvc_hashing(work, [Path(params["paths"]["poses"]), features])
     if not args.no_resume:
         incremental_rerun(work, params_file, "SSM")
         killed_and_resumed(work, params_file, summary["sources"])
