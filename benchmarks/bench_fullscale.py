@@ -36,9 +36,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def stage_params(work: Path, standin: Path, body_model: str = "builtin") -> dict[str, Any]:
-    """The repository's params with every path in ``work`` and the download stage on the stand-in."""
+    """The repository's params with every path in ``work`` and the download stage on the stand-in; with
+    ``body_model="smplh"``, generated SMPL-H model files (the tests' format) in ``work/smplh`` on the CPU."""
     data = work / "data"
-    return with_overrides({
+    smplh: dict[str, Any] = {}
+    if body_model == "smplh":
+        from tests.support.body_model import write_smplh_model
+
+        for seed, gender in enumerate(("male", "female", "neutral")):
+            write_smplh_model(work / "smplh" / gender / "model.npz", seed=seed)
+        smplh = {"poses.smplh_dir": str(work / "smplh"), "poses.device": "cpu"}
+    return with_overrides({**smplh,
         "paths.amass": str(data / "raw" / "amass"), "paths.annotations": str(data / "raw" / "annotations"),
         "paths.assets": str(data / "raw" / "assets"), "paths.poses": str(data / "poses"),
         "paths.features": str(data / "features"), "paths.texts": str(data / "texts"),
@@ -198,6 +206,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep WORKDIR")
     parser.add_argument("--no-resume", action="store_true", help="skip the incremental and SIGKILL reruns")
     parser.add_argument("--dvc", action="store_true", help="time dvc add / dvc status on the poses and features")
+    parser.add_argument("--body-model", default="builtin", choices=("builtin", "smplh"),
+                        help="smplh: smplx with generated SMPL-H model files, on the CPU")
     parser.add_argument("--poses-worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.poses_worker:
@@ -215,7 +225,7 @@ def main() -> None:
     print(f"stand-in: {summary['sources']} source files, {summary['clips']} clips, {summary['captions']} captions, "
           f"{size / 1e9:.2f} GB on disk, generated in {summary['seconds']:.0f} s")
 
-    params = stage_params(work, work / "standin")
+    params = stage_params(work, work / "standin", args.body_model)
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     stages = ["download", "poses", "features"] + (["split_texts", "embed_texts"] if args.texts else [])
