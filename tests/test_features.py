@@ -9,6 +9,7 @@ from motion.core.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_p
 from motion.core.skeleton import FACE_JOINTS, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
 from motion.data import features as F
 from motion.data.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
+from tests.oracles.humanml3d_process import process_file
 from tests.oracles.quaternion import (
     cont6d_to_matrix,
     qbetween,
@@ -78,6 +79,49 @@ def test_extraction_matches_published_process_file(reference):
         assert np.abs(got - want).max() <= PARITY
     for got, want in zip(F.extract_features_batch(clips), expected):  # all at once, packed
         assert np.abs(got - want).max() <= PARITY
+
+
+def test_published_code_oracle_reproduces_the_reference_outputs(reference):
+    """tests.oracles.humanml3d_process (the speed baseline) is the published process_file."""
+    root = reference / "humanml3d"
+    for clip_id in _reference_ids(reference):
+        want = np.load(root / "reference_process" / f"{clip_id}.npy")
+        got = process_file(np.load(root / "joints" / f"{clip_id}.npy")[:, :22].copy())
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5, clip_id
+
+
+def test_extraction_agrees_with_the_published_code_in_float64():
+    """Against the published code run in float64 the float64 extractor agrees to float32 rounding;
+    the published float32 arithmetic alone differs by far more."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(21)
+    for clip in [synthetic_clip(rng, int(n)) for n in (40, 97, 200)]:
+        ours = F.extract_features(clip)
+        assert np.abs(ours - process_file(clip.copy(), dtype=torch.float64)).max() <= 1e-5
+        assert np.abs(ours - process_file(clip.copy())).max() <= 5e-3
+
+
+def test_batched_smoothing_is_bit_identical_to_filtering_clip_by_clip():
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(4)
+    lengths = np.array([1, 2, 5, 79, 80, 81, 160, 161, 163, 300])
+    x = rng.standard_normal((2, int(lengths.sum())))
+    got = F._smooth_per_clip(x, lengths, F.FACING_SMOOTH_SIGMA)
+    ends = np.cumsum(lengths)
+    want = np.concatenate([gaussian_filter1d(x[:, e - n:e], F.FACING_SMOOTH_SIGMA, axis=-1, mode="nearest")
+                           for n, e in zip(lengths, ends)], axis=1)
+    assert np.array_equal(got, want)
+
+
+def test_packed_extraction_bytes_do_not_depend_on_chunking_or_batching():
+    rng = np.random.default_rng(8)
+    clips = [synthetic_clip(rng, int(n)) for n in rng.integers(2, 260, size=30)] + [turning_clip(np.pi)]
+    joints, lengths = F.pack(clips)
+    reference = F.extract_features_packed(joints, lengths)
+    for chunk_frames in (1, 50, 700, 10**6):
+        assert np.array_equal(F.extract_features_packed(joints, lengths, chunk_frames=chunk_frames), reference)
+    assert np.array_equal(np.concatenate([F.extract_features(c) for c in clips]), reference)
 
 
 def test_split_merge_exact_on_real_features(reference):

@@ -237,3 +237,48 @@ def test_stage_on_a_real_amass_file(reference: Path, tmp_path: Path, monkeypatch
         assert np.all(toes_follow_hips(np.load(reference_clip)))
     report = json.loads((paths["poses"] / "report.json").read_text())
     assert report["clips_written"] == 2 and report["source_files"] == 1
+
+
+def test_preflight_names_invalid_missing_and_uncaptioned_in_one_pass(dataset: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    amass, texts = dataset["amass"], dataset["annotations"] / "texts"
+    cmu = amass / "CMU" / "01" / "01_01_poses.npz"
+    cmu.write_bytes(cmu.read_bytes()[:1000])  # truncated
+    (amass / "HDM05" / "bk" / "HDM_bk_01_poses.npz").unlink()
+    with pytest.raises(SystemExit) as info:
+        run_stage(monkeypatch, dataset["params"])
+    message = str(info.value)
+    assert "01_01_poses.npz: cannot be read" in message and "also 1 source files are missing" in message
+    assert "HDM_bk_01_poses.npz" in message and "\n" not in message
+    (texts / "000003.txt").unlink()
+    (texts / "000005.txt").unlink()
+    with pytest.raises(SystemExit) as info:
+        run_stage(monkeypatch, dataset["params"], on_invalid="skip")
+    message = str(info.value)
+    assert "HDM_bk_01_poses.npz: motion file of clip 000004 is missing" in message and "\n" not in message
+    assert "also " in message and "000003.txt: caption file is missing; 2 of 2 clips have no caption" in message
+
+
+def test_pose_cache_reuses_sources_by_content(dataset: dict[str, Path], tmp_path: Path) -> None:
+    from motion.core.settings import build
+    from motion.data.poses import PoseSettings, extract_poses
+
+    params = yaml.safe_load(dataset["params"].read_text())
+    settings, annotations = build(PoseSettings, params["poses"]), dataset["annotations"]
+
+    def run(out: str, cache: Path | None) -> dict:
+        return extract_poses(annotations / "index.csv", dataset["amass"], annotations, tmp_path / out,
+                             BuiltinSkeleton(), settings, cache_dir=cache)
+
+    plain = run("plain", None)
+    assert "pose_cache" not in plain
+    cache = tmp_path / "cache"
+    assert run("first", cache)["pose_cache"] == {"hits": 0, "misses": 4}
+    assert run("second", cache)["pose_cache"] == {"hits": 4, "misses": 0}
+    write_amass_npz(dataset["amass"] / "CMU" / "01" / "01_01_poses.npz", frames=600, fps=120.0, seed=9)  # new content
+    assert run("third", cache)["pose_cache"] == {"hits": 3, "misses": 1}
+    plain_dir, cached_dir = tmp_path / "plain" / "joints", tmp_path / "second" / "joints"
+    for name in sorted(p.name for p in plain_dir.iterdir()):
+        assert (plain_dir / name).read_bytes() == (cached_dir / name).read_bytes()
+    changed = np.load(tmp_path / "third" / "joints" / "000000.npy")
+    assert not np.array_equal(changed, np.load(tmp_path / "second" / "joints" / "000000.npy"))

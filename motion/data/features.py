@@ -33,7 +33,7 @@ FEET_THRESHOLD = 0.002  # squared metres per frame: below it a foot joint counts
 FACING_SMOOTH_SIGMA = 20.0  # frames: Gaussian smoothing of the facing direction for the root rotation
 LEG_BONES = (5, 8)  # right knee, right ankle: the bones whose lengths set the retargeting scale
 
-CHUNK_FRAMES = 2048  # frames per vectorised pass: large enough to amortise, small enough for the cache
+CHUNK_FRAMES = 512  # frames per vectorised pass: work arrays of ~86 kB stay in L2 and below malloc's mmap threshold
 
 _PARENTS = np.array(PARENTS[1:])
 
@@ -118,6 +118,198 @@ def _forward(across: np.ndarray) -> np.ndarray:
     return np.stack([across[..., 2], np.zeros_like(across[..., 0]), -across[..., 0]], axis=-1)
 
 
+# ----------------------------------------------------------------------------- component-major layout
+#
+# The steps work on joint positions split into components: a tuple (x, y, z) of contiguous (N, J)
+# float64 arrays, so every elementwise pass streams through memory, and with chunks of CHUNK_FRAMES
+# frames every temporary stays small (below glibc's 128 kB mmap threshold: no page faults per
+# temporary). The public step functions take and return the usual (N, J, 3) layout; the arithmetic
+# (every operation and its order) is the same in both layouts, so both give the same bytes.
+
+Components = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _components(joints: np.ndarray) -> Components:
+    """(N, J, 3) positions -> (x, y, z), each (N, J) contiguous float64."""
+    joints = np.asarray(joints, dtype=np.float64)
+    return tuple(np.ascontiguousarray(joints[..., k]) for k in range(3))  # type: ignore[return-value]
+
+
+def _interleaved(c: Components) -> np.ndarray:
+    """(x, y, z) -> (N, J, 3) contiguous."""
+    return np.stack(c, axis=-1)
+
+
+def _take(c: Components, index: np.ndarray, axis: int) -> Components:
+    """The same elements of every component (contiguous copies)."""
+    return tuple(np.take(a, index, axis=axis) for a in c)  # type: ignore[return-value]
+
+
+def _depth_levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Joints grouped by depth in the kinematic tree (root excluded), each with its parents: forward
+    kinematics level by level composes every joint exactly as joint-by-joint order does."""
+    depth = [0] * NUM_JOINTS
+    for j in range(1, NUM_JOINTS):
+        depth[j] = depth[PARENTS[j]] + 1
+    levels = []
+    for d in range(1, max(depth) + 1):
+        joints = np.array([j for j in range(NUM_JOINTS) if depth[j] == d])
+        levels.append((joints, np.array([PARENTS[j] for j in joints])))
+    return levels
+
+
+_LEVELS = _depth_levels()
+
+
+def _first_frames(c: Components, starts: np.ndarray) -> np.ndarray:
+    """Frame 0 of every clip as (B, J, 3)."""
+    return np.stack([a[starts] for a in c], axis=-1)
+
+
+def _retarget_c(c: Components, lengths: np.ndarray, target_offsets: np.ndarray) -> Components:
+    """``retarget`` on components."""
+    bone_length = np.linalg.norm(np.asarray(target_offsets, dtype=np.float64), axis=-1)
+    first = _first_frames(c, _starts(lengths))
+    legs = list(LEG_BONES)
+    src_leg = np.linalg.norm(first[:, legs] - first[:, [PARENTS[j] for j in legs]], axis=-1).sum(axis=-1)
+    scale = bone_length[legs].sum() / src_leg
+    dx, dy, dz = (a[:, 1:] - np.take(a, _PARENTS, axis=1) for a in c)  # bones (N, 21)
+    norm = np.sqrt(dx * dx + dy * dy + dz * dz)
+    root_scale = np.repeat(scale, lengths)
+    out = []
+    for a, d in zip(c, (dx, dy, dz)):
+        d /= norm  # unit directions
+        bones = np.ascontiguousarray((bone_length[1:] * d).T)  # (21, N): joint-major for the level loop
+        o = np.empty((NUM_JOINTS, len(a)))
+        o[0] = a[:, 0] * root_scale
+        for joints, parents in _LEVELS:
+            o[joints] = o[parents] + bones[joints - 1]
+        out.append(np.ascontiguousarray(o.T))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _canonicalize_c(c: Components, lengths: np.ndarray) -> Components:
+    """``canonicalize`` on components."""
+    starts = _starts(lengths)
+    floor = np.minimum.reduceat(c[1].min(axis=1), starts)
+    first = _first_frames(c, starts)
+    r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
+    across = (first[:, r_hip] - first[:, l_hip]) + (first[:, r_shoulder] - first[:, l_shoulder])
+    yaw = _facing_yaw(_forward(across))
+    cos, sin = np.repeat(np.cos(yaw), lengths)[:, None], np.repeat(np.sin(yaw), lengths)[:, None]
+    x = c[0] - np.repeat(first[:, 0, 0], lengths)[:, None]
+    z = c[2] - np.repeat(first[:, 0, 2], lengths)[:, None]
+    return cos * x + sin * z, c[1] - np.repeat(floor, lengths)[:, None], cos * z - sin * x
+
+
+def _smooth_per_clip(x: np.ndarray, lengths: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing (mode ``nearest``) of rows (K, N) along time, restarting at every clip.
+
+    One scipy pass over the clips laid end to end, each padded with copies of its edge frames as
+    wide as the kernel's radius: every output sums exactly the values (and in the same order) that a
+    pass over that clip alone would, so the result is bit-identical to filtering clip by clip."""
+    radius = int(4.0 * float(sigma) + 0.5)  # gaussian_filter1d's default truncate=4.0
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    padded = lengths + 2 * radius
+    offset = np.repeat(np.cumsum(padded) - padded, padded)
+    local = np.arange(int(padded.sum())) - offset - radius  # frame of the clip, before clipping
+    index = np.repeat(starts, padded) + np.clip(local, 0, np.repeat(lengths - 1, padded))
+    smooth = gaussian_filter1d(np.take(x, index, axis=1), sigma, axis=-1, mode="nearest")
+    keep = np.flatnonzero((local >= 0) & (local < np.repeat(lengths, padded)))
+    return np.take(smooth, keep, axis=1)
+
+
+def _root_yaw_c(c: Components, lengths: np.ndarray, sigma: float) -> np.ndarray:
+    """``root_yaw`` on components."""
+    r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
+    ax, ay, az = ((a[:, l_hip] - a[:, r_hip]) + (a[:, r_shoulder] - a[:, l_shoulder]) for a in c)
+    norm = np.sqrt(ax * ax + ay * ay + az * az)
+    # forward = up x unit(across) = (across_z, 0, -across_x); its zero y row stays zero when smoothed.
+    smooth = _smooth_per_clip(np.stack([az / norm, -(ax / norm)]), lengths, sigma)
+    yaw = np.arctan2(-smooth[0], smooth[1])
+    yaw[np.cumsum(lengths) - lengths] = 0.0
+    return yaw
+
+
+def _rotations_6d_into(p: Components, yaw: np.ndarray, out: np.ndarray) -> None:
+    """``joint_rotations_6d`` of component positions p (each (M, 22)), written into out (M, 21, 6)."""
+    vx, vy, vz = (a[:, 1:] - np.take(a, _PARENTS, axis=1) for a in p)  # bones (M, 21)
+    norm = np.sqrt(vx * vx + vy * vy + vz * vz)
+    vx /= norm
+    vy /= norm
+    vz /= norm
+    ux, uy, uz = RAW_OFFSETS[1:, 0], RAW_OFFSETS[1:, 1], RAW_OFFSETS[1:, 2]  # unit rest directions
+    # Shortest arc u -> v: (1 + u.v, u x v), normalised.
+    gw, gx, gy, gz = 1.0 + ux * vx + uy * vy + uz * vz, uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    norm2 = gw * gw + gx * gx + gy * gy + gz * gz
+    opposite = norm2 < 1e-20  # bone exactly opposite its rest direction: HumanML3D gives NaN here
+    if opposite.any():  # take the half turn about a fixed axis perpendicular to the rest direction
+        gx, gy, gz = (np.where(opposite, axis, g) for axis, g in zip(_HALF_TURN_AXES.T, (gx, gy, gz)))
+        norm2 = np.where(opposite, 1.0, norm2)
+    inv_norm = 1.0 / np.sqrt(norm2)
+    gw *= inv_norm
+    gx *= inv_norm
+    gy *= inv_norm
+    gz *= inv_norm
+    # Parent rotation of each joint: the root yaw quaternion (cos h, 0, sin h, 0) or a bone's.
+    half = 0.5 * yaw[:, None]
+    zero = np.zeros_like(half)
+    pw = np.take(np.concatenate([np.cos(half), gw], axis=1), _IK_PARENTS, axis=1)
+    px = np.take(np.concatenate([zero, gx], axis=1), _IK_PARENTS, axis=1)
+    py = np.take(np.concatenate([np.sin(half), gy], axis=1), _IK_PARENTS, axis=1)
+    pz = np.take(np.concatenate([zero, gz], axis=1), _IK_PARENTS, axis=1)
+    # Local rotation: conj(parent) * bone.
+    w = pw * gw + px * gx + py * gy + pz * gz
+    x = pw * gx - px * gw - py * gz + pz * gy
+    y = pw * gy + px * gz - py * gw - pz * gx
+    z = pw * gz - px * gy + py * gx - pz * gw
+    # First two columns of its rotation matrix.
+    out[..., 0] = 1.0 - 2.0 * (y * y + z * z)
+    out[..., 1] = 2.0 * (x * y + z * w)
+    out[..., 2] = 2.0 * (x * z - y * w)
+    out[..., 3] = 2.0 * (x * y - z * w)
+    out[..., 4] = 1.0 - 2.0 * (x * x + z * z)
+    out[..., 5] = 2.0 * (y * z + x * w)
+
+
+def _features_into(c: Components, lengths: np.ndarray, feet_threshold: float, fix_wrap: bool,
+                   out: np.ndarray) -> None:
+    """``features_from_positions`` of component positions (each (N, 22)), written into out (N-B, 263)."""
+    src, dst = _pairs(lengths)
+    yaw = _root_yaw_c(c, lengths, FACING_SMOOTH_SIGMA)
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    (px, py, pz), (qx, qy, qz) = _take(c, src, 0), _take(c, dst, 0)  # each frame and the next, (M, 22)
+    cos_src, sin_src = cos[src, None], sin[src, None]
+
+    # Root: rotation velocity (a half-angle), linear velocity in the next frame's root frame, height.
+    out[:, ROOT_ROT_VEL] = root_rotation_velocity(yaw, src, dst, fix_wrap)[:, None]
+    dx, dz = qx[:, 0] - px[:, 0], qz[:, 0] - pz[:, 0]
+    cos_dst, sin_dst = cos[dst], sin[dst]
+    out[:, ROOT_LIN_VEL.start] = cos_dst * dx + sin_dst * dz
+    out[:, ROOT_LIN_VEL.start + 1] = cos_dst * dz - sin_dst * dx
+    out[:, ROOT_HEIGHT] = py[:, 0:1]
+
+    # Root-invariant positions of joints 1..21: relative to the root's xz, in the root's frame.
+    ric = out[:, RIC].reshape(len(src), NUM_JOINTS - 1, 3)
+    lx = px[:, 1:] - px[:, :1] * 1.0
+    lz = pz[:, 1:] - pz[:, :1] * 1.0
+    ric[..., 0] = cos_src * lx + sin_src * lz
+    ric[..., 1] = py[:, 1:] - py[:, :1] * 0.0
+    ric[..., 2] = cos_src * lz - sin_src * lx
+
+    _rotations_6d_into((px, py, pz), yaw[src], out[:, ROT6D].reshape(len(src), NUM_JOINTS - 1, 6))
+
+    sx, sy, sz = qx - px, qy - py, qz - pz  # (M, 22)
+    vel = out[:, LOCAL_VEL].reshape(len(src), NUM_JOINTS, 3)
+    vel[..., 0] = cos_src * sx + sin_src * sz
+    vel[..., 1] = sy
+    vel[..., 2] = cos_src * sz - sin_src * sx
+    feet = list(LEFT_FOOT + RIGHT_FOOT)
+    fx, fy, fz = sx[:, feet], sy[:, feet], sz[:, feet]
+    out[:, FOOT_CONTACT] = fx * fx + fy * fy + fz * fz < feet_threshold
+
+
 # ----------------------------------------------------------------------------- the steps
 
 
@@ -127,29 +319,12 @@ def retarget(joints: np.ndarray, lengths: np.ndarray, target_offsets: np.ndarray
     The root trajectory is scaled by the ratio of lower-leg lengths (target / clip's frame 0).
     Equivalent to the published IK then FK with the target offsets (each offset is a raw unit
     direction times a bone length)."""
-    bone_length = np.linalg.norm(np.asarray(target_offsets, dtype=np.float64), axis=-1)
-    first = joints[_starts(lengths)]
-    legs = list(LEG_BONES)
-    src_leg = np.linalg.norm(first[:, legs] - first[:, [PARENTS[j] for j in legs]], axis=-1).sum(axis=-1)
-    scale = bone_length[legs].sum() / src_leg
-    directions = _unit(joints[:, 1:] - joints[:, _PARENTS])
-    out = np.empty_like(joints)
-    out[:, 0] = joints[:, 0] * np.repeat(scale, lengths)[:, None]
-    for j in range(1, NUM_JOINTS):
-        out[:, j] = out[:, PARENTS[j]] + bone_length[j] * directions[:, j - 1]
-    return out
+    return _interleaved(_retarget_c(_components(joints), np.asarray(lengths), target_offsets))
 
 
 def canonicalize(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Floor at y=0 (lowest joint of the clip), first root at the XZ origin, first frame facing +Z."""
-    starts = _starts(lengths)
-    floor = np.minimum.reduceat(positions[:, :, 1].min(axis=1), starts)
-    first = positions[starts]
-    shift = np.repeat(np.stack([first[:, 0, 0], floor, first[:, 0, 2]], axis=-1), lengths, axis=0)
-    r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
-    across = (first[:, r_hip] - first[:, l_hip]) + (first[:, r_shoulder] - first[:, l_shoulder])
-    yaw = np.repeat(_facing_yaw(_forward(across)), lengths)[:, None]
-    return _rotate_y(positions - shift[:, None], np.cos(yaw), np.sin(yaw))
+    return _interleaved(_canonicalize_c(_components(positions), np.asarray(lengths)))
 
 
 def foot_contacts(positions: np.ndarray, lengths: np.ndarray, threshold: float = FEET_THRESHOLD) -> np.ndarray:
@@ -167,16 +342,7 @@ def root_yaw(positions: np.ndarray, lengths: np.ndarray, sigma: float = FACING_S
     (joint 1 - joint 2) + (joint 17 - joint 16) (the hip names are swapped relative to
     process_file), the forward vectors are smoothed over time (Gaussian, ``sigma`` frames), and
     the first frame of each clip is set to the identity (the motion already faces +Z there)."""
-    r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
-    across = (positions[:, l_hip] - positions[:, r_hip]) + (positions[:, r_shoulder] - positions[:, l_shoulder])
-    forward = _forward(across)
-    smooth = np.empty_like(forward)
-    ends = np.cumsum(lengths)
-    for start, end in zip(ends - lengths, ends):
-        smooth[start:end] = gaussian_filter1d(forward[start:end], sigma, axis=0, mode="nearest")
-    yaw = _facing_yaw(smooth)
-    yaw[ends - lengths] = 0.0
-    return yaw
+    return _root_yaw_c(_components(positions), np.asarray(lengths), sigma)
 
 
 def joint_rotations_6d(positions: np.ndarray, yaw: np.ndarray) -> np.ndarray:
@@ -185,40 +351,8 @@ def joint_rotations_6d(positions: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     Each bone's global rotation is the shortest arc from its rest direction to its direction in
     the frame; the local rotation is relative to its IK parent's global rotation (the root's is
     the yaw rotation). Quaternion components are kept as separate arrays (no stacking) for speed."""
-    bone = positions[:, 1:] - positions[:, _PARENTS]  # (N, 21, 3)
-    vx, vy, vz = bone[..., 0], bone[..., 1], bone[..., 2]
-    norm = np.sqrt(vx * vx + vy * vy + vz * vz)
-    vx, vy, vz = vx / norm, vy / norm, vz / norm
-    ux, uy, uz = RAW_OFFSETS[1:, 0], RAW_OFFSETS[1:, 1], RAW_OFFSETS[1:, 2]  # unit rest directions
-    # Shortest arc u -> v: (1 + u.v, u x v), normalised.
-    gw, gx, gy, gz = 1.0 + ux * vx + uy * vy + uz * vz, uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
-    norm2 = gw * gw + gx * gx + gy * gy + gz * gz
-    opposite = norm2 < 1e-20  # bone exactly opposite its rest direction: HumanML3D gives NaN here
-    if opposite.any():  # take the half turn about a fixed axis perpendicular to the rest direction
-        gx, gy, gz = (np.where(opposite, axis, g) for axis, g in zip(_HALF_TURN_AXES.T, (gx, gy, gz)))
-        norm2 = np.where(opposite, 1.0, norm2)
-    inv_norm = 1.0 / np.sqrt(norm2)
-    gw, gx, gy, gz = gw * inv_norm, gx * inv_norm, gy * inv_norm, gz * inv_norm
-    # Parent rotation of each joint: the root yaw quaternion (cos h, 0, sin h, 0) or a bone's.
-    half = 0.5 * yaw[:, None]
-    zero = np.zeros_like(half)
-    pw = np.concatenate([np.cos(half), gw], axis=1)[:, _IK_PARENTS]
-    px = np.concatenate([zero, gx], axis=1)[:, _IK_PARENTS]
-    py = np.concatenate([np.sin(half), gy], axis=1)[:, _IK_PARENTS]
-    pz = np.concatenate([zero, gz], axis=1)[:, _IK_PARENTS]
-    # Local rotation: conj(parent) * bone.
-    w = pw * gw + px * gx + py * gy + pz * gz
-    x = pw * gx - px * gw - py * gz + pz * gy
-    y = pw * gy + px * gz - py * gw - pz * gx
-    z = pw * gz - px * gy + py * gx - pz * gw
-    # First two columns of its rotation matrix.
-    out = np.empty(bone.shape[:-1] + (6,))
-    out[..., 0] = 1.0 - 2.0 * (y * y + z * z)
-    out[..., 1] = 2.0 * (x * y + z * w)
-    out[..., 2] = 2.0 * (x * z - y * w)
-    out[..., 3] = 2.0 * (x * y - z * w)
-    out[..., 4] = 1.0 - 2.0 * (x * x + z * z)
-    out[..., 5] = 2.0 * (y * z + x * w)
+    out = np.empty((len(positions), NUM_JOINTS - 1, 6))
+    _rotations_6d_into(_components(positions), np.asarray(yaw, dtype=np.float64), out)
     return out
 
 
@@ -240,26 +374,9 @@ def features_from_positions(
     positions: np.ndarray, lengths: np.ndarray, feet_threshold: float = FEET_THRESHOLD, fix_wrap: bool = False
 ) -> np.ndarray:
     """The 263-d features (N-B, 263) float64 of canonicalised positions (N, 22, 3) (floor, origin, +Z)."""
-    src, dst = _pairs(lengths)
-    yaw = root_yaw(positions, lengths)
-    cos, sin = np.cos(yaw), np.sin(yaw)
-    out = np.empty((len(src), FEATURE_DIM))
-
-    # Root: rotation velocity (a half-angle), linear velocity in the next frame's root frame, height.
-    out[:, ROOT_ROT_VEL] = root_rotation_velocity(yaw, src, dst, fix_wrap)[:, None]
-    root_step = _rotate_y(positions[dst, 0] - positions[src, 0], cos[dst], sin[dst])
-    out[:, ROOT_LIN_VEL] = root_step[:, [0, 2]]
-    out[:, ROOT_HEIGHT] = positions[src, 0, 1:2]
-
-    # Root-invariant positions of joints 1..21: relative to the root's xz, in the root's frame.
-    p = positions[src]
-    local = p - p[:, :1] * np.array([1.0, 0.0, 1.0])
-    out[:, RIC] = _rotate_y(local[:, 1:], cos[src, None], sin[src, None]).reshape(len(src), -1)
-
-    out[:, ROT6D] = joint_rotations_6d(p, yaw[src]).reshape(len(src), -1)
-    step = positions[dst] - p
-    out[:, LOCAL_VEL] = _rotate_y(step, cos[src, None], sin[src, None]).reshape(len(src), -1)
-    out[:, FOOT_CONTACT] = foot_contacts(positions, lengths, feet_threshold)
+    lengths = np.asarray(lengths)
+    out = np.empty((len(positions) - len(lengths), FEATURE_DIM))
+    _features_into(_components(positions), lengths, feet_threshold, fix_wrap, out)
     return out
 
 
@@ -286,16 +403,17 @@ def extract_features_packed(
 ) -> np.ndarray:
     """HumanML3D ``process_file`` on packed clips: joints (N, 22, 3) -> features (N-B, 263) float32.
 
-    Clips are processed in chunks of about ``chunk_frames`` frames so the work arrays stay in cache."""
+    Clips are processed in chunks of about ``chunk_frames`` frames so the work arrays stay in cache;
+    the work is float64 throughout, written once into the float32 result."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.ndim != 1 or (lengths < 2).any() or lengths.sum() != len(joints):
         raise ValueError("lengths must be >= 2 per clip and sum to the number of frames")
     ends = np.concatenate([[0], np.cumsum(lengths)])
     out = np.empty((len(joints) - len(lengths), FEATURE_DIM), dtype=np.float32)
     for b0, b1 in _chunks(lengths, chunk_frames):
-        chunk = np.asarray(joints[ends[b0]:ends[b1], :NUM_JOINTS], dtype=np.float64)
-        positions = canonicalize(retarget(chunk, lengths[b0:b1], target_offsets), lengths[b0:b1])
-        out[ends[b0] - b0:ends[b1] - b1] = features_from_positions(positions, lengths[b0:b1], feet_threshold, fix_wrap)
+        chunk = _components(np.asarray(joints[ends[b0]:ends[b1], :NUM_JOINTS]))
+        positions = _canonicalize_c(_retarget_c(chunk, lengths[b0:b1], target_offsets), lengths[b0:b1])
+        _features_into(positions, lengths[b0:b1], feet_threshold, fix_wrap, out[ends[b0] - b0:ends[b1] - b1])
     return out
 
 

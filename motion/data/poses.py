@@ -7,7 +7,9 @@ heavy work, or are skipped and counted when the user asks for it (``on_missing``
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from tqdm import tqdm
 
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
 from motion.core.errors import DataError
-from motion.core.io import write_json, write_parquet
+from motion.core.io import save_npy, write_json, write_parquet
 from motion.core.skeleton import mirror_joints
 from motion.data.amass import (
     AMASS_SITE,
@@ -103,9 +105,22 @@ def _skip(plan: Plan, reason: str, clips: list[ClipSpec]) -> None:
         plan.skipped[reason][clip.clip_id] = clip.source_path
 
 
+def _missing_error(missing: list[tuple[str, list[ClipSpec]]], amass_root: Path, sources: int) -> DataError:
+    """One error for every missing source: the first one's expected paths, the counts, what to download."""
+    datasets = Counter(dataset_of(s) for s, clips in missing for _ in clips)
+    first_source, first_clips = missing[0]
+    expected = candidate_paths(amass_root, first_source)
+    also = f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else ""
+    return DataError(expected[0] if expected else first_source,
+                     f"motion file of clip {first_clips[0].clip_id} is missing{also}; {len(missing)} of "
+                     f"{sources} source files ({sum(datasets.values())} clips) are missing",
+                     _missing_fix(amass_root, datasets))
+
+
 def _locate_sources(by_source: dict[str, list[ClipSpec]], amass_root: Path, settings: PoseSettings,
-                    plan: Plan) -> None:
-    """Find and check the file behind every source; missing/invalid ones raise or are skipped."""
+                    plan: Plan) -> DataError | None:
+    """Find and check the file behind every source; missing/invalid ones are skipped, or returned as one
+    error to raise (naming the first invalid file, the count of invalid and of missing ones)."""
     missing: list[tuple[str, list[ClipSpec]]] = []
     invalid: list[DataError] = []
     for source in tqdm(sorted(by_source), desc="poses preflight", unit="file", leave=False):
@@ -120,27 +135,33 @@ def _locate_sources(by_source: dict[str, list[ClipSpec]], amass_root: Path, sett
             invalid.append(e)
             plan.problems[str(path)] = str(e)
             _skip(plan, "invalid_file", clips)
+    missing_error = _missing_error(missing, amass_root, len(by_source)) if missing else None
     if invalid:
-        if settings.on_invalid == "error":
+        if settings.on_invalid == "error":  # one error naming every kind of problem found in this pass
             first = invalid[0]
             more = f" ({len(invalid) - 1} more files are invalid too)" if len(invalid) > 1 else ""
-            raise DataError(first.path, first.problem + more, first.fix)
+            also = (f"; also {len(missing)} source files are missing (first: {missing_error.path})"
+                    if missing_error and settings.on_missing == "error" else "")
+            return DataError(first.path, first.problem + more + also, first.fix)
         log.warning("skipping the clips of %d invalid files, e.g. %s", len(invalid), invalid[0])
-    if missing:
-        datasets = Counter(dataset_of(s) for s, clips in missing for _ in clips)
-        first_source, first_clips = missing[0]
-        expected = candidate_paths(amass_root, first_source)
-        also = f" (also looked for {', '.join(str(p) for p in expected[1:])})" if len(expected) > 1 else ""
-        error = DataError(expected[0] if expected else first_source,
-                          f"motion file of clip {first_clips[0].clip_id} is missing{also}; {len(missing)} of "
-                          f"{len(by_source)} source files ({sum(datasets.values())} clips) are missing",
-                          _missing_fix(amass_root, datasets))
+    if missing_error:
         if settings.on_missing == "error":
-            raise error
-        log.warning("skipping %d clips: %s", sum(datasets.values()), error)
+            return missing_error
+        log.warning("skipping %d clips: %s", sum(len(clips) for _, clips in missing), missing_error)
         for source, clips in missing:
             plan.problems[str(candidate_paths(amass_root, source)[0])] = "missing"
             _skip(plan, "missing_file", clips)
+    return None
+
+
+def _missing_captions(clips: list[ClipSpec], texts_dir: Path) -> DataError | None:
+    """One error naming the first clip without a caption file and how many there are."""
+    absent = [clip for clip in clips if not (texts_dir / f"{clip.clip_id}.txt").is_file()]
+    if not absent:
+        return None
+    more = f"; {len(absent)} of {len(clips)} clips have no caption file" if len(absent) > 1 else ""
+    return DataError(texts_dir / f"{absent[0].clip_id}.txt", f"caption file is missing{more}",
+                     "add texts/<id>.txt for every clip in index.csv, or set poses.on_missing: skip")
 
 
 def _attach_captions(plan: Plan, texts_dir: Path, settings: PoseSettings) -> None:
@@ -172,7 +193,14 @@ def preflight(rows: list[ClipSpec], amass_root: str | Path, texts_dir: str | Pat
     for row in rows:
         by_source[row.source_path].append(row)
     plan = Plan(sources=[], captions={})
-    _locate_sources(by_source, Path(amass_root), settings, plan)
+    errors = [_locate_sources(by_source, Path(amass_root), settings, plan)]
+    if settings.on_missing == "error":  # caption files are checked in the same pass as the motion files
+        errors.append(_missing_captions([c for s in plan.sources for c in s.clips], Path(texts_dir)))
+    found = [e for e in errors if e is not None]
+    if found:  # one error naming every kind of problem (the first of each and the counts)
+        first = found[0]
+        raise DataError(first.path, first.problem + "".join(f"; also {e.path}: {e.problem}" for e in found[1:]),
+                        first.fix)
     _attach_captions(plan, Path(texts_dir), settings)
     body_model.check(s.header.gender for s in plan.sources if s.header.kind == "amass")
     return plan
@@ -186,6 +214,64 @@ def source_pose_data(source: SourcePlan, body_model: BodyModel, target_fps: int 
     step = downsample_step(sequence.fps, str(source.header.path), target_fps)
     poses, trans = downsample(sequence, step)
     return amass_to_pose_data(body_model.joints(poses, trans, sequence.betas, sequence.gender))
+
+
+CACHE_VERSION = 1  # bump when source_pose_data's numbers change
+
+
+def source_content_key(header: MotionHeader, body_model: BodyModel, target_fps: int) -> str:
+    """A key that changes whenever a source's pose data would: the file's content, the body model, the rate.
+
+    An AMASS .npz is keyed by its members' names, sizes and CRC-32s from the zip directory (the
+    content, without reading the poses); a pose_data .npy by a hash of its bytes. The body model
+    enters by its ``cache_id`` (its name when it has none)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{CACHE_VERSION}|{getattr(body_model, 'cache_id', body_model.name)}|{target_fps}|".encode())
+    if header.kind == "amass":
+        with zipfile.ZipFile(header.path) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                digest.update(f"{info.filename}:{info.file_size}:{info.CRC};".encode())
+    else:
+        digest.update(header.path.read_bytes())
+    return digest.hexdigest()
+
+
+class PoseDataCache:
+    """Whole-source ``pose_data`` (T20, 22, 3) float32 by content key, outside the stage's outputs: a rerun
+    (after new files were added, or after an interrupted run) computes only sources it has not seen."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The cached pose data of ``key``, or None."""
+        path = self._path(key)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        self.hits += 1
+        return np.load(path)
+
+    def save(self, key: str, pose_data: np.ndarray) -> None:
+        """Store one source's pose data (atomically: an interrupted write leaves no entry)."""
+        save_npy(self._path(key), pose_data)
+
+
+def cached_pose_data(source: SourcePlan, body_model: BodyModel, target_fps: int,
+                     cache: PoseDataCache | None) -> np.ndarray:
+    """``source_pose_data`` as float32 (the precision of the clips), from ``cache`` when it holds it."""
+    key = source_content_key(source.header, body_model, target_fps) if cache else ""
+    pose_data = cache.load(key) if cache else None
+    if pose_data is None:
+        pose_data = source_pose_data(source, body_model, target_fps).astype(np.float32)
+        if cache:
+            cache.save(key, pose_data)
+    return pose_data
 
 
 def clip_and_mirror(pose_data: np.ndarray, clip: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -210,8 +296,13 @@ def part_texts_for(ids: list[str], annotations: PartAnnotations) -> PartAnnotati
 
 
 def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir: str | Path, out_dir: str | Path,
-                  body_model: BodyModel, settings: PoseSettings) -> dict[str, Any]:
-    """Run the whole poses stage into ``out_dir`` (a fresh temporary folder); returns the report."""
+                  body_model: BodyModel, settings: PoseSettings, cache_dir: str | Path | None = None
+                  ) -> dict[str, Any]:
+    """Run the whole poses stage into ``out_dir`` (a fresh temporary folder); returns the report.
+
+    With ``cache_dir``, each source's pose data is kept there by content (``PoseDataCache``) and reused:
+    the clips are the same bytes, and the report counts the cache's hits and misses."""
+    cache = PoseDataCache(cache_dir) if cache_dir else None
     annotations_dir, out_dir = Path(annotations_dir), Path(out_dir)
     rows = read_index(index_csv)
     plan = preflight(rows, amass_root, annotations_dir / "texts", body_model, settings)
@@ -221,7 +312,7 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
     records: list[dict[str, Any]] = []
     for source in tqdm(plan.sources, desc="poses", unit="file"):
         try:
-            pose_data = source_pose_data(source, body_model, settings.target_fps)
+            pose_data = cached_pose_data(source, body_model, settings.target_fps, cache)
         except DataError as e:
             if settings.on_invalid == "error":
                 raise
@@ -280,5 +371,7 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
         "skipped_ids": {r: sorted(v) for r, v in plan.skipped.items()},
         "problem_files": dict(sorted(plan.problems.items())),
     }
+    if cache:
+        report["pose_cache"] = {"hits": cache.hits, "misses": cache.misses}
     write_json(out_dir / "report.json", report)
     return report
