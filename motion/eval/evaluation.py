@@ -439,8 +439,8 @@ def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real
         "counts": {"captions": n, "replications": m.replications, "generation_seeds": len(seeds),
                    "diversity_pairs": min(m.diversity_times, n),
                    "multimodality": f"{len(mm_idx)} texts x {settings.mm_repeats} motions, {m.mm_times} pairs each",
-                   "motions": {r: rows[r]["tmr"].num_samples for r in rows},
-                   "cache_hits": hits, "cache_misses": misses},
+                   "motions": {r: rows[r]["tmr"].num_samples for r in rows}},
+        "cache": {"hits": hits, "misses": misses},  # how this run got its samples: not an output (cache state)
         "rows": {r: configured.get(r, {"real": True}) for r in rows},
         "notes": notes,
         "settings": {**asdict(m), "window": window, "evaluator_normalisation":
