@@ -25,7 +25,7 @@ def output_hashes(lock: Path) -> dict[str, dict[str, str]]:
 @pytest.mark.slow
 def test_data_and_text_stages_reproduce_the_committed_lock(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", tiny=False)
-    dvc("repro", "embed_texts", cwd=ws, timeout=1500)
+    dvc("repro", "features", "embed_texts", cwd=ws, timeout=1500)
     committed, fresh = output_hashes(REPO_ROOT / "dvc.lock"), output_hashes(ws / "dvc.lock")
     for stage in DATA_AND_TEXT_STAGES:
         assert fresh[stage] == committed[stage], f"stage {stage} does not reproduce the committed dvc.lock"
