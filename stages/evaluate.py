@@ -2,7 +2,7 @@
 
 Reads ``paths`` and ``evaluate`` (plus ``lgtm`` for the text-latent source, the sampling defaults of the rows
 and caption lengths) from params.yaml; the features, captions, part texts, token features, the trained TMRs
-(data/tmr) and LGTM (data/lgtm). Rows: Real (the test motions), then ``evaluate.configs.<config>.rows`` (LGTM,
+(data/tmr) and LGTM (data/lgtm). Rows: Real (the test motions), then ``evaluate.rows`` (LGTM,
 the whole-body-text ablation, other samplers/step counts, guidance; each row overrides ``lgtm.sampling``).
 The protocol is ``motion.eval.evaluation.evaluate``; generated sets are cached in ``${paths.cache}/eval_samples``
 per (checkpoint, sampler, steps, guidance, seed, captions), so a rerun only recomputes metrics. Writes
