@@ -11,7 +11,6 @@ step), MotionEncoderBiGRUCo (512 -> 1024 bidirectional GRU -> 512) and TextEncod
 """
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from motion.core.errors import DataError
+from motion.core.io import load_plain_pickle
 
 UNIT_LENGTH = 4
 MAX_MOTION_LEN = 196
@@ -152,10 +152,7 @@ class WordVectorizer:
                 raise DataError(path, "GloVe file of the T2M evaluator is missing",
                                 "put T2M's glove folder there or clear evaluate.t2m.glove_dir")
         vectors = np.load(paths[0])
-        with open(paths[1], "rb") as f:
-            words = pickle.load(f)
-        with open(paths[2], "rb") as f:
-            index = pickle.load(f)
+        words, index = load_plain_pickle(paths[1]), load_plain_pickle(paths[2])
         self.word2vec = {w: vectors[index[w]].astype(np.float32) for w in words}
         if "unk" not in self.word2vec:
             raise DataError(paths[1], "vocabulary has no 'unk' entry", "use T2M's our_vab files")

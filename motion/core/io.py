@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -85,3 +86,24 @@ def write_parquet(path: str | Path, frame: pandas.DataFrame) -> None:  # noqa: F
     """Write a pandas DataFrame as Parquet atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles only built-in data (lists, dicts, strings, numbers): any class or function is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused {module}.{name}: only plain data is allowed")
+
+
+def load_plain_pickle(path: str | Path) -> Any:
+    """A pickle file holding plain data (e.g. T2M's GloVe word lists), read without running any code from it.
+
+    A file that names a class or function (the way a crafted pickle runs code) is a one-line DataError.
+    """
+    from motion.core.errors import DataError
+
+    try:
+        with open(path, "rb") as f:
+            return _PlainUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise DataError(path, f"not a plain-data pickle ({err})", "use the original files of the T2M release") from None
