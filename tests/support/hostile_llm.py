@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.llm import LocalServer
 
 GOOD = {"left_arm": {"action": "wave", "text": "waves"}}
 
@@ -15,7 +16,7 @@ def chat(content: Any) -> bytes:
     return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
 
 
-class HostileServer:
+class HostileServer(LocalServer):
     """Each caption names a behaviour (the caption text is the behaviour's name, e.g. ``echo500``)."""
 
     def __init__(self) -> None:
@@ -99,18 +100,4 @@ class HostileServer:
                     return self.reply(200, shapes["ok"])
                 return self.reply(200, shapes[behaviour])
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> HostileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.serve(Handler)

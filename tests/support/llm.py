@@ -9,7 +9,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 GOOD = {"left_arm": {"action": "wave", "text": "waves"}}
 
 
-class FakeServer:
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) run as a context manager; ``url`` is its /v1 base."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        """Bind ``handler`` (call from ``__init__``); requests are answered once the ``with`` block starts."""
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+
+class FakeServer(LocalServer):
     """A chat-completions endpoint whose reply to each caption follows a script of behaviours."""
 
     def __init__(self, script: dict[str, list[str]]) -> None:
@@ -52,17 +74,4 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(payload.encode())
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.serve(Handler)
