@@ -137,12 +137,11 @@ def _convert(tp: Any, value: Any, file: Path, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for option in (a for a in args if a is not type(None)):
             try:
                 return _convert(option, value, file, key)
-            except SettingsError as e:
-                errors.append(e)
+            except SettingsError:
+                continue  # try the next alternative; the error names the whole union
         raise _fail(ctx, tp, value)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
