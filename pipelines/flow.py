@@ -25,6 +25,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
+from motion.core.workspace import workspace_lock
 from pipelines.dag import StageNode, load_dag
 
 DVC_LIMIT = "dvc-bookkeeping"
@@ -96,6 +97,21 @@ def _stream(cmd: str, cwd: Path, env: dict[str, str], logger, progress_every_s: 
     return proc.wait(), last
 
 
+def params_digest(cwd: Path) -> str:
+    """SHA-256 of the workspace's params.yaml (what ``dvc commit`` will record for every stage)."""
+    import hashlib
+
+    path = cwd / "params.yaml"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def check_params_unchanged(node: StageNode, cwd: Path, before: str) -> None:
+    """Refuse to record a stage whose params.yaml changed while it ran (its outputs come from the old values)."""
+    if params_digest(cwd) != before:
+        raise RuntimeError(f"params.yaml changed while {node.name} ran: not recorded in dvc.lock (its outputs were "
+                           f"made from the old values) -- rerun the flow")
+
+
 def publish_artifacts(node: StageNode, cwd: Path) -> None:
     """Markdown reports become Prefect markdown artifacts; videos and plots become links."""
     for out in node.outs:
@@ -140,6 +156,7 @@ def run_stage(node: StageNode, workspace: str, gpu_deployment: str | None = None
     if node.gpu and gpu_deployment:
         return run_on_gpu_worker(node, cwd, gpu_deployment, remote_workspace)
     logger.info("running %s: %s", node.name, node.cmd)
+    params_before = params_digest(cwd)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if node.gpu:
@@ -150,6 +167,7 @@ def run_stage(node: StageNode, workspace: str, gpu_deployment: str | None = None
     if code != 0:
         raise RuntimeError(f"stage {node.name} failed (exit {code}): {last_line} (outputs and dvc.lock unchanged)")
     with concurrency(DVC_LIMIT, occupy=1):
+        check_params_unchanged(node, cwd, params_before)
         result = _dvc("commit", "--force", node.name, cwd=cwd)
         if result.returncode != 0:
             raise RuntimeError(f"dvc commit {node.name} failed: {result.stderr.strip()}")
@@ -159,11 +177,19 @@ def run_stage(node: StageNode, workspace: str, gpu_deployment: str | None = None
 
 @flow(name="lgtm-pipeline", log_prints=True)
 def rebuild(workspace: str = str(REPO_ROOT), targets: list[str] | None = None, gpu_slots: int | None = None,
-            gpu_deployment: str | None = None, remote_workspace: str = ".") -> dict[str, str]:
+            gpu_deployment: str | None = None, remote_workspace: str = ".", wait_s: float = 0.0) -> dict[str, str]:
     """Rebuild the DVC pipeline: stages in dependency order, independent ones concurrently.
 
+    One flow per workspace: the flow holds the workspace lock (``motion.core.workspace``); a second flow
+    waits up to ``wait_s`` seconds, then refuses with a message naming the holder.
     With ``gpu_deployment`` (e.g. "lgtm-remote-stage/gpu-stage"), GPU stages run on workers of that
     deployment's pool, in their checkout ``remote_workspace``, sharing this project's DVC remote."""
+    with workspace_lock(workspace, "prefect flow lgtm-pipeline", wait_s):
+        return _rebuild(workspace, targets, gpu_slots, gpu_deployment, remote_workspace)
+
+
+def _rebuild(workspace: str, targets: list[str] | None, gpu_slots: int | None, gpu_deployment: str | None,
+             remote_workspace: str) -> dict[str, str]:
     logger = get_run_logger()
     ensure_limits(count_gpus() if gpu_slots is None else gpu_slots)
     nodes = load_dag(workspace)
@@ -205,9 +231,16 @@ def main() -> None:
     parser.add_argument("--gpu-deployment", default=None,
                         help="run GPU stages on this deployment's workers (scale-out)")
     parser.add_argument("--remote-workspace", default=".", help="the project checkout on the GPU workers")
+    parser.add_argument("--wait", type=float, default=0.0,
+                        help="seconds to wait for another flow in this workspace (default: refuse at once)")
     args = parser.parse_args()
-    rebuild(workspace=args.workspace, targets=args.target, gpu_slots=args.gpu_slots,
-            gpu_deployment=args.gpu_deployment, remote_workspace=args.remote_workspace)
+    from motion.core.errors import DataError
+
+    try:
+        rebuild(workspace=args.workspace, targets=args.target, gpu_slots=args.gpu_slots,
+                gpu_deployment=args.gpu_deployment, remote_workspace=args.remote_workspace, wait_s=args.wait)
+    except DataError as error:
+        sys.exit(f"pipelines.flow: {error}")
 
 
 if __name__ == "__main__":

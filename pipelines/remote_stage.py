@@ -28,9 +28,18 @@ def dvc(*args: str, cwd: Path) -> str:
     return _run([sys.executable, "-m", "dvc", *args], cwd)
 
 
-def run_stage_here(stage: str, rev: str | None, workspace: str | Path) -> str:
-    """On the worker: check out ``rev``, pull inputs, run the stage, push outputs and run-cache."""
-    cwd = Path(workspace)
+def run_stage_here(stage: str, rev: str | None, workspace: str | Path, wait_s: float = 24 * 3600.0) -> str:
+    """On the worker: check out ``rev``, pull inputs, run the stage, push outputs and run-cache.
+
+    Runs of one worker checkout take turns (the workspace lock): a checkout in the middle of another run
+    would change its code under it."""
+    from motion.core.workspace import workspace_lock
+
+    with workspace_lock(workspace, f"remote stage {stage}", wait_s):
+        return _run_stage_here(stage, rev, Path(workspace))
+
+
+def _run_stage_here(stage: str, rev: str | None, cwd: Path) -> str:
     if rev:
         _run(["git", "fetch", "--quiet", "--all"], cwd) if _has_remote(cwd) else None
         _run(["git", "checkout", "--quiet", "--detach", rev], cwd)

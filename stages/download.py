@@ -6,10 +6,8 @@ and renamed into place, so a failure leaves the previous outputs untouched.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-from motion.core.errors import DataError
 from motion.core.settings import convert
 from motion.data.download import (
     AmassSource,
@@ -20,7 +18,8 @@ from motion.data.download import (
     make_assets,
     make_synthetic,
 )
-from stages.settings import Settings, load_settings
+from stages.entry import stage_main
+from stages.settings import Settings
 
 log = logging.getLogger("stages.download")
 
@@ -40,11 +39,7 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     """Run the download stage with the settings of params.yaml."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run(load_settings("download"))
-    except DataError as e:
-        sys.exit(f"download: {e}")
+    stage_main("download", run)
 
 
 if __name__ == "__main__":

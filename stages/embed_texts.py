@@ -7,36 +7,36 @@ captions only encodes the new texts.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-from motion.core.errors import DataError
 from motion.core.io import atomic_dir
 from motion.text.cache import ArrayCache, cache_key
 from motion.text.embeddings import embed_with_cache, encoder_settings, make_encoder, unique_texts, write_embeddings
-from stages.settings import load_settings
+from stages.entry import stage_main
+from stages.settings import Settings
 
 
-def main() -> None:
+def run(settings: Settings) -> None:
     """Embed all texts with the configured encoder, reusing cached features."""
-    try:
-        settings = load_settings("embed_texts")
-        paths, section = settings.paths, settings.embed_texts
-        if settings.compute.threads.embed_texts:
-            torch.set_num_threads(settings.compute.threads.embed_texts)
-        texts = unique_texts(Path(paths.texts) / "part_texts.parquet")
-        encoder = make_encoder(encoder_settings(section, settings.compute.device))
-        cache = ArrayCache(Path(paths.cache) / "embeddings" / cache_key(encoder.cache_id)[:16])
-        new = embed_with_cache(texts, encoder, cache, section.batch_size)
-        with atomic_dir(paths.embeddings) as tmp:
-            write_embeddings(tmp, texts, cache, encoder)
-    except DataError as e:
-        sys.exit(f"embed_texts: {e}")
+    paths, section = settings.paths, settings.embed_texts
+    if settings.compute.threads.embed_texts:
+        torch.set_num_threads(settings.compute.threads.embed_texts)
+    texts = unique_texts(Path(paths.texts) / "part_texts.parquet")
+    encoder = make_encoder(encoder_settings(section, settings.compute.device))
+    cache = ArrayCache(Path(paths.cache) / "embeddings" / cache_key(encoder.cache_id)[:16])
+    new = embed_with_cache(texts, encoder, cache, section.batch_size)
+    with atomic_dir(paths.embeddings) as tmp:
+        write_embeddings(tmp, texts, cache, encoder)
     print(f"embed_texts: {len(texts)} texts ({new} newly encoded, {len(texts) - new} from cache) with "
           f"{encoder.cache_id}: tokens {encoder.token_dim}-d, sentences {encoder.sentence_dim}-d "
           f"-> {paths.embeddings}")
+
+
+def main() -> None:
+    """Run the stage with the settings of params.yaml."""
+    stage_main("embed_texts", run)
 
 
 if __name__ == "__main__":

@@ -7,26 +7,21 @@ splits/{train,val,test,all}.txt (with mirrored M ids), manifest.parquet, report.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.data.corpus import FeatureSettings, build_features
-from stages.settings import load_settings
+from stages.entry import stage_main
+from stages.settings import Settings
 
 
-def main() -> None:
+def run(settings: Settings) -> None:
     """Compute the features of every clip of ${paths.poses} into ${paths.features}."""
-    try:
-        settings = load_settings("features")
-        paths, section = settings.paths, settings.features
-        features = FeatureSettings(section.feet_threshold, settings.poses.min_frames, section.fix_root_wrap,
-                                   section.batch_frames)
-        with atomic_dir(paths.features) as tmp:
-            report = build_features(Path(paths.poses), Path(paths.annotations) / "splits", tmp, features)
-    except DataError as e:
-        sys.exit(f"features: {e}")
+    paths, section = settings.paths, settings.features
+    features = FeatureSettings(section.feet_threshold, settings.poses.min_frames, section.fix_root_wrap,
+                               section.batch_frames)
+    with atomic_dir(paths.features) as tmp:
+        report = build_features(Path(paths.poses), Path(paths.annotations) / "splits", tmp, features)
     write_json(Path(paths.metrics) / "data.json", {
         "clips": report["clips_written"],
         "frames": report["frames_written"],
@@ -35,6 +30,11 @@ def main() -> None:
     skipped = ", ".join(f"{k} {v}" for k, v in report["skipped"].items() if v) or "none"
     print(f"features: wrote {report['clips_written']} clips ({report['frames_written']} frames) to "
           f"{paths.features}; skipped: {skipped}; splits: {report['clips_per_split']}")
+
+
+def main() -> None:
+    """Run the stage with the settings of params.yaml."""
+    stage_main("features", run)
 
 
 if __name__ == "__main__":

@@ -4,35 +4,35 @@ Reads ``paths``, ``poses`` and ``compute.device`` (smplh only); writes ${paths.p
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from motion.core.device import exclusive_gpu, resolve_device
-from motion.core.errors import DataError
 from motion.core.io import atomic_dir
 from motion.core.settings import convert
 from motion.data.body_model import make_body_model
 from motion.data.poses import PoseSettings, extract_poses
-from stages.settings import load_settings
+from stages.entry import stage_main
+from stages.settings import Settings
 
 
-def main() -> None:
+def run(settings: Settings) -> None:
     """Extract the joint clips of every index.csv row into ${paths.poses}."""
-    try:
-        settings = load_settings("poses")
-        paths, poses = settings.paths, settings.poses
-        device = resolve_device(settings.compute.device) if poses.body_model == "smplh" else "cpu"
-        annotations = Path(paths.annotations)
-        with exclusive_gpu(device) as held, atomic_dir(paths.poses) as tmp:
-            body_model = make_body_model(poses.body_model, poses.smplh_dir, held, poses.batch_frames)
-            report = extract_poses(annotations / "index.csv", paths.amass, annotations, tmp, body_model,
-                                   convert(PoseSettings, poses))
-    except DataError as e:
-        sys.exit(f"poses: {e}")
+    paths, poses = settings.paths, settings.poses
+    device = resolve_device(settings.compute.device) if poses.body_model == "smplh" else "cpu"
+    annotations = Path(paths.annotations)
+    with exclusive_gpu(device) as held, atomic_dir(paths.poses) as tmp:
+        body_model = make_body_model(poses.body_model, poses.smplh_dir, held, poses.batch_frames)
+        report = extract_poses(annotations / "index.csv", paths.amass, annotations, tmp, body_model,
+                               convert(PoseSettings, poses))
     skipped = ", ".join(f"{k} {v}" for k, v in report["skipped"].items() if v) or "none"
     print(f"poses: wrote {report['clips_written']} clips + {report['mirrored_written']} mirrors "
           f"({report['frames_written']} frames, body model {report['body_model']}) to {paths.poses}; "
           f"skipped: {skipped}")
+
+
+def main() -> None:
+    """Run the stage with the settings of params.yaml."""
+    stage_main("poses", run)
 
 
 if __name__ == "__main__":

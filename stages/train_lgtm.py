@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -33,7 +32,8 @@ from motion.datasets import (
     read_split,
     segment_texts,
 )
-from stages.settings import Settings, settings_or_exit
+from stages.entry import stage_main
+from stages.settings import Settings
 
 LATENTS_FILE = "text_latents.npz"
 
@@ -48,9 +48,8 @@ def build_latents(settings: Settings, segments: list, text_dim: int, device: str
                                    provider)
 
 
-def main() -> None:
+def run(settings: Settings) -> None:
     """Build the latent cache (rank 0), then train with the ``lgtm`` settings of the active profile."""
-    settings = settings_or_exit("train_lgtm")
     paths, lgtm = settings.paths, settings.lgtm
     seed_everything(settings.seed)
     if settings.compute.threads.train_lgtm:
@@ -64,37 +63,39 @@ def main() -> None:
     model_cfg = convert(LGTMConfig, lgtm.model)
     train_cfg = convert(TrainConfig, lgtm.train, seed=settings.seed)
     out = Path(paths.lgtm)
-    try:
-        features, texts = Path(paths.features), Path(paths.poses) / "texts"
-        lo, hi = settings.captions.min_frames, settings.captions.max_frames
-        rule = SpanRule("lgtm", lo, hi)
-        splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
-                  for s in ("train", "val", "test")}
-        if rank == 0:
-            unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
-            every = sorted(unique.values(), key=lambda s: s.seg_id)
-            cache = build_latents(settings, every, model_cfg.text_dim, device)
-            cache.save(out / LATENTS_FILE)
-            print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
-        if world > 1:
-            torch.distributed.barrier()
-        cache = TextLatentCache.load(out / LATENTS_FILE)
-        model_cfg = dataclasses.replace(model_cfg, text_dim=cache.dim)
-        mean, std = load_normalisation(features)
-        data = {s: LGTMDataset(splits[s], features, mean, std, cache, model_cfg.window, seed=train_cfg.seed)
-                for s in ("train", "val")}
-        if len(data["train"]) == 0:
-            raise DataError(features / "splits" / "train.txt", f"no training caption spans {lo}..{hi - 1} frames",
-                            "check the features stage output or captions.min_frames / max_frames")
-        metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device)
-    except DataError as e:
-        sys.exit(f"train_lgtm: {e}")
+    features, texts = Path(paths.features), Path(paths.poses) / "texts"
+    lo, hi = settings.captions.min_frames, settings.captions.max_frames
+    rule = SpanRule("lgtm", lo, hi)
+    splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
+              for s in ("train", "val", "test")}
+    if rank == 0:
+        unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
+        every = sorted(unique.values(), key=lambda s: s.seg_id)
+        cache = build_latents(settings, every, model_cfg.text_dim, device)
+        cache.save(out / LATENTS_FILE)
+        print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
+    if world > 1:
+        torch.distributed.barrier()
+    cache = TextLatentCache.load(out / LATENTS_FILE)
+    model_cfg = dataclasses.replace(model_cfg, text_dim=cache.dim)
+    mean, std = load_normalisation(features)
+    data = {s: LGTMDataset(splits[s], features, mean, std, cache, model_cfg.window, seed=train_cfg.seed)
+            for s in ("train", "val")}
+    if len(data["train"]) == 0:
+        raise DataError(features / "splits" / "train.txt", f"no training caption spans {lo}..{hi - 1} frames",
+                        "check the features stage output or captions.min_frames / max_frames")
+    metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device)
     if rank == 0:
         print(f"train_lgtm: {metrics.get('step')} steps ({settings.profile} profile, "
               f"{metrics.get('trainable_parameters'):,} parameters), val loss {metrics.get('val_loss')} -> {out}")
     if world > 1:
         torch.distributed.destroy_process_group()
 
+
+
+def main() -> None:
+    """Run the stage with the settings of params.yaml (under torchrun: every rank)."""
+    stage_main("train_lgtm", run)
 
 if __name__ == "__main__":
     main()

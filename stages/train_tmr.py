@@ -18,12 +18,12 @@ import torch
 from models.tmr import TMRConfig, save_tmr
 from models.tmr_train import TrainConfig, copy_live, fit_tmr
 from motion.core.device import exclusive_gpu, resolve_device
-from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.core.parts import TEXT_SLOTS
 from motion.core.settings import to_dict
 from motion.datasets import feature_dims, load_text_motion, text_column
-from stages.settings import Settings, load_settings
+from stages.entry import stage_main
+from stages.settings import Settings
 
 
 def train_config(settings: Settings, device: str) -> TrainConfig:
@@ -34,36 +34,29 @@ def train_config(settings: Settings, device: str) -> TrainConfig:
                        device=device, checkpoint_every=train.checkpoint_every, val_batch_size=train.val_batch_size)
 
 
-def main() -> None:
-    """Train the encoder named on the command line."""
-    if len(sys.argv) != 2 or sys.argv[1] not in TEXT_SLOTS:
-        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}>")
-    name = sys.argv[1]
-    try:
-        settings = load_settings(f"train_tmr@{name}")
-        paths, tmr = settings.paths, settings.tmr
-        if settings.compute.threads.train_tmr:
-            torch.set_num_threads(settings.compute.threads.train_tmr)
-        train_cfg = train_config(settings, settings.compute.device)
-        crop_frames = tmr.train.crop_frames  # None: whole captions
-        data = {"min_frames": settings.captions.min_frames, "max_frames": settings.captions.max_frames,
-                "one_per_motion": tmr.one_per_motion}
-        from motion.text.embeddings import TextEmbeddings
+def run(settings: Settings, name: str) -> None:
+    """Train the encoder ``name`` (a TEXT_SLOTS entry) with the ``tmr`` settings."""
+    paths, tmr = settings.paths, settings.tmr
+    if settings.compute.threads.train_tmr:
+        torch.set_num_threads(settings.compute.threads.train_tmr)
+    train_cfg = train_config(settings, settings.compute.device)
+    crop_frames = tmr.train.crop_frames  # None: whole captions
+    data = {"min_frames": settings.captions.min_frames, "max_frames": settings.captions.max_frames,
+            "one_per_motion": tmr.one_per_motion}
+    from motion.text.embeddings import TextEmbeddings
 
-        embeddings = TextEmbeddings.load(paths.embeddings)
-        common = dict(features_dir=paths.features, texts_dir=paths.texts, embeddings=embeddings, name=name,
-                      min_frames=data["min_frames"], max_frames=data["max_frames"], seed=train_cfg.seed,
-                      embeddings_dir=paths.embeddings, crop_frames=crop_frames)
-        train_set = load_text_motion(split="train", filter_lengths=True, random_crop=True, **common)
-        val_set = load_text_motion(split="val", filter_lengths=True, **common)
-        model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim,
-                              **to_dict(tmr.model), **to_dict(tmr.loss))
-        work_dir = Path(paths.cache) / "tmr" / name
-        with exclusive_gpu(resolve_device(train_cfg.device)) as device:
-            train_cfg = dataclasses.replace(train_cfg, device=device)
-            model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir)
-    except DataError as e:
-        sys.exit(f"train_tmr {name}: {e}")
+    embeddings = TextEmbeddings.load(paths.embeddings)
+    common = dict(features_dir=paths.features, texts_dir=paths.texts, embeddings=embeddings, name=name,
+                  min_frames=data["min_frames"], max_frames=data["max_frames"], seed=train_cfg.seed,
+                  embeddings_dir=paths.embeddings, crop_frames=crop_frames)
+    train_set = load_text_motion(split="train", filter_lengths=True, random_crop=True, **common)
+    val_set = load_text_motion(split="val", filter_lengths=True, **common)
+    model_cfg = TMRConfig(motion_dim=train_set.motion_dim, token_dim=embeddings.token_dim,
+                          **to_dict(tmr.model), **to_dict(tmr.loss))
+    work_dir = Path(paths.cache) / "tmr" / name
+    with exclusive_gpu(resolve_device(train_cfg.device)) as device:
+        train_cfg = dataclasses.replace(train_cfg, device=device)
+        model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir)
     out = Path(paths.tmr) / name
     dims = feature_dims(name)
     extra = {
@@ -84,6 +77,14 @@ def main() -> None:
     print(f"train_tmr {name}: {last['epoch']} epochs, train loss {last['train/loss']:.4f}, val loss "
           f"{last['val/loss']:.4f}, val t2m R@1 {last.get('val/all/t2m_R1', float('nan')):.1f}% -> {out}")
 
+
+
+def main() -> None:
+    """Train the encoder named on the command line."""
+    if len(sys.argv) != 2 or sys.argv[1] not in TEXT_SLOTS:
+        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}>")
+    name = sys.argv[1]
+    stage_main(f"train_tmr@{name}", lambda settings: run(settings, name))
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir
@@ -182,3 +183,30 @@ def test_output_locks_serialise_writers_of_one_output_only(tmp_path):
             with output_lock(tmp_path / "data" / "poses", "poses", wait_s=0.3):
                 pass
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".features.lock", ".poses.lock"]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (the stages' output locks aside: they name the last writer)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(".lock")}
+
+
+def test_a_failed_dvc_repro_keeps_the_previous_outputs_of_the_stage(tmp_path):
+    """DVC deletes a stage's outputs before running it unless they are ``persist``: the data stages' are, and
+    the stage replaces them atomically, so a failing `dvc repro download` leaves data/raw as it was."""
+    from tests.support.workspace import env_with_venv, make_workspace
+
+    root = make_workspace(tmp_path / "ws")
+    env = env_with_venv()
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "repro", "download"], cwd=root, env=env, check=True, capture_output=True)
+    before = _tree(root / "data" / "raw")
+    assert any(name.startswith("amass/") for name in before)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["download"].update(source="amass_local", humanml3d_dir=str(tmp_path / "missing"))
+    params["download"]["amass_local"]["archive_dir"] = str(tmp_path / "missing")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = subprocess.run([*dvc, "repro", "download"], cwd=root, env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "download: " in failed.stderr and "missing" in failed.stderr
+    assert _tree(root / "data" / "raw") == before

@@ -12,6 +12,7 @@ from motion.core.skeleton import mirror_joints
 from motion.data.features import extract_features, recover_from_ric
 from stages import features as stage
 from tests.support.motions import synthetic_clip
+from tests.support.workspace import temporaries
 
 ORIGINALS = ["000000", "000001", "000002", "000003", "000004", "000005"]
 SPLITS = {"train": ["000000", "000001", "000002"], "val": ["000003"], "test": ["000004", "000005", "000006", "000007"]}
@@ -102,7 +103,7 @@ def test_stage_rerun_is_byte_identical(project):
     second = {p.relative_to(root): p.read_bytes() for p in (root / "features").rglob("*") if p.is_file()}
     assert first.keys() == second.keys()
     assert all(first[k] == second[k] for k in first)
-    assert [p.name for p in root.iterdir() if p.name.startswith(".features")] == []
+    assert temporaries(root, ".features") == []
 
 
 def test_stage_missing_input_fails_cleanly(project):
@@ -111,7 +112,7 @@ def test_stage_missing_input_fails_cleanly(project):
     with pytest.raises(SystemExit, match="clips.parquet.*poses stage"):
         stage.main()
     assert not (root / "features").exists()
-    assert [p.name for p in root.iterdir() if p.name.startswith(".features")] == []
+    assert temporaries(root, ".features") == []
 
 
 def test_stage_rejects_bad_joint_shapes(project):

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +109,38 @@ def test_failing_stage_fails_its_task_and_keeps_dvc_consistent(dvc_project, pref
         rebuild(workspace=str(dvc_project), gpu_slots=1)
     status = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], dvc_project))
     assert "right" in status and "left" not in status  # left ran and was committed; right is still due
+
+
+def test_a_stage_whose_params_changed_while_it_ran_is_not_recorded(dvc_project, prefect_harness, monkeypatch):
+    from pipelines.flow import rebuild
+
+    monkeypatch.setenv("STAGE_SLEEP", "0")
+    (dvc_project / "params.yaml").write_text("x: 1\n")
+    (dvc_project / "edit.py").write_text(
+        "import pathlib, sys\n"
+        "seen = pathlib.Path('params.yaml').read_text().split()[-1]\n"
+        "with open('runs.txt', 'a') as runs: runs.write(seen + '\\n')\n"
+        "pathlib.Path('params.yaml').write_text('x: 2\\n')  # a user edits params.yaml while the stage runs\n"
+        "pathlib.Path(sys.argv[1]).parent.mkdir(exist_ok=True)\n"
+        "pathlib.Path(sys.argv[1]).write_text('{}')\n")
+    (dvc_project / "dvc.yaml").write_text((dvc_project / "dvc.yaml").read_text().replace(
+        "cmd: python stage.py left out/left.json\n    deps: [stage.py]",
+        "cmd: python edit.py out/left.json\n    deps: [edit.py]\n    params: [x]"))
+    results = rebuild(workspace=str(dvc_project), targets=["left"], gpu_slots=1)
+    # The first attempt was refused (params changed under it); the task's retry ran on the new value
+    # and recorded that: dvc.lock never pairs x: 1 outputs with x: 2.
+    assert results == {"left": "ran"}
+    assert (dvc_project / "runs.txt").read_text().split() == ["1", "2"]
+    lock = yaml.safe_load((dvc_project / "dvc.lock").read_text())
+    assert lock["stages"]["left"]["params"]["params.yaml"]["x"] == 2
+    assert "left" not in json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], dvc_project))
+
+
+def test_a_second_flow_in_one_workspace_is_refused_naming_the_first(dvc_project, prefect_harness):
+    from motion.core.workspace import WorkspaceBusy, workspace_lock
+    from pipelines.flow import rebuild
+
+    with workspace_lock(dvc_project, "prefect flow lgtm-pipeline", wait_s=0):
+        with pytest.raises(WorkspaceBusy, match=r"in use by pid \d+ \(prefect flow lgtm-pipeline\)"):
+            rebuild(workspace=str(dvc_project), gpu_slots=1)
+    assert not (dvc_project / "out").exists()  # the refused flow ran nothing

@@ -19,6 +19,7 @@ from stages import poses as stage
 from tests.support.amass import write_amass_npz
 from tests.support.body_model import write_smplh_model
 from tests.support.params import with_overrides, write_params
+from tests.support.workspace import temporaries
 
 INDEX_HEADER = "source_path,start_frame,end_frame,new_name\n"
 ROWS = [
@@ -135,7 +136,7 @@ def test_stage_outputs(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch
     assert report["clips_written"] == 5 and report["mirrored_written"] == 5 and report["source_files"] == 4
     assert report["skipped"] == {"missing_file": 0, "invalid_file": 0, "missing_text": 0, "too_short": 1}
     assert report["skipped_ids"]["too_short"] == ["000002"]
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    assert not temporaries(out.parent)  # no temporary folders left
 
 
 def test_rerun_is_byte_identical(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +156,7 @@ def test_missing_file_errors_or_is_skipped(tmp_path: Path, monkeypatch: pytest.M
     message = str(info.value)
     assert "SSM_synced/20160330/punch_poses.npz" in message and "SSM/20160330/punch_poses.npz" in message
     assert "SMPL+H G" in message and "on_missing: skip" in message and "\n" not in message
-    assert not paths["poses"].exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not paths["poses"].exists() and not temporaries(tmp_path)
 
     run_stage(monkeypatch, paths["params"], on_missing="skip")
     report = json.loads((paths["poses"] / "report.json").read_text())
@@ -172,7 +173,7 @@ def test_invalid_file_leaves_old_output_untouched(dataset: dict[str, Path], monk
     with pytest.raises(SystemExit, match="0000_walk_poses.npz: poses holds NaN or inf"):
         run_stage(monkeypatch, dataset["params"])
     assert (dataset["poses"] / "report.json").read_bytes() == before
-    assert not [p for p in dataset["poses"].parent.iterdir() if p.name.startswith(".")]
+    assert not temporaries(dataset["poses"].parent)
 
     run_stage(monkeypatch, dataset["params"], on_invalid="skip")
     report = json.loads((dataset["poses"] / "report.json").read_text())

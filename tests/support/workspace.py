@@ -70,3 +70,9 @@ def run(cmd: list[str], cwd: Path, timeout: float = 900) -> str:
 def dvc(*args: str, cwd: Path, timeout: float = 900) -> str:
     """Run DVC from this environment in the workspace."""
     return run([sys.executable, "-m", "dvc", *args], cwd, timeout)
+
+
+def temporaries(folder: Path, prefix: str = ".") -> list[Path]:
+    """Hidden entries of ``folder`` starting with ``prefix``: a writer's leftovers. The output locks
+    (``.<name>.lock``, kept on purpose: they hold no state) are not leftovers."""
+    return [p for p in Path(folder).iterdir() if p.name.startswith(prefix) and not p.name.endswith(".lock")]
