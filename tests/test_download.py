@@ -12,6 +12,7 @@ import logging
 import socket
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,7 @@ class FileServer:
         self.ignore_range: set[str] = set()
         self.content_type: dict[str, str] = {}
         self.chunked: set[str] = set()              # paths sent with Transfer-Encoding: chunked (no length)
+        self.drip: dict[str, str] = {}              # path -> "body" | "headers": one byte every 0.05 s, for ever
         self.auth: tuple[str, str, str] = ("none", "", "")  # mode, user/token, password
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         server = self
@@ -110,6 +112,10 @@ class FileServer:
             self.reply(handler, 404, b"missing")
             return
         data = self.files[path]
+        if self.drip.get(path) == "headers":
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            self._drip(handler, b"X-Slow: " + b"a" * 10_000_000)
+            return
         start = 0
         if range_header and path not in self.ignore_range:
             start = int(range_header.split("=")[1].split("-")[0])
@@ -135,6 +141,9 @@ class FileServer:
         if start:
             handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         handler.end_headers()
+        if self.drip.get(path) == "body":
+            self._drip(handler, body)
+            return
         cut = self.drops[path].pop(0) if self.drops.get(path) else None
         if cut is None:
             handler.wfile.write(body)
@@ -143,6 +152,18 @@ class FileServer:
         handler.wfile.flush()
         handler.close_connection = True
         handler.connection.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def _drip(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+        """Send ``data`` one byte every 0.05 s until the client goes away."""
+        try:
+            for i in range(len(data)):
+                handler.wfile.write(data[i:i + 1])
+                handler.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+        handler.close_connection = True
 
     @staticmethod
     def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
@@ -507,3 +528,15 @@ def test_stage_amass_remote_end_to_end(server: FileServer, tmp_path: Path, monke
     assert (data / "downloads/CMU.tar.bz2").read_bytes() == cmu
     shown = caplog.text + "".join(capfd.readouterr())
     assert SECRET_USER not in shown and SECRET_PASS not in shown
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_timeout_bounds_a_download_that_drips_bytes(server: FileServer, tmp_path: Path, where: str) -> None:
+    """A byte every 0.05 s never trips a per-read timeout; the stall check (body) and the header deadline do."""
+    server.files["/slow.tar.bz2"] = payload(200_000)
+    server.drip["/slow.tar.bz2"] = where
+    start = time.monotonic()
+    with pytest.raises(DataError, match=r"download failed 2 times in a row \((stalled|no response headers)"):
+        download_file(f"{server.url}/slow.tar.bz2", tmp_path / "slow.tar.bz2", retries=1, backoff_s=0.01,
+                      timeout_s=1.0, progress=False)
+    assert time.monotonic() - start < 10.0  # would never return; a bound, not a speed target

@@ -12,6 +12,7 @@ import http.client
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 STREAM_CHUNK_BYTES = 1 << 16
+# A transfer that brings fewer bytes than this in a window of timeout_s seconds is stalled (a server
+# dripping bytes would otherwise keep one request alive for ever); it is retried, resuming the .part file.
+MIN_BYTES_PER_WINDOW = 1 << 16
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 AUTH_MODES = ("none", "basic", "bearer", "cookie", "form")
 
@@ -171,6 +175,29 @@ def _raise_for_status(response: requests.Response, url: str, credentials: Creden
                         "check the credentials and the auth mode (AMASS's download.php needs auth: form)")
 
 
+def _open(session: requests.Session, timeout_s: float, **request: Any) -> requests.Response:
+    """``session.request(stream=True)`` whose connect, status line and headers all arrive within ``timeout_s``.
+
+    requests' own timeout bounds each socket read, so headers dripped a byte at a time never time out;
+    the request runs in a daemon thread that is abandoned at the deadline."""
+    box: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            box["response"] = session.request(stream=True, timeout=timeout_s, **request)
+        except BaseException as error:  # handed to the caller's thread
+            box["error"] = error
+
+    worker = threading.Thread(target=send, name="http-open", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise _Transient(f"no response headers within {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["response"]
+
+
 def _fetch_once(session: requests.Session, url: str, part: Path, size: int | None, credentials: Credentials,
                 timeout_s: float, progress: bool, dest: Path) -> None:
     """One request: append the rest of the file to ``part`` (from its current size) or start it over."""
@@ -185,7 +212,7 @@ def _fetch_once(session: requests.Session, url: str, part: Path, size: int | Non
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        with session.request(url=url, headers=headers, stream=True, timeout=timeout_s, **kwargs) as response:
+        with _open(session, timeout_s, url=url, headers=headers, **kwargs) as response:
             if response.status_code == 416 and offset:
                 _, total = _content_range(response.headers.get("Content-Range"))
                 if total == offset:
@@ -213,9 +240,16 @@ def _fetch_once(session: requests.Session, url: str, part: Path, size: int | Non
             with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
                                               unit_divisor=1024, desc=dest.name, disable=not progress) as bar:
                 # read1 hands over whatever arrived, so bytes before a dropped connection are kept
+                window_start, window_bytes = time.monotonic(), 0
                 while chunk := response.raw.read1(STREAM_CHUNK_BYTES):
                     f.write(chunk)
                     bar.update(len(chunk))
+                    window_bytes += len(chunk)
+                    elapsed = time.monotonic() - window_start
+                    if elapsed >= timeout_s:
+                        if window_bytes < MIN_BYTES_PER_WINDOW:
+                            raise _Transient(f"stalled: {window_bytes} bytes in {elapsed:.1f} s")
+                        window_start, window_bytes = time.monotonic(), 0
     except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
         raise _Transient(type(err).__name__) from None
     received = _part_size(part)
@@ -259,7 +293,8 @@ def download_file(url: str, dest: str | Path, *, size: int | None = None, sha256
                 _fetch_once(session, url, part, size, credentials, timeout_s, progress, dest)
                 break
             except _Transient as err:
-                failures = 0 if _part_size(part) > before else failures + 1
+                progressed = _part_size(part) - before >= MIN_BYTES_PER_WINDOW  # a drip is no progress
+                failures = 0 if progressed else failures + 1
                 if failures > retries:
                     raise DataError(dest, f"download failed {failures} times in a row ({redact(str(err), secrets)})",
                                     f"check the network and rerun: {part.name} is resumed") from None
