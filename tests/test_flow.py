@@ -144,3 +144,62 @@ def test_a_second_flow_in_one_workspace_is_refused_naming_the_first(dvc_project,
         with pytest.raises(WorkspaceBusy, match=r"in use by pid \d+ \(prefect flow lgtm-pipeline\)"):
             rebuild(workspace=str(dvc_project), gpu_slots=1)
     assert not (dvc_project / "out").exists()  # the refused flow ran nothing
+
+
+LEAKY_STAGE = textwrap.dedent(
+    """
+    import json, os, sys
+    from motion.core.errors import run_stage
+    from motion.core.settings import build
+    from motion.text.split import SplitSettings, split_unique
+
+    cfg = json.load(open("split.json"))
+    settings = build(SplitSettings, cfg["settings"])
+
+    def body():
+        results, backend_of, report = split_unique(cfg["captions"], settings, "cache", progress=False)
+        print("report", json.dumps(report), "results", results, flush=True)
+        split_unique(["echo401 f"], settings, "cache", progress=False)  # the endpoint refuses: a DataError
+
+    run_stage("split_texts", body, secrets=[os.environ["LGTM_FAULT_KEY"]])
+    """
+)
+
+
+def test_an_echoing_llm_endpoint_leaks_the_key_nowhere_in_the_prefect_database(dvc_project, prefect_harness,
+                                                                                monkeypatch, tmp_path_factory):
+    """The flow logs every stage line and keeps failure messages in its database: none may hold the key."""
+    import os
+
+    from pipelines.flow import rebuild
+    from tests.support.hostile_llm import HostileServer
+    from tests.test_faults_secrets import KEY, files_holding, settings
+
+    monkeypatch.setenv("LGTM_FAULT_KEY", KEY)
+    (dvc_project / "leaky.py").write_text(LEAKY_STAGE)
+    (dvc_project / "dvc.yaml").write_text(textwrap.dedent(
+        """
+        stages:
+          split:
+            cmd: python leaky.py
+            deps: [leaky.py]
+            outs: [out/never.json]
+        """))
+    with HostileServer() as server:
+        split = settings(server.url)
+        from motion.core.settings import to_dict
+
+        (dvc_project / "split.json").write_text(json.dumps({
+            "settings": to_dict(split), "captions": ["echo500 a", "echo_reply b", "echo_prose c", "ok d"]}))
+        with pytest.raises(Exception, match=r"split failed .*\*\*\*|split failed") as err:
+            rebuild(workspace=str(dvc_project), gpu_slots=1)
+        assert {r["auth"] for r in server.requests} == {f"Bearer {KEY}"}  # sent, and echoed back by the server
+    assert KEY not in str(err.value)
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url.get_secret_value()
+    database = Path(url.split(":///", 1)[1])  # the harness's throwaway SQLite database (logs, task states)
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))  # + -wal, -shm
+    assert b"the endpoint refused the API key" in stored  # the failure message and logs are in there
+    for folder in (database.parent, Path(os.environ["PREFECT_HOME"]), dvc_project):
+        assert files_holding(folder, KEY) == [] and files_holding(folder, KEY[:12]) == [], folder
