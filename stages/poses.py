@@ -16,18 +16,21 @@ from stages.settings import Settings
 
 
 def run(settings: Settings) -> None:
-    """Extract the joint clips of every index.csv row into ${paths.poses}."""
+    """Extract the joint clips of every index.csv row into ${paths.poses} (source pose data cached in
+    ${paths.cache}/poses when ``poses.cache``)."""
     paths, poses = settings.paths, settings.poses
     device = resolve_device(settings.compute.device) if poses.body_model == "smplh" else "cpu"
     annotations = Path(paths.annotations)
     with exclusive_gpu(device) as held, atomic_dir(paths.poses) as tmp:
         body_model = make_body_model(poses.body_model, poses.smplh_dir, held, poses.batch_frames)
         report = extract_poses(annotations / "index.csv", paths.amass, annotations, tmp, body_model,
-                               convert(PoseSettings, poses))
+                               convert(PoseSettings, poses), cache_dir=Path(paths.cache) / "poses")
     skipped = ", ".join(f"{k} {v}" for k, v in report["skipped"].items() if v) or "none"
+    cache = report.get("pose_cache")
+    reused = f"; {cache['hits']} sources from the cache, {cache['misses']} computed" if cache else ""
     print(f"poses: wrote {report['clips_written']} clips + {report['mirrored_written']} mirrors "
           f"({report['frames_written']} frames, body model {report['body_model']}) to {paths.poses}; "
-          f"skipped: {skipped}")
+          f"skipped: {skipped}{reused}")
 
 
 def main() -> None:

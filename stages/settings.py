@@ -176,6 +176,7 @@ class Poses:
     batch_frames: PosInt
     on_missing: Policy
     on_invalid: Policy
+    cache: bool
 
 
 @dataclass(frozen=True)

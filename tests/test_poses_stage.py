@@ -1,6 +1,7 @@
 """The poses stage end to end on a tiny generated AMASS tree, index.csv and captions."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -273,6 +274,10 @@ def test_pose_cache_reuses_sources_by_content(dataset: dict[str, Path], tmp_path
 
     plain = run("plain", None)
     assert "pose_cache" not in plain
+    off = dataclasses.replace(settings, cache=False)
+    assert "pose_cache" not in extract_poses(annotations / "index.csv", dataset["amass"], annotations,
+                                             tmp_path / "off", BuiltinSkeleton(), off, cache_dir=tmp_path / "unused")
+    assert not (tmp_path / "unused").exists()
     cache = tmp_path / "cache"
     assert run("first", cache)["pose_cache"] == {"hits": 0, "misses": 4}
     assert run("second", cache)["pose_cache"] == {"hits": 4, "misses": 0}
@@ -281,5 +286,7 @@ def test_pose_cache_reuses_sources_by_content(dataset: dict[str, Path], tmp_path
     plain_dir, cached_dir = tmp_path / "plain" / "joints", tmp_path / "second" / "joints"
     for name in sorted(p.name for p in plain_dir.iterdir()):
         assert (plain_dir / name).read_bytes() == (cached_dir / name).read_bytes()
+    for run_name in ("first", "second"):  # the report output does not depend on the cache's history
+        assert (tmp_path / run_name / "report.json").read_bytes() == (tmp_path / "plain" / "report.json").read_bytes()
     changed = np.load(tmp_path / "third" / "joints" / "000000.npy")
     assert not np.array_equal(changed, np.load(tmp_path / "second" / "joints" / "000000.npy"))

@@ -66,6 +66,7 @@ class PoseSettings:
     batch_frames: int  # frames per body-model batch
     on_missing: Literal["error", "skip"]  # a motion or caption file named by index.csv is absent
     on_invalid: Literal["error", "skip"]  # a motion file is malformed (corrupt, wrong format, NaN)
+    cache: bool  # keep each source's pose data by content in the cache folder and reuse it (same bytes out)
 
 
 @dataclass
@@ -300,9 +301,10 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
                   ) -> dict[str, Any]:
     """Run the whole poses stage into ``out_dir`` (a fresh temporary folder); returns the report.
 
-    With ``cache_dir``, each source's pose data is kept there by content (``PoseDataCache``) and reused:
-    the clips are the same bytes, and the report counts the cache's hits and misses."""
-    cache = PoseDataCache(cache_dir) if cache_dir else None
+    With ``settings.cache`` and a ``cache_dir``, each source's pose data is kept there by content
+    (``PoseDataCache``) and reused: the clips are the same bytes. The returned report counts the cache's
+    hits and misses; report.json does not (an output must not depend on the cache's history)."""
+    cache = PoseDataCache(cache_dir) if settings.cache and cache_dir else None
     annotations_dir, out_dir = Path(annotations_dir), Path(out_dir)
     rows = read_index(index_csv)
     plan = preflight(rows, amass_root, annotations_dir / "texts", body_model, settings)
@@ -371,7 +373,7 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
         "skipped_ids": {r: sorted(v) for r, v in plan.skipped.items()},
         "problem_files": dict(sorted(plan.problems.items())),
     }
+    write_json(out_dir / "report.json", report)
     if cache:
         report["pose_cache"] = {"hits": cache.hits, "misses": cache.misses}
-    write_json(out_dir / "report.json", report)
     return report
