@@ -2,29 +2,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
 from motion.core.errors import DataError, redact, run_stage
-from motion.core.settings import build
-from motion.text.split import SplitSettings, split_unique
+from motion.text.split import split_unique
 from tests.support.hostile_llm import HostileServer
-from tests.support.params import real_params
-
-KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e"
-
-
-def settings(url: str, on_failure: str = "rules") -> SplitSettings:
-    section = real_params()["split_texts"]
-    llm = {**section["llm"], "base_url": url, "model": "m", "api_key_env": "LGTM_FAULT_KEY", "timeout_s": 2.0,
-           "max_retries": 1, "backoff_s": 0.01, "max_backoff_s": 0.05, "concurrency": 2}
-    return build(SplitSettings, {**section, "backend": "llm", "on_failure": on_failure, "llm": llm})
-
-
-def files_holding(folder: Path, secret: str) -> list[Path]:
-    """Every file under ``folder`` whose bytes contain ``secret``."""
-    return [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+from tests.support.secrets import KEY, files_holding
+from tests.support.secrets import llm_split_settings as settings
 
 
 def test_redact_replaces_every_secret_longest_first():

@@ -173,7 +173,8 @@ def test_an_echoing_llm_endpoint_leaks_the_key_nowhere_in_the_prefect_database(d
 
     from pipelines.flow import rebuild
     from tests.support.hostile_llm import HostileServer
-    from tests.test_faults_secrets import KEY, files_holding, settings
+    from tests.support.secrets import KEY, files_holding
+    from tests.support.secrets import llm_split_settings as settings
 
     monkeypatch.setenv("LGTM_FAULT_KEY", KEY)
     (dvc_project / "leaky.py").write_text(LEAKY_STAGE)
