@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from motion.core.errors import DataError
 from motion.core.io import atomic_path
 
 MODEL_FILE = "model.safetensors"
@@ -76,17 +75,3 @@ def load_training_state(path: str | Path, model: nn.Module,
     optimizer.load_state_dict({"state": state, "param_groups": groups})  # moves the moments to the params' device
     extra = {k: v for k, v in tensors.items() if not k.startswith((MODEL_PREFIX, OPTIM_PREFIX))}
     return meta, extra
-
-
-def load_lgtm(folder: str | Path, device: str | torch.device = "cpu", weights: str = MODEL_FILE) -> LGTM:  # noqa: F821
-    """Load a trained LGTM (``config.json`` + ``model.safetensors``) in eval mode."""
-    from models.lgtm import LGTM, LGTMConfig
-
-    folder = Path(folder)
-    cfg_path = folder / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise DataError(cfg_path, "LGTM config is missing", "run `python -m stages.train_lgtm`")
-    cfg = LGTMConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8"))["model"])
-    model = LGTM(cfg)
-    model.load_state_dict(load_file(str(folder / weights), device=str(device)))
-    return model.to(device).eval()

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.checkpoint import CONFIG_FILE, MODEL_FILE, load_lgtm
+from models.checkpoint import CONFIG_FILE, MODEL_FILE
 from models.diffusion import sample
+from models.lgtm import load_lgtm
 from models.text_latents import TextLatentProvider, Tokens, slot_latents, text_latents
 from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
 from motion.core.sampling import SamplingConfig

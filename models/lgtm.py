@@ -25,20 +25,28 @@ order, head ``PART_NAMES[i]`` applied to slot ``i``).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from models.checkpoint import CONFIG_FILE, MODEL_FILE
 from models.conformer import ConformerBlock, zero_padding
 from models.smoothnet import SmoothNet
+from motion.core.errors import DataError
 from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS
 
 PART_ORDERS = ("canonical", "official")
-# Options that only the official-compatible model changes; config.json records them when not at their default.
+ARCHITECTURES = ("lgtm", "whole_body")
+# Options that only the official-compatible model changes, and the ablation / baseline switches:
+# config.json records them only when not at their default (so the full model's config is unchanged).
 OFFICIAL_OPTIONS: tuple[str, ...] = ("ff_hidden", "ff_shared", "mask_padding", "part_order")
+VARIANT_OPTIONS: tuple[str, ...] = ("full_body_attention", "smoothnet", "architecture", "baseline_layers")
 
 
 def stream_order(part_order: str) -> tuple[str, ...]:
@@ -71,6 +79,15 @@ class LGTMConfig:
     ff_shared: bool = False         # one feed-forward module for both macaron halves (official)
     mask_padding: bool = True       # zero padded frames before frame-mixing layers (official: False)
     part_order: str = "canonical"   # "official": sorted stream stacking, heads in declaration order
+    # Ablations (trained without the component; the defaults are the full model):
+    full_body_attention: bool = True  # False ("no_optimizer"): no full-body transformer, no whole-caption latent
+    smoothnet: bool = True            # False ("no_smoothnet"): no SmoothNet before the part heads
+    architecture: str = "lgtm"      # "whole_body": the MDM-style baseline (models.baseline), same I/O
+    baseline_layers: int = 6        # whole_body: transformer layers of width 6 * dim (~LGTM's size at paper settings)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LGTMConfig:
@@ -79,10 +96,11 @@ class LGTMConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the hyper-parameters (for config.json); official options only when not at their default."""
+        """Plain dict of the hyper-parameters (for config.json); optional switches only when not at their default."""
         values = asdict(self)
         defaults = LGTMConfig()
-        return {k: v for k, v in values.items() if k not in OFFICIAL_OPTIONS or v != getattr(defaults, k)}
+        optional = OFFICIAL_OPTIONS + VARIANT_OPTIONS
+        return {k: v for k, v in values.items() if k not in optional or v != getattr(defaults, k)}
 
 
 class PartMotionEncoder(nn.Module):
@@ -108,17 +126,24 @@ class PartMotionEncoder(nn.Module):
 
 
 class FullBodyOptimizer(nn.Module):
-    """Attention over time on the concatenated part streams + whole text, residual, SmoothNet, part heads."""
+    """Attention over time on the concatenated part streams + whole text, residual, SmoothNet, part heads.
+
+    Ablations drop one component each: ``full_body_attention=False`` leaves the streams unmixed (each part
+    decoded from its own stream; the whole-caption latent is then unused), ``smoothnet=False`` skips
+    SmoothNet."""
 
     def __init__(self, cfg: LGTMConfig) -> None:
         super().__init__()
-        self.text_adapter = nn.Linear(cfg.text_dim, cfg.dim)
-        width = cfg.dim * len(PART_NAMES)
-        layer = nn.TransformerEncoderLayer(width, cfg.heads, cfg.optimizer_ff, cfg.dropout,
-                                           activation=nn.functional.silu, batch_first=True)
-        self.transformer = nn.TransformerEncoder(layer, cfg.attention_layers, enable_nested_tensor=False)
-        self.smoothnet = SmoothNet(cfg.window, cfg.smoothnet_hidden, cfg.smoothnet_res_hidden,
-                                   cfg.smoothnet_blocks, cfg.dropout, cfg.mask_padding)
+        self.full_body_attention = cfg.full_body_attention
+        if cfg.full_body_attention:
+            self.text_adapter = nn.Linear(cfg.text_dim, cfg.dim)
+            width = cfg.dim * len(PART_NAMES)
+            layer = nn.TransformerEncoderLayer(width, cfg.heads, cfg.optimizer_ff, cfg.dropout,
+                                               activation=nn.functional.silu, batch_first=True)
+            self.transformer = nn.TransformerEncoder(layer, cfg.attention_layers, enable_nested_tensor=False)
+        self.smoothnet = (SmoothNet(cfg.window, cfg.smoothnet_hidden, cfg.smoothnet_res_hidden,
+                                    cfg.smoothnet_blocks, cfg.dropout, cfg.mask_padding)
+                          if cfg.smoothnet else None)
         self.mask_padding = cfg.mask_padding
         self.heads = nn.ModuleDict({p: nn.Linear(cfg.dim, PART_DIMS[p]) for p in PART_NAMES})
 
@@ -129,12 +154,15 @@ class FullBodyOptimizer(nn.Module):
         is the official cross-wiring).
         """
         b, t, n, d = streams.shape
-        h = (streams + self.text_adapter(whole_latent)[:, None, None, :]).reshape(b, t, n * d)
-        if self.mask_padding:
-            h = zero_padding(h, mask)
-        h = self.transformer(h, src_key_padding_mask=~mask)
-        h = h.reshape(b, t, n, d) + streams
-        h = self.smoothnet(h, mask)
+        h = streams
+        if self.full_body_attention:
+            h = (streams + self.text_adapter(whole_latent)[:, None, None, :]).reshape(b, t, n * d)
+            if self.mask_padding:
+                h = zero_padding(h, mask)
+            h = self.transformer(h, src_key_padding_mask=~mask)
+            h = h.reshape(b, t, n, d) + streams
+        if self.smoothnet is not None:
+            h = self.smoothnet(h, mask)
         return {p: self.heads[p](h[:, :, i]) for i, p in enumerate(PART_NAMES)}
 
 
@@ -165,6 +193,28 @@ class LGTM(nn.Module):
         return self.full_body_optimizer(streams, text_latents[:, 0], mask)
 
 
+def build_denoiser(cfg: LGTMConfig) -> nn.Module:
+    """The denoiser ``cfg`` describes: LGTM (with its ablation switches) or the whole-body baseline."""
+    if cfg.architecture == "whole_body":
+        from models.baseline import WholeBodyDenoiser
+
+        return WholeBodyDenoiser(cfg)
+    return LGTM(cfg)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def load_lgtm(folder: str | Path, device: str | torch.device = "cpu", weights: str = MODEL_FILE) -> nn.Module:
+    """Load a trained denoiser (``config.json`` + ``model.safetensors``) in eval mode: LGTM, one of its
+    ablations or the whole-body baseline, as the config's ``model`` section says."""
+    folder = Path(folder)
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise DataError(cfg_path, "LGTM config is missing", "run `python -m stages.train_lgtm`")
+    cfg = LGTMConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8"))["model"])
+    model = build_denoiser(cfg)
+    model.load_state_dict(load_file(str(folder / weights), device=str(device)))
+    return model.to(device).eval()

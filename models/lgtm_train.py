@@ -33,7 +33,7 @@ from models.checkpoint import (
     save_training_state,
 )
 from models.diffusion import diffusion_loss, draw_noise, training_scheduler
-from models.lgtm import LGTM, LGTMConfig, count_parameters
+from models.lgtm import LGTMConfig, build_denoiser, count_parameters
 from motion.core.io import atomic_path, write_json
 
 CHECKPOINT_DIR = "checkpoints"
@@ -72,7 +72,8 @@ def model_code_hash() -> str:
 
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("lgtm.py", "conformer.py", "smoothnet.py", "diffusion.py", "checkpoint.py", "lgtm_train.py"):
+    for name in ("lgtm.py", "baseline.py", "conformer.py", "smoothnet.py", "diffusion.py", "checkpoint.py",
+                 "lgtm_train.py"):
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -222,7 +223,7 @@ class Trainer:
         self.rank, self.world, self.device = setup_distributed(device)
         self.amp = autocast_dtype(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        self.model = LGTM(model_cfg).to(self.device)
+        self.model = build_denoiser(model_cfg).to(self.device)
         self.ddp_model: nn.Module = self.model
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.global_batch = cfg.batch_size * self.world

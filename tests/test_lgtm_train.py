@@ -11,9 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.checkpoint import load_lgtm
 from models.diffusion import sample
-from models.lgtm import LGTM
+from models.lgtm import LGTM, load_lgtm
 from models.lgtm_train import LAST, TrainConfig, epoch_batches, train
 from motion.core.parts import PART_NAMES
 from motion.core.sampling import SamplingConfig

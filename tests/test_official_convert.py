@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_lgtm
+from models.lgtm import load_lgtm
 from models.official.convert import (
     convert_lgtm,
     convert_tmr,

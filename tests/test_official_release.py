@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_lgtm
 from models.diffusion import sample
-from models.lgtm import TEXT_SLOTS
+from models.lgtm import TEXT_SLOTS, load_lgtm
 from models.official.fakes import write_small_official_tmr
 from models.official.release import import_release
 from models.tmr import load_tmr

@@ -3,7 +3,7 @@
     python -m tools.convert_official lgtm CKPT --mean HumanML3D/Mean.npy --std HumanML3D/Std.npy --out DIR
     python -m tools.convert_official tmr RUN_DIR --part left_arm --out DIR [--text-model distilbert-base-uncased]
 
-The output folders are what ``models.checkpoint.load_lgtm`` / ``models.tmr.load_tmr`` read
+The output folders are what ``models.lgtm.load_lgtm`` / ``models.tmr.load_tmr`` read
 (``model.safetensors`` + ``config.json``; LGTM also ``Mean.npy``/``Std.npy``); ``config.json`` records
 the official compatibility options and the source file's sha256. Each conversion is verified (key
 coverage, shapes, a forward pass of the reloaded model on a fixed input) before its folder appears;

@@ -1,7 +1,7 @@
 """Convert released files to the project's own format (safetensors + config.json), verified and atomic.
 
 LGTM: the official ``.ckpt`` plus HumanML3D's published ``Mean.npy``/``Std.npy`` become a folder that
-``models.checkpoint.load_lgtm`` reads (``model.safetensors``, ``config.json`` with the official
+``models.lgtm.load_lgtm`` reads (``model.safetensors``, ``config.json`` with the official
 compatibility options in ``model`` and the provenance in ``source``, ``Mean.npy``/``Std.npy`` under
 HumanML3D's names, so the folder is also the normalisation folder ``models.inference`` reads).
 TMR: an official run folder becomes a folder that ``models.tmr.load_tmr`` reads.
@@ -88,7 +88,7 @@ def lgtm_forward_difference(a: LGTM, b: LGTM) -> float:
 def convert_lgtm(checkpoint: str | Path, out_dir: str | Path, mean_path: str | Path,
                  std_path: str | Path) -> dict[str, Any]:
     """Official LGTM .ckpt + Mean/Std -> ``out_dir`` in the project's format; returns the verification report."""
-    from models.checkpoint import load_lgtm
+    from models.lgtm import load_lgtm
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     mean, std = read_statistics(mean_path, std_path)
@@ -117,7 +117,7 @@ def convert_lgtm(checkpoint: str | Path, out_dir: str | Path, mean_path: str | P
 
 def verify_lgtm_folder(folder: str | Path, checkpoint: str | Path) -> float:
     """Max |difference| between a converted folder and its official checkpoint on the fixed input."""
-    from models.checkpoint import load_lgtm
+    from models.lgtm import load_lgtm
 
     return lgtm_forward_difference(load_lgtm(folder), load_official_lgtm(checkpoint))
 
