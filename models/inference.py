@@ -104,7 +104,8 @@ class ModelFolders:
         """The released models as ``stages.import_official`` writes them: ``lgtm/`` with HumanML3D's Mean/Std,
         ``tmr/<slot>/`` with ``tmr/part_stats.npz``; the TMR text encoders read float32 DistilBERT tokens."""
         check_official_tokens(embeddings, tmr)
-        return cls("official", TrainedLGTM.official(lgtm, tmr, embeddings, seed), Path(tmr), Path(tmr) / PART_STATS_FILE)
+        lgtm_inputs = TrainedLGTM.official(lgtm, tmr, embeddings, seed)
+        return cls("official", lgtm_inputs, Path(tmr), Path(tmr) / PART_STATS_FILE)
 
 
 def check_official_tokens(embeddings: str | Path, tmr: str | Path) -> None:

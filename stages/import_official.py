@@ -22,7 +22,6 @@ only writes ``<out>/manifest.json`` saying so (``{"configured": false}``), in we
 from __future__ import annotations
 
 import sys
-
 from pathlib import Path
 
 from motion.core.errors import DataError

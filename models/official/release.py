@@ -58,7 +58,8 @@ def find_tmr_folders(tmr_dir: str | Path, overrides: dict[str, str] | None = Non
 HUMANML3D_STATS = "HumanML3D Mean/Std slices (as LGTM's evaluation: HumanML3D-normalised features into the TMRs)"
 
 
-def tmr_part_stats(mean: str | Path, std: str | Path, tmr_stats: str | Path | None) -> tuple[dict[str, np.ndarray], str]:
+def tmr_part_stats(mean: str | Path, std: str | Path,
+                   tmr_stats: str | Path | None) -> tuple[dict[str, np.ndarray], str]:
     """{slot}_mean / {slot}_std of the seven TMR motion encoders' inputs, and what they are (for the manifest)."""
     arrays: dict[str, np.ndarray] = {}
     if tmr_stats:

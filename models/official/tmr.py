@@ -148,7 +148,8 @@ def load_official_tmr(folder: str | Path, part: str | None = None, device: str |
 # ----------------------------------------------------------------------------- the TMR motion normalisation
 
 STATS_FILES = ("mean.pt", "std.pt")
-_STATS_FIX = ("point official.tmr_stats at TMR's stats/ folder (humanml3d/guoh3dfeats/, humanml3d_<part>/guoh3dfeats/), "
+_STATS_FIX = ("point official.tmr_stats at TMR's stats/ folder (humanml3d/guoh3dfeats/, "
+              "humanml3d_<part>/guoh3dfeats/), "
               "or leave it empty for HumanML3D's Mean/Std")
 
 

@@ -7,8 +7,8 @@ projected end-token sentence), ``distilbert`` (TMR's original, from the Hugging 
 768-d tokens, mean-pooled sentence). Sentence vectors are L2-normalised.
 
 Folder format (``embed_texts`` output): texts.parquet (row = text index, column ``text``),
-tokens.npy (total tokens, D) float16 (float32 with ``token_dtype``), token_offsets.npy (N+1,) int64, sentences.npy (N, D_sent)
-float32, meta.json {encoder, token_dim, sentence_dim, num_texts}.
+tokens.npy (total tokens, D) float16 (float32 with ``token_dtype``), token_offsets.npy (N+1,) int64,
+sentences.npy (N, D_sent) float32, meta.json {encoder, token_dim, sentence_dim, num_texts}.
 """
 from __future__ import annotations
 
