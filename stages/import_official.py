@@ -21,12 +21,12 @@ only writes ``<out>/manifest.json`` saying so (``{"configured": false}``), in we
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
-from stages.settings import settings_or_exit
+from stages.entry import stage_main
+from stages.settings import Settings
 
 REQUIRED = ("checkpoint", "tmr_dir", "mean", "std")
 NOT_CONFIGURED = {"configured": False,
@@ -40,28 +40,29 @@ def write_not_configured(out: str | Path) -> None:
         write_json(Path(tmp) / "manifest.json", NOT_CONFIGURED)
 
 
-def main() -> None:
+def run(settings: Settings) -> None:
     """Import the release named by params ``official`` (or record that none is configured)."""
-    settings = settings_or_exit("import_official")
     section = settings.official
-    try:
-        if settings.models.source == "trained" and not section.checkpoint:
-            write_not_configured(section.out)
-            print(f"import_official: not configured (models.source trained, no official.checkpoint) -> {section.out}")
-            return
-        missing = [k for k in REQUIRED if not getattr(section, k)]
-        if missing:
-            raise DataError("params.yaml", f"official.{missing[0]} is not set",
-                            f"set official.{', official.'.join(missing)} to the released files")
-        from models.official.release import import_release
+    if settings.models.source == "trained" and not section.checkpoint:
+        write_not_configured(section.out)
+        print(f"import_official: not configured (models.source trained, no official.checkpoint) -> {section.out}")
+        return
+    missing = [k for k in REQUIRED if not getattr(section, k)]
+    if missing:
+        raise DataError("params.yaml", f"official.{missing[0]} is not set",
+                        f"set official.{', official.'.join(missing)} to the released files")
+    from models.official.release import import_release
 
-        manifest = import_release(section.checkpoint, section.tmr_dir, section.mean, section.std, section.out,
-                                  section.tmr_folders, section.text_model or None, section.tmr_stats or None)
-    except DataError as error:
-        sys.exit(f"import_official: {error}")
+    manifest = import_release(section.checkpoint, section.tmr_dir, section.mean, section.std, section.out,
+                              section.tmr_folders, section.text_model or None, section.tmr_stats or None)
     lgtm = manifest["lgtm"]
     print(f"import_official: LGTM {lgtm['parameters']:,} parameters ({lgtm['keys']} keys) and "
           f"{len(manifest['tmr'])} TMRs verified -> {section.out}")
+
+
+def main() -> None:
+    """Run the stage with the settings of params.yaml."""
+    stage_main("import_official", run)
 
 
 if __name__ == "__main__":
