@@ -121,9 +121,9 @@ def check_official_tokens(embeddings: str | Path, tmr: str | Path) -> None:
     if found.token_dtype != np.float32:
         raise DataError(embeddings, f"stores its token features as {found.token_dtype}; the official TMRs read "
                         "float32", "set embed_texts.token_dtype: float32 and rerun `dvc repro embed_texts`")
-    wanted = json.loads((Path(tmr) / "whole_body" / CONFIG_FILE).read_text(encoding="utf-8"))["model"]["token_dim"] \
-        if (Path(tmr) / "whole_body" / CONFIG_FILE).is_file() else found.token_dim
-    if int(wanted) != found.token_dim:
+    config = Path(tmr) / "whole_body" / CONFIG_FILE  # absent here: load_tmr names it when the models load
+    wanted = int(json.loads(config.read_text(encoding="utf-8"))["model"]["token_dim"]) if config.is_file() else None
+    if wanted is not None and wanted != found.token_dim:
         raise DataError(embeddings, f"has {found.token_dim}-d token features; the TMRs in {tmr} read {wanted}-d",
                         "embed the texts with the text model the TMRs were trained on (distilbert-base-uncased)")
 
