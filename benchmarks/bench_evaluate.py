@@ -56,7 +56,8 @@ def main() -> None:
         save_model(LGTM(lgtm_cfg).eval(), root / "lgtm" / "model.safetensors")
         write_json(root / "lgtm" / "config.json", {"model": lgtm_cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
         settings = dataclasses.replace(settings, paths=dataclasses.replace(
-            paths, tmr=str(root / "tmr"), lgtm=str(root / "lgtm"), cache=str(root / "cache")))
+            paths, tmr=str(root / "tmr"), lgtm=str(root / "lgtm"), cache=str(root / "cache")),
+            models=dataclasses.replace(settings.models, tmr=str(root / "tmr"), lgtm=str(root / "lgtm")))
         timings = {}
         for label in ("cold", "warm"):
             start = time.perf_counter()

@@ -79,7 +79,9 @@ def build(root: Path, settings: Settings) -> Settings:
                                 prompt_study=str(root / "out"), features=str(stats),
                                 embeddings=str(root / "embeddings"), metrics=str(root / "metrics"),
                                 cache=str(root / "cache"))
-    return dataclasses.replace(settings, paths=paths, lgtm=dataclasses.replace(settings.lgtm, text_latents="random"),
+    models = dataclasses.replace(settings.models, lgtm=paths.lgtm, tmr=paths.tmr)  # the trained models are paths.*
+    return dataclasses.replace(settings, paths=paths, models=models,
+                               lgtm=dataclasses.replace(settings.lgtm, text_latents="random"),
                                compute=dataclasses.replace(settings.compute, device="cpu"))
 
 

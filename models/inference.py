@@ -30,6 +30,7 @@ from models.text_latents import TextLatentProvider, Tokens, slot_latents, text_l
 from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
 from motion.core.sampling import SamplingConfig
 from motion.data.features import recover_from_ric
+from motion.datasets import PART_STATS_FILE
 from motion.study.prompt_study import MotionSampler, TextMotionSimilarity, tmr_similarity
 from motion.text.split import SplitSettings
 
@@ -56,13 +57,76 @@ class TrainedLGTM:
         model and HumanML3D's published Mean/Std, ``tmr/<slot>/`` the official TMRs whose text encoders give
         the latents (their token features must be DistilBERT's: ``embed_texts.encoder: distilbert``)."""
         folder = Path(folder)
-        return cls(folder / "lgtm", folder / "lgtm", folder / "tmr", Path(embeddings), "tmr", seed)
+        return cls.official(folder / "lgtm", folder / "tmr", embeddings, seed)
+
+    @classmethod
+    def official(cls, lgtm: str | Path, tmr: str | Path, embeddings: str | Path, seed: int) -> TrainedLGTM:
+        """A converted release in any folders: the LGTM folder holds the model and its Mean/Std, ``tmr`` the
+        TMRs whose text encoders give the latents."""
+        return cls(Path(lgtm), Path(lgtm), Path(tmr), Path(embeddings), "tmr", seed)
 
     @classmethod
     def at(cls, paths: Mapping[str, str], text_latents: str, seed: int) -> TrainedLGTM:
         """The trained LGTM of params ``paths`` (lgtm, features, tmr, embeddings)."""
         return cls(Path(paths["lgtm"]), Path(paths["features"]), Path(paths["tmr"]), Path(paths["embeddings"]),
                    text_latents, seed)
+
+
+OFFICIAL_TEXT_ENCODER = "distilbert"
+
+
+@dataclass(frozen=True)
+class ModelFolders:
+    """The models the consumers use (params ``models``): the LGTM generator's inputs, the seven TMR folders
+    (evaluation and the study's similarity) and the per-part statistics their motion encoders read."""
+
+    source: str          # trained | official
+    lgtm: TrainedLGTM
+    tmr: Path            # <tmr>/<slot>/ for the seven TEXT_SLOTS
+    part_stats: Path     # {slot}_mean / {slot}_std of the TMR motion encoders' inputs
+
+    @classmethod
+    def of(cls, models: Any, paths: Any, text_latents: str, seed: int) -> ModelFolders:
+        """The models params ``models`` (source, lgtm, tmr) names; ``paths`` gives features and embeddings, and
+        ``text_latents``/``seed`` (params ``lgtm.text_latents``, ``seed``) the trained LGTM's conditioning."""
+        if models.source == "official":
+            return cls.released(models.lgtm, models.tmr, paths.embeddings, seed)
+        return cls.trained(models.lgtm, models.tmr, paths.features, paths.embeddings, text_latents, seed)
+
+    @classmethod
+    def trained(cls, lgtm: str | Path, tmr: str | Path, features: str | Path, embeddings: str | Path,
+                text_latents: str, seed: int) -> ModelFolders:
+        """The pipeline's models: normalisation and part statistics from the features stage."""
+        trained = TrainedLGTM(Path(lgtm), Path(features), Path(tmr), Path(embeddings), text_latents, seed)
+        return cls("trained", trained, Path(tmr), Path(features) / PART_STATS_FILE)
+
+    @classmethod
+    def released(cls, lgtm: str | Path, tmr: str | Path, embeddings: str | Path, seed: int) -> ModelFolders:
+        """The released models as ``stages.import_official`` writes them: ``lgtm/`` with HumanML3D's Mean/Std,
+        ``tmr/<slot>/`` with ``tmr/part_stats.npz``; the TMR text encoders read float32 DistilBERT tokens."""
+        check_official_tokens(embeddings, tmr)
+        lgtm_inputs = TrainedLGTM.official(lgtm, tmr, embeddings, seed)
+        return cls("official", lgtm_inputs, Path(tmr), Path(tmr) / PART_STATS_FILE)
+
+
+def check_official_tokens(embeddings: str | Path, tmr: str | Path) -> None:
+    """The official TMR text encoders read DistilBERT's last hidden state in float32: the embed_texts output must
+    hold exactly that (one-line error naming the setting otherwise)."""
+    from motion.core.errors import DataError
+    from motion.text.embeddings import TextEmbeddings
+
+    found = TextEmbeddings.load(embeddings)
+    if found.encoder.split(":", 1)[0] != OFFICIAL_TEXT_ENCODER:
+        raise DataError(embeddings, f"holds {found.encoder} token features; the official TMRs read DistilBERT's",
+                        "set embed_texts.encoder: distilbert and rerun `dvc repro embed_texts`")
+    if found.token_dtype != np.float32:
+        raise DataError(embeddings, f"stores its token features as {found.token_dtype}; the official TMRs read "
+                        "float32", "set embed_texts.token_dtype: float32 and rerun `dvc repro embed_texts`")
+    config = Path(tmr) / "whole_body" / CONFIG_FILE  # absent here: load_tmr names it when the models load
+    wanted = int(json.loads(config.read_text(encoding="utf-8"))["model"]["token_dim"]) if config.is_file() else None
+    if wanted is not None and wanted != found.token_dim:
+        raise DataError(embeddings, f"has {found.token_dim}-d token features; the TMRs in {tmr} read {wanted}-d",
+                        "embed the texts with the text model the TMRs were trained on (distilbert-base-uncased)")
 
 
 # ----------------------------------------------------------------------------- de-normalisation and joints

@@ -70,7 +70,7 @@ class TokenSource:
         self._encoder: Any = None
 
     def __call__(self, text: str) -> np.ndarray:
-        """(L, token_dim) float32 token features of ``text`` (float16-rounded like the stored ones)."""
+        """(L, token_dim) float32 token features of ``text`` (rounded to the stored ones' dtype, float16 by default)."""
         if text in self.embeddings:
             return self.embeddings.tokens(text)
         if self._encoder is None:
@@ -79,7 +79,7 @@ class TokenSource:
                 raise DataError(self.embeddings.folder, f"was written by {self.embeddings.encoder} but params "
                                 f"embed_texts selects {self._encoder.cache_id}", "rerun `dvc repro embed_texts`")
         tokens, _ = self._encoder.encode([text])
-        return tokens[0].astype(np.float16).astype(np.float32)
+        return tokens[0].astype(self.embeddings.token_dtype).astype(np.float32)
 
 
 class TMRTextLatents:

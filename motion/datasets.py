@@ -33,6 +33,7 @@ from motion.core.errors import DataError
 from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS, WHOLE_BODY, split_parts
 from motion.data.captions import PartAnnotations, read_captions
 
+PART_STATS_FILE = "part_stats.npz"  # {encoder}_mean / {encoder}_std of the TMR motion encoders' inputs
 STD_FLOOR = 1e-6  # dims whose training std is below this are only centred (they are constant)
 UNIT_LENGTH = 4
 

@@ -4,6 +4,7 @@ Reads ``paths`` and ``evaluate`` (plus ``lgtm`` for the text-latent source, the 
 and caption lengths) from params.yaml; the features, captions, part texts, token features, the trained TMRs
 (data/tmr) and LGTM (data/lgtm). Rows: Real (the test motions), then ``evaluate.rows`` (LGTM,
 the whole-body-text ablation, other samplers/step counts, guidance; each row overrides ``lgtm.sampling``).
+``models`` chooses the models: the trained ones or the released ones (``import_official``'s output).
 The protocol is ``motion.eval.evaluation.evaluate``; generated sets are cached in ``${paths.cache}/eval_samples``
 per (checkpoint, sampler, steps, guidance, seed, captions), so a rerun only recomputes metrics. Writes
 ``${paths.metrics}/evaluate.json`` (DVC metrics) and ``paths.evaluate``: report.md, results.json
@@ -74,7 +75,7 @@ def main() -> None:
     seed_everything(settings.seed)
     import torch
 
-    from models.inference import LGTMGenerator, TrainedLGTM
+    from models.inference import LGTMGenerator, ModelFolders
     from models.tmr import load_tmr
     from motion.core.device import claim_gpu, resolve_device
 
@@ -82,11 +83,10 @@ def main() -> None:
         torch.set_num_threads(settings.compute.threads.evaluate)
     device = claim_gpu(resolve_device(settings.compute.device))
     try:
-        tmr = TMREvaluator.from_folders(lambda folder: load_tmr(folder, device), paths.tmr, paths.embeddings,
-                                        Path(paths.features) / "part_stats.npz", device)
-        trained = TrainedLGTM(Path(paths.lgtm), Path(paths.features), Path(paths.tmr), Path(paths.embeddings),
-                              settings.lgtm.text_latents, settings.seed)
-        generator = LGTMGenerator.load(trained, device, cfg.batch_size)
+        models = ModelFolders.of(settings.models, paths, settings.lgtm.text_latents, settings.seed)
+        tmr = TMREvaluator.from_folders(lambda folder: load_tmr(folder, device), models.tmr, paths.embeddings,
+                                        models.part_stats, device)
+        generator = LGTMGenerator.load(models.lgtm, device, cfg.batch_size)
         t2m = None
         if cfg.t2m.checkpoint:
             from models.t2m_evaluator import T2MEvaluator

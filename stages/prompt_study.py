@@ -35,7 +35,7 @@ def run(settings: Settings) -> dict[str, Path]:
     """Sample, measure, compare and write every output; returns the main files."""
     import torch
 
-    from models.inference import LGTMGenerator, TrainedLGTM, resolve_part_texts, similarity_scorer, study_sampler
+    from models.inference import LGTMGenerator, ModelFolders, resolve_part_texts, similarity_scorer, study_sampler
     from models.text_latents import TokenSource
     from motion.core.device import claim_gpu, resolve_device
     from motion.text.embeddings import encoder_settings, make_encoder
@@ -49,18 +49,16 @@ def run(settings: Settings) -> dict[str, Path]:
     splitter = convert(SplitSettings, settings.split_texts)
     sampling = convert(SamplingConfig, cfg.sampling.over(settings.lgtm.sampling))
     tokens = TokenSource(paths.embeddings, lambda: make_encoder(encoder_settings(settings.embed_texts, device)))
-    trained = TrainedLGTM(Path(paths.lgtm), Path(paths.features), Path(paths.tmr), Path(paths.embeddings),
-                          settings.lgtm.text_latents, settings.seed)
-    generator = LGTMGenerator.load(trained, device, cfg.batch_size, tokens=lambda: tokens)
+    models = ModelFolders.of(settings.models, paths, settings.lgtm.text_latents, settings.seed)
+    generator = LGTMGenerator.load(models.lgtm, device, cfg.batch_size, tokens=lambda: tokens)
     used = [replace(p, frames=min(p.frames, generator.window)) for p in pairs]
-    similarity = similarity_scorer(Path(paths.tmr) / cfg.tmr_encoder, Path(paths.features) / "part_stats.npz",
-                                   tokens, device)
+    similarity = similarity_scorer(models.tmr / cfg.tmr_encoder, models.part_stats, tokens, device)
     study = run_study(used, study_sampler(generator, sampling),
                       lambda prompt: resolve_part_texts(prompt, {}, split, splitter, paths.cache),
                       similarity, study_settings(settings))
     result = aggregate(study)
     meta = {"pairs_file": str(cfg.pairs), "splitter": split, "config": settings.profile,
-            "lgtm": str(paths.lgtm), "model_window": generator.window, "tmr_encoder": cfg.tmr_encoder,
+            "lgtm": str(models.lgtm.lgtm), "model_window": generator.window, "tmr_encoder": cfg.tmr_encoder,
             "device": device, "frames": {p.id: {"requested": p.frames, "used": u.frames} for p, u in zip(pairs, used)},
             "sampling": asdict(sampling)}
     out_dir = Path(paths.prompt_study)

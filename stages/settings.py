@@ -246,6 +246,7 @@ class EmbedTexts:
     batch_size: PosInt
     clip: Clip
     distilbert: DistilBert
+    token_dtype: Literal["float16", "float32"]
 
 
 # ----------------------------------------------------------------------------- TMR
@@ -455,6 +456,19 @@ class PromptStudy:
 
 
 @dataclass(frozen=True)
+class Models:
+    """Which LGTM and TMRs the consumers (evaluate, prompt_study, tools.generate) use, and where they are.
+
+    ``lgtm`` and ``tmr`` are spelled out (not derived from ``source``) because dvc.yaml interpolates them
+    into the consumers' deps: DVC then runs train_* (trained) or import_official (official) for them.
+    """
+
+    source: Literal["trained", "official"]
+    lgtm: str
+    tmr: str
+
+
+@dataclass(frozen=True)
 class Official:
     """Released weights imported by stages.import_official (docs/official.md)."""
 
@@ -463,6 +477,7 @@ class Official:
     tmr_folders: dict[str, str]
     mean: str
     std: str
+    tmr_stats: str
     text_model: str
     out: str
 
@@ -489,7 +504,30 @@ class Settings:
     lgtm: LGTM
     evaluate: Evaluate
     prompt_study: PromptStudy
+    models: Models
     official: Official
+
+    def __post_init__(self) -> None:
+        check_model_folders(self.models, self.paths, self.official)
+
+
+def _same(a: str, b: str) -> bool:
+    return Path(a) == Path(b)
+
+
+def check_model_folders(models: Models, paths: Paths, official: Official) -> None:
+    """Catch a half-made switch: trained models are the train stages' outputs (``models.lgtm`` = ``paths.lgtm``,
+    ``models.tmr`` = ``paths.tmr``); released ones are anything but those folders (normally ``<official.out>/...``)."""
+    released = {"lgtm": str(Path(official.out) / "lgtm"), "tmr": str(Path(official.out) / "tmr")}
+    trained = {"lgtm": paths.lgtm, "tmr": paths.tmr}
+    for key in ("lgtm", "tmr"):
+        value = getattr(models, key)
+        if models.source == "trained" and not _same(value, trained[key]):
+            raise ValueError(f"models.source is trained but models.{key} is {value}, not paths.{key} "
+                             f"({trained[key]}): set models.{key}: {trained[key]}")
+        if models.source == "official" and _same(value, trained[key]):
+            raise ValueError(f"models.source is official but models.{key} is paths.{key} (the trained models): "
+                             f"set models.{key}: {released[key]}")
 
 
 def params_file() -> Path:

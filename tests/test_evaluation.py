@@ -404,8 +404,8 @@ def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, m
 
 
 @pytest.mark.slow
-def test_stage_with_the_t2m_evaluator_as_a_second_space(dataset: dict, tmp_path: Path) -> None:
-    """Guo's evaluator (a random tiny-vocabulary checkpoint) runs beside TMR and gets its own table."""
+def test_stage_with_the_t2m_evaluator_as_the_primary_space(dataset: dict, tmp_path: Path) -> None:
+    """Guo's evaluator (a random tiny-vocabulary checkpoint) leads the metrics and the report; TMR follows."""
     from models.t2m_evaluator import T2MEvaluator
 
     dataset["evaluate"].update(rows=[{"name": "lgtm", "sampler": "ddim", "steps": 3}],
@@ -414,7 +414,10 @@ def test_stage_with_the_t2m_evaluator_as_a_second_space(dataset: dict, tmp_path:
     results = stage.run(evaluate_settings(dataset), fake_evaluator(dataset), ReplayGenerator(dataset), WINDOW, t2m)
     assert results["summary"]["t2m"]["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert results["summary"]["t2m"]["lgtm"]["fid"]["mean"] > 0
-    assert "t2m" in metrics_json(results) and "t2m evaluator" in report_markdown(results)
+    metrics, report = metrics_json(results), report_markdown(results)
+    assert list(results["summary"]) == ["t2m", "tmr"] and "t2m" not in metrics
+    assert metrics["lgtm"] == results["summary"]["t2m"]["lgtm"] and "right_arm.similarity" in metrics["tmr"]["lgtm"]
+    assert report.index("(t2m evaluator, primary)") < report.index("(tmr evaluator)")
 
 
 def test_stage_main_names_the_missing_models(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

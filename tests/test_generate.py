@@ -330,6 +330,7 @@ def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.Monke
     params = yaml.safe_load(params_path.read_text())
     params["lgtm"]["text_latents"] = "tmr"
     params["paths"].update(tmr=str(tmp_path / "tmr"), embeddings=str(tmp_path / "embeddings"))
+    params["models"]["tmr"] = str(tmp_path / "tmr")  # the trained TMRs: models.tmr is paths.tmr
     params_path.write_text(yaml.safe_dump(params))
     out = tmp_path / "nod"
     main(["--text", "a person nods", "--frames", "12", "--split", "rules", "--steps", "2", "--no-video",

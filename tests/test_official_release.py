@@ -19,6 +19,7 @@ from models.official.release import import_release
 from models.tmr import load_tmr
 from motion.core.errors import DataError
 from motion.core.sampling import SamplingConfig
+from tests.support.official import write_official_tmrs
 from tests.support.params import write_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,10 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def release(golden: Path, tmp_path: Path) -> dict[str, Path]:
     """Official layout: tmr_humanml3d_guoh3dfeats/ + body_part_tmr/<part>/ (256-d fakes: the golden LGTM takes 256)."""
-    tmr_dir = tmp_path / "TMR_models"
-    for slot in TEXT_SLOTS:
-        folder = tmr_dir / ("tmr_humanml3d_guoh3dfeats" if slot == "whole_body" else f"body_part_tmr/{slot}")
-        write_small_official_tmr(folder, slot, latent_dim=256, seed=len(slot))
+    tmr_dir = write_official_tmrs(tmp_path / "TMR_models", latent_dim=256)
     np.save(tmp_path / "Mean.npy", np.zeros(263, np.float32))
     np.save(tmp_path / "Std.npy", np.ones(263, np.float32))
     return {"checkpoint": next((golden / "lgtm_small").rglob("*.ckpt")), "tmr_dir": tmr_dir,

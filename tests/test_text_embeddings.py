@@ -61,6 +61,33 @@ def test_cache_encodes_only_new_texts_and_folder_roundtrips(tmp_path):
         emb.tokens("zzz")
 
 
+def test_float32_tokens_keep_every_bit_and_have_their_own_cache(tmp_path):
+    """embed_texts.token_dtype float32 (the official TMRs' input): unrounded tokens, a separate cache folder."""
+    from models.text_latents import TokenSource
+    from stages.embed_texts import cache_folder
+
+    class Fine(CountingEncoder):
+        def encode(self, texts):
+            tokens, sentences = super().encode(texts)
+            return [t + np.float32(1e-4) for t in tokens], sentences
+
+    encoder = Fine()
+    assert cache_folder(encoder.cache_id, np.dtype("float16")) != cache_folder(encoder.cache_id, np.dtype("float32"))
+    for dtype in (np.float16, np.float32):
+        cache = ArrayCache(tmp_path / np.dtype(dtype).name, dtype)
+        embed_with_cache(["a b"], encoder, cache, progress=False)
+        write_embeddings(tmp_path / f"emb_{np.dtype(dtype).name}", ["a b"], ArrayCache(cache.folder, dtype), encoder,
+                         dtype)
+    exact = TextEmbeddings.load(tmp_path / "emb_float32")
+    rounded = TextEmbeddings.load(tmp_path / "emb_float16")
+    assert exact.token_dtype == np.float32 and rounded.token_dtype == np.float16
+    assert np.array_equal(exact.tokens("a b"), np.full((2, 4), 3 + np.float32(1e-4), np.float32))
+    assert not np.array_equal(rounded.tokens("a b"), exact.tokens("a b"))
+    assert len(ArrayCache(tmp_path / "float16", np.float32)) == 0  # float16 shards are not served as float32
+    new = TokenSource(tmp_path / "emb_float32", lambda: encoder)("c d")  # a new text, rounded like the stored ones
+    assert new.dtype == np.float32 and np.array_equal(new, np.full((2, 4), 3 + np.float32(1e-4), np.float32))
+
+
 def real_encoder(**changes: str) -> EncoderSettings:
     """The real params' encoder settings (embed_texts stage view, compute.device) with ``changes``."""
     settings = settings_with({}, stage="embed_texts")

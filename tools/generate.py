@@ -12,10 +12,11 @@ caption burned in) and ``parts.json`` (the caption, the six part texts used and 
 Part texts: ``--part name=text`` sets a part by hand; the other parts come from the configured splitter
 (params ``split_texts.backend``, or ``--split``): ``rules`` (offline), ``llm`` (the OpenAI-compatible endpoint
 of ``split_texts.llm``), or ``none``: every part not set by hand gets the whole caption (what LGTM does for a
-caption without part annotation). Trained models come from the DVC outputs named in params.yaml: the LGTM
-denoiser (``paths.lgtm``), the frozen TMR text encoders (``paths.tmr``, unless ``lgtm.text_latents: random``),
-the token features of ``embed_texts`` (texts never seen there are encoded with ``embed_texts.encoder``) and
-Mean/Std of the features stage.
+caption without part annotation). The models are those params ``models`` names: trained (the LGTM denoiser of
+``models.lgtm``, the frozen TMR text encoders of ``models.tmr`` unless ``lgtm.text_latents: random``, Mean/Std of
+the features stage) or ``official`` (the released ones as import_official converts them, with HumanML3D's
+Mean/Std), and the token features of ``embed_texts`` (texts never seen there are encoded with
+``embed_texts.encoder``).
 """
 from __future__ import annotations
 
@@ -184,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = load_settings(path=args.params)
         import torch
 
-        from models.inference import LGTMGenerator, TrainedLGTM, part_sampler, split_prompt
+        from models.inference import LGTMGenerator, ModelFolders, part_sampler, split_prompt
         from models.text_latents import TokenSource
         from motion.core.device import resolve_device
         from motion.text.embeddings import encoder_settings, make_encoder
@@ -201,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                               paths.cache)
         if split_used == "rules (llm failed)":
             print("generate: the LLM splitter failed; the rules splitter made the part texts", file=sys.stderr)
-        trained = TrainedLGTM(Path(paths.lgtm), Path(paths.features), Path(paths.tmr), Path(paths.embeddings),
-                              settings.lgtm.text_latents, settings.seed)
+        # params models: the trained or the released LGTM
+        trained = ModelFolders.of(settings.models, paths, settings.lgtm.text_latents, settings.seed).lgtm
 
         def tokens() -> TokenSource:
             return TokenSource(paths.embeddings, lambda: make_encoder(encoder_settings(settings.embed_texts, device)))

@@ -143,3 +143,37 @@ def load_official_tmr(folder: str | Path, part: str | None = None, device: str |
     state = convert_weights(folder, model)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+# ----------------------------------------------------------------------------- the TMR motion normalisation
+
+STATS_FILES = ("mean.pt", "std.pt")
+_STATS_FIX = ("point official.tmr_stats at TMR's stats/ folder (humanml3d/guoh3dfeats/, "
+              "humanml3d_<part>/guoh3dfeats/), "
+              "or leave it empty for HumanML3D's Mean/Std")
+
+
+def stats_folder(stats_dir: str | Path, part: str) -> Path:
+    """Where TMR keeps the per-dimension motion statistics of ``part`` (``prepare/motion_stats.py``'s layout)."""
+    name = "humanml3d" if part == WHOLE_BODY else f"humanml3d_{part}"
+    return Path(stats_dir) / name / "guoh3dfeats"
+
+
+def read_tmr_stats(stats_dir: str | Path, part: str) -> tuple[Tensor, Tensor]:
+    """(mean, std) float32 of the features ``part``'s TMR motion encoder was trained on, checked (one-line errors)."""
+    folder = stats_folder(stats_dir, part)
+    want = expected_motion_dim(part)
+    out = []
+    for name in STATS_FILES:
+        path = folder / name
+        if not path.is_file():
+            raise DataError(path, f"TMR motion statistics of {part} are missing", _STATS_FIX)
+        value = safe_torch_load(path, _STATS_FIX)
+        if not isinstance(value, Tensor) or tuple(value.shape) != (want,) or not bool(torch.isfinite(value).all()):
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise DataError(path, f"must be a tensor of {want} finite values (the {part} features), got {shape}",
+                            _STATS_FIX)
+        out.append(value.float())
+    if bool((out[1] < 0).any()):
+        raise DataError(folder / STATS_FILES[1], "has negative entries", _STATS_FIX)
+    return out[0], out[1]

@@ -107,11 +107,19 @@ def bar_charts(rows: dict[str, dict[str, dict[str, float]]], out_dir: str | Path
     return written
 
 
+def primary_space(results: dict[str, Any]) -> str:
+    """The evaluator space the results lead with: ``t2m`` (Guo's evaluator) when it was given, else ``tmr``."""
+    return next(iter(results["summary"]))
+
+
 def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
-    """The DVC metrics: ``<row>.<metric>.{mean,ci95}`` in the TMR space, ``t2m.<row>...`` when present, counts."""
-    out: dict[str, Any] = {row: s for row, s in results["summary"]["tmr"].items()}
-    if "t2m" in results["summary"]:
-        out["t2m"] = results["summary"]["t2m"]
+    """The DVC metrics: ``<row>.<metric>.{mean,ci95}`` in the primary space (TMR, or Guo's T2M evaluator when
+    given), the other space under its name (``tmr.<row>...`` beside T2M, with the part-level metrics), counts."""
+    primary = primary_space(results)
+    out: dict[str, Any] = {row: s for row, s in results["summary"][primary].items()}
+    for space, rows in results["summary"].items():
+        if space != primary:
+            out[space] = rows
     out["counts"] = {"captions": results["counts"]["captions"], "replications": results["counts"]["replications"],
                      **{f"motions_{r}": v for r, v in results["counts"]["motions"].items()}}
     return out
@@ -125,8 +133,10 @@ def report_markdown(results: dict[str, Any]) -> str:
              f"{c['generation_seeds']} generated set(s) per row; Diversity on {c['diversity_pairs']} pairs; "
              f"MultiModality on {c['multimodality']}. The **motions** column counts the motions each row rests on.",
              f"Motions are fed to the evaluators as {results['settings']['evaluator_normalisation']}.", ""]
+    primary = primary_space(results)
     for space, rows in results["summary"].items():
-        lines += [f"## Whole-body metrics ({space} evaluator)", "", markdown_table(rows, c["motions"]), ""]
+        lead = ", primary" if primary != "tmr" and space == primary else ""
+        lines += [f"## Whole-body metrics ({space} evaluator{lead})", "", markdown_table(rows, c["motions"]), ""]
         if space == "tmr":
             lines += ["## Part-level metrics (part TMRs: similarity (cos+1)/2 / R-precision top-1)", "",
                       part_table(rows), ""]

@@ -88,10 +88,14 @@ def _read_shard(shard: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndar
 
 
 class ArrayCache:
-    """Text -> (tokens (L, D) float16, sentence (D_s,) float32) store kept as ``.npz`` shards in a folder."""
+    """Text -> (tokens (L, D) float16, sentence (D_s,) float32) store kept as ``.npz`` shards in a folder.
 
-    def __init__(self, folder: str | Path) -> None:
+    ``token_dtype`` float32 keeps the tokens unrounded (use a folder of its own: shards hold one dtype).
+    """
+
+    def __init__(self, folder: str | Path, token_dtype: type = np.float16) -> None:
         self.folder = Path(folder)
+        self.token_dtype = np.dtype(token_dtype)
         self._tokens: dict[str, np.ndarray] = {}
         self._sentences: dict[str, np.ndarray] = {}
         for shard in sorted(self.folder.glob("shard-*.npz")):
@@ -100,6 +104,9 @@ class ArrayCache:
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
                 log.warning("%s: corrupt cache shard discarded (%s); its texts are encoded again", shard, err)
                 shard.unlink(missing_ok=True)
+                continue
+            if tokens.dtype != self.token_dtype:
+                log.warning("%s: %s tokens in a %s cache; ignored", shard, tokens.dtype, self.token_dtype)
                 continue
             for i, text in enumerate(texts):
                 self._tokens[text] = tokens[offsets[i]:offsets[i + 1]]
@@ -121,7 +128,7 @@ class ArrayCache:
             return
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(t) for t in tokens])
-        flat = np.concatenate(tokens).astype(np.float16)
+        flat = np.concatenate(tokens).astype(self.token_dtype)
         sentences = np.asarray(sentences, dtype=np.float32)
         index = len(list(self.folder.glob("shard-*.npz")))
         name = f"shard-{index:05d}-{cache_key(texts)[:12]}.npz"

@@ -7,8 +7,8 @@ projected end-token sentence), ``distilbert`` (TMR's original, from the Hugging 
 768-d tokens, mean-pooled sentence). Sentence vectors are L2-normalised.
 
 Folder format (``embed_texts`` output): texts.parquet (row = text index, column ``text``),
-tokens.npy (total tokens, D) float16, token_offsets.npy (N+1,) int64, sentences.npy (N, D_sent)
-float32, meta.json {encoder, token_dim, sentence_dim, num_texts}.
+tokens.npy (total tokens, D) float16 (float32 with ``token_dtype``), token_offsets.npy (N+1,) int64,
+sentences.npy (N, D_sent) float32, meta.json {encoder, token_dim, sentence_dim, num_texts}.
 """
 from __future__ import annotations
 
@@ -276,15 +276,16 @@ def embed_with_cache(texts: list[str], encoder: TextEncoder, cache: ArrayCache, 
     return len(new_texts)
 
 
-def write_embeddings(folder: str | Path, texts: list[str], cache: ArrayCache, encoder: TextEncoder) -> None:
-    """Write the embeddings folder for ``texts`` (sorted, unique) from the cache."""
+def write_embeddings(folder: str | Path, texts: list[str], cache: ArrayCache, encoder: TextEncoder,
+                     token_dtype: type = np.float16) -> None:
+    """Write the embeddings folder for ``texts`` (sorted, unique) from the cache, tokens stored as ``token_dtype``."""
     folder = Path(folder)
     texts = sorted(set(texts))
     pairs = [cache.get(t) for t in texts]
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(tok) for tok, _ in pairs])
     tokens = np.concatenate([tok for tok, _ in pairs]) if pairs else np.zeros((0, encoder.token_dim))
-    tokens = tokens.astype(np.float16)
+    tokens = tokens.astype(token_dtype)
     sentences = (np.stack([s for _, s in pairs]).astype(np.float32) if pairs
                  else np.zeros((0, encoder.sentence_dim), np.float32))
     write_parquet(folder / "texts.parquet", pd.DataFrame({"text": texts}))
@@ -307,6 +308,7 @@ class TextEmbeddings:
         self.meta = meta
         self.encoder: str = meta["encoder"]
         self.token_dim: int = int(meta["token_dim"])
+        self.token_dtype = np.dtype(tokens.dtype)  # float16 (default) or float32 (embed_texts.token_dtype)
         self.sentence_dim: int = int(meta["sentence_dim"])
 
     @classmethod

@@ -35,11 +35,22 @@ def set_param(params: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = copy.deepcopy(value)
 
 
+MIRRORED = ("lgtm", "tmr")  # with models.source trained, models.<x> must be paths.<x> (stages.settings)
+
+
 def with_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A copy of ``params`` (default: the real params.yaml) with the dotted ``overrides`` applied in order."""
+    """A copy of ``params`` (default: the real params.yaml) with the dotted ``overrides`` applied in order.
+
+    Moving ``paths.lgtm`` / ``paths.tmr`` moves ``models.lgtm`` / ``models.tmr`` along while the source is
+    trained (they must name the same folders there) unless the overrides set them too.
+    """
     out = copy.deepcopy(dict(params)) if params is not None else real_params()
     for dotted, value in overrides.items():
         set_param(out, dotted, value)
+    if out.get("models", {}).get("source") == "trained":
+        for key in MIRRORED:
+            if f"paths.{key}" in overrides and f"models.{key}" not in overrides:
+                out["models"][key] = copy.deepcopy(overrides[f"paths.{key}"])
     return out
 
 

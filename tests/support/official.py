@@ -1,0 +1,105 @@
+"""Official-format release files for end-to-end tests: TMR run folders, TMR stats, a GloVe folder, a test split.
+
+The LGTM checkpoint and the T2M evaluator come from the shared goldens (``lgtm_official/``); what they do not
+cover is written here in the official layouts: the seven TMR run folders (``tmr_humanml3d_guoh3dfeats/`` and
+``body_part_tmr/<part>/``, sized to the checkpoint's text latents), TMR's ``stats/`` folder, HumanML3D-style
+Mean/Std, T2M's GloVe files and meta statistics, and a small test split with captions and part texts.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.official.fakes import write_small_official_tmr
+from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS
+
+ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
+ACTION_PART = ("right_arm", "left_leg", "head", "torso")
+TOKEN_DIM = 768  # DistilBERT's last hidden state, what the official TMR text encoders read
+
+
+def write_official_tmrs(root: Path, latent_dim: int) -> Path:
+    """The seven TMRs in the release layout under ``root`` (small random weights, ``latent_dim``-d latents)."""
+    for slot in TEXT_SLOTS:
+        folder = root / ("tmr_humanml3d_guoh3dfeats" if slot == "whole_body" else f"body_part_tmr/{slot}")
+        write_small_official_tmr(folder, slot, latent_dim=latent_dim, seed=len(slot))
+    return root
+
+
+def write_tmr_stats(root: Path, mean: np.ndarray, std: np.ndarray) -> Path:
+    """TMR's ``stats/humanml3d[_<part>]/guoh3dfeats/{mean,std}.pt`` (torch tensors) from a 263-d mean/std."""
+    for slot in TEXT_SLOTS:
+        dims = slice(None) if slot == "whole_body" else PART_INDICES[slot]
+        folder = root / ("humanml3d" if slot == "whole_body" else f"humanml3d_{slot}") / "guoh3dfeats"
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.from_numpy(np.ascontiguousarray(mean[dims])), folder / "mean.pt")
+        torch.save(torch.from_numpy(np.ascontiguousarray(std[dims])), folder / "std.pt")
+    return root
+
+
+def write_glove(folder: Path, words: list[str], dim: int = 300) -> Path:
+    """T2M's GloVe files (``our_vab_data.npy``, ``our_vab_words.pkl``, ``our_vab_idx.pkl``) for ``words``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = ["unk", "sos", "eos", *sorted(set(words) - {"unk", "sos", "eos"})]
+    np.save(folder / "our_vab_data.npy",
+            np.random.default_rng(0).standard_normal((len(vocabulary), dim)).astype(np.float32))
+    with open(folder / "our_vab_words.pkl", "wb") as f:
+        pickle.dump(vocabulary, f)
+    with open(folder / "our_vab_idx.pkl", "wb") as f:
+        pickle.dump({w: i for i, w in enumerate(vocabulary)}, f)
+    return folder
+
+
+def write_test_split(root: Path, num_motions: int, seed: int = 0) -> dict[str, Path]:
+    """Features (new_joint_vecs, Mean/Std, part_stats.npz, splits/test.txt), captions and part texts of a test
+    split; returns the folders by params ``paths`` key."""
+    rng = np.random.default_rng(seed)
+    features, texts, poses = root / "features", root / "texts", root / "poses"
+    for d in (features / "new_joint_vecs", features / "splits", texts, poses / "texts"):
+        d.mkdir(parents=True)
+    ids, parts, stacked = [], {}, []
+    for m in range(num_motions):
+        mid, action, frames = f"{m:06d}", m % len(ACTIONS), 48 + (m % 3) * 8
+        pattern = np.random.default_rng(100 + action).normal(size=FEATURE_DIM)
+        feats = np.sin(0.2 * (action + 1) * np.arange(frames)[:, None]) * pattern \
+            + 0.1 * rng.normal(size=(frames, FEATURE_DIM))
+        np.save(features / "new_joint_vecs" / f"{mid}.npy", feats.astype(np.float32))
+        stacked.append(feats)
+        caption = f"a person {ACTIONS[action]}"
+        (poses / "texts" / f"{mid}.txt").write_text(f"{caption}#a/DET person/NOUN {ACTIONS[action].split()[0]}/VERB"
+                                                    "#0.0#0.0\n")
+        parts[f"{mid}_0"] = {p: {"action": "x", "text": ACTIONS[action] if p == ACTION_PART[action] else "does nothing"}
+                             for p in PART_NAMES}
+        ids.append(mid)
+    (features / "splits" / "test.txt").write_text("\n".join(ids) + "\n")
+    flat = np.concatenate(stacked)
+    np.save(features / "Mean.npy", flat.mean(0).astype(np.float32))
+    np.save(features / "Std.npy", (flat.std(0) + 0.1).astype(np.float32))
+    stats = {"whole_body_mean": flat.mean(0), "whole_body_std": flat.std(0)}
+    for p in PART_NAMES:
+        stats[f"{p}_mean"], stats[f"{p}_std"] = flat[:, PART_INDICES[p]].mean(0), flat[:, PART_INDICES[p]].std(0)
+    np.savez(features / "part_stats.npz", **stats)
+    (texts / "body_part_annotations.json").write_text(json.dumps(parts))
+    return {"features": features, "texts": texts, "poses": poses}
+
+
+class FakeDistilBert:
+    """A deterministic stand-in for DistilBERT (no weights offline): one seeded 768-d token per word, float32.
+
+    ``cache_id`` is the real encoder's, so the embed_texts folder it writes reads as DistilBERT's.
+    """
+
+    name, cache_id, token_dim, sentence_dim = "distilbert", "distilbert:distilbert-base-uncased", TOKEN_DIM, 8
+
+    def encode(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token features per word (seeded by the word) and a normalised sentence vector."""
+        import zlib
+
+        tokens = [np.stack([np.random.default_rng(zlib.crc32(w.encode())).standard_normal(TOKEN_DIM)
+                            for w in t.split()]).astype(np.float32) for t in texts]
+        sentences = np.stack([t[:, :8].mean(0) / np.linalg.norm(t[:, :8].mean(0)) for t in tokens])
+        return tokens, sentences.astype(np.float32)
