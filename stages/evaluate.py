@@ -12,11 +12,9 @@ per (checkpoint, sampler, steps, guidance, seed, captions), so a rerun only reco
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json, write_text
 from motion.core.sampling import SamplingConfig
 from motion.core.seeding import seed_everything
@@ -33,7 +31,8 @@ from motion.eval.evaluation import (
     real_motions,
 )
 from motion.eval.report import bar_charts, metrics_json, report_markdown
-from stages.settings import Settings, settings_or_exit
+from stages.entry import stage_main
+from stages.settings import Settings
 
 
 def evaluation_settings(settings: Settings) -> EvaluationSettings:
@@ -68,9 +67,8 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path, metrics_path: st
     write_json(metrics_path, metrics_json(results))
 
 
-def main() -> None:
-    """Load the trained models named in params.yaml, evaluate, write the outputs."""
-    settings = settings_or_exit("evaluate")
+def load_and_evaluate(settings: Settings) -> None:
+    """Load the models ``models.source`` names, evaluate, write the outputs."""
     paths, cfg = settings.paths, settings.evaluate
     seed_everything(settings.seed)
     import torch
@@ -82,25 +80,26 @@ def main() -> None:
     if settings.compute.threads.evaluate:
         torch.set_num_threads(settings.compute.threads.evaluate)
     device = claim_gpu(resolve_device(settings.compute.device))
-    try:
-        models = ModelFolders.of(settings.models, paths, settings.lgtm.text_latents, settings.seed)
-        tmr = TMREvaluator.from_folders(lambda folder: load_tmr(folder, device), models.tmr, paths.embeddings,
-                                        models.part_stats, device)
-        generator = LGTMGenerator.load(models.lgtm, device, cfg.batch_size)
-        t2m = None
-        if cfg.t2m.checkpoint:
-            from models.t2m_evaluator import T2MEvaluator
+    models = ModelFolders.of(settings.models, paths, settings.lgtm.text_latents, settings.seed)
+    tmr = TMREvaluator.from_folders(lambda folder: load_tmr(folder, device), models.tmr, paths.embeddings,
+                                    models.part_stats, device)
+    generator = LGTMGenerator.load(models.lgtm, device, cfg.batch_size)
+    t2m = None
+    if cfg.t2m.checkpoint:
+        from models.t2m_evaluator import T2MEvaluator
 
-            t2m = T2MEvaluator.load(cfg.t2m.checkpoint, cfg.t2m.glove_dir, cfg.t2m.meta_dir, device)
-        results = run(settings, tmr, generator, generator.window, t2m)
-        write_outputs(results, paths.evaluate, Path(paths.metrics) / "evaluate.json")
-    except (DataError, ValueError, KeyError) as e:
-        sys.exit(f"evaluate: {e}")
+        t2m = T2MEvaluator.load(cfg.t2m.checkpoint, cfg.t2m.glove_dir, cfg.t2m.meta_dir, device)
+    results = run(settings, tmr, generator, generator.window, t2m)
+    write_outputs(results, paths.evaluate, Path(paths.metrics) / "evaluate.json")
     c = results["counts"]
     cache = results["cache"]
     print(f"evaluate: {c['captions']} captions, {len(c['motions'])} rows, sample cache {cache['hits']} hits / "
           f"{cache['misses']} misses -> {paths.evaluate}")
 
+
+def main() -> None:
+    """Run the stage with the settings of params.yaml."""
+    stage_main("evaluate", load_and_evaluate)
 
 if __name__ == "__main__":
     main()
