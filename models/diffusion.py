@@ -39,14 +39,16 @@ def training_scheduler() -> DDIMScheduler:
                          timestep_spacing="leading")
 
 
-def sampling_scheduler(sampler: str) -> DDIMScheduler | DPMSolverMultistepScheduler:
-    """A scheduler for inference on the same cosine schedule: 'ddim' or 'dpmsolver++' (2nd-order multistep)."""
+def sampling_scheduler(sampler: str, timestep_spacing: str = "trailing") -> DDIMScheduler | DPMSolverMultistepScheduler:
+    """A scheduler for inference on the same cosine schedule: 'ddim' or 'dpmsolver++' (2nd-order multistep),
+    visiting the timesteps ``timestep_spacing`` picks (``motion.core.sampling.TIMESTEP_SPACINGS``)."""
     if sampler == "ddim":
-        return training_scheduler()
+        return DDIMScheduler.from_config(training_scheduler().config, timestep_spacing=timestep_spacing)
     if sampler == "dpmsolver++":
         return DPMSolverMultistepScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2",
                                            prediction_type="sample", algorithm_type="dpmsolver++", solver_order=2,
-                                           thresholding=False, lower_order_final=True)
+                                           thresholding=False, lower_order_final=True,
+                                           timestep_spacing=timestep_spacing)
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
 
 
@@ -132,7 +134,7 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: Samplin
         raise ValueError(f"lengths must lie in 1..{window} (the model's window), got {lengths.tolist()}")
     if steps < 1 or steps > NUM_TRAIN_TIMESTEPS:
         raise ValueError(f"steps must lie in 1..{NUM_TRAIN_TIMESTEPS}, got {steps}")
-    scheduler = sampling_scheduler(sampler)
+    scheduler = sampling_scheduler(sampler, cfg.timestep_spacing)
     scheduler.set_timesteps(steps)
     mask = lengths_to_mask(lengths.to(device), window)
     dtype = text_latents.dtype

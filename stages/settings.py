@@ -360,6 +360,7 @@ class Sampling:
     steps: Annotated[int, Range(1, 1000)]
     eta: Annotated[float, Range(0, 1)]
     guidance_scale: Annotated[float, Range(0, None)]
+    timestep_spacing: Literal["trailing", "leading"]
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,7 @@ class EvalRow:
     conditioning: Literal["parts", "whole_body"] | None = None  # None: the six part texts
     guidance_scale: Annotated[float, Range(0, None)] | None = None
     eta: Annotated[float, Range(0, 1)] | None = None
+    timestep_spacing: Literal["trailing", "leading"] | None = None
 
     def as_written(self) -> dict[str, Any]:
         """The row's keys as params.yaml gives them (recorded in the results)."""
@@ -429,6 +431,7 @@ class SamplingOverrides:
     steps: Annotated[int, Range(1, 1000)] | None = None
     eta: Annotated[float, Range(0, 1)] | None = None
     guidance_scale: Annotated[float, Range(0, None)] | None = None
+    timestep_spacing: Literal["trailing", "leading"] | None = None
 
     def over(self, base: Sampling) -> Sampling:
         """``base`` with the fields set here replaced."""

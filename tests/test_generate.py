@@ -196,7 +196,8 @@ def write_trained_folders(root: Path) -> Path:
     return write_params(root, {**{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
                                "compute.device": "cpu", "compute.threads.prompt_study": 1,
                                "lgtm.text_latents": "random",
-                               "lgtm.sampling": {"sampler": "ddim", "steps": 4, "eta": 0.0, "guidance_scale": 1.0}})
+                               "lgtm.sampling": {"sampler": "ddim", "steps": 4, "eta": 0.0, "guidance_scale": 1.0,
+                          "timestep_spacing": "trailing"}})
 
 
 def test_command_line_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

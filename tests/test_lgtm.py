@@ -233,3 +233,23 @@ def test_generator_denormalises_and_cuts() -> None:
     np.testing.assert_array_equal(out[0], merge_parts({p: v.numpy() for p, v in raw.items()})[0, :10] * 2 + 5)
     with pytest.raises(KeyError, match="eta"):
         SamplingConfig.from_dict({"sampler": "ddim", "steps": 3})
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmsolver++"])
+@pytest.mark.parametrize("steps", [5, 10, 20, 50, 1000])
+def test_trailing_spacing_starts_every_step_count_from_pure_noise(sampler: str, steps: int) -> None:
+    from models.diffusion import sampling_scheduler
+
+    scheduler = sampling_scheduler(sampler, "trailing")
+    scheduler.set_timesteps(steps)
+    assert int(scheduler.timesteps[0]) == 999 and len(scheduler.timesteps) == steps
+
+
+def test_leading_spacing_is_the_official_codes_ddim() -> None:
+    from models.diffusion import sampling_scheduler
+
+    scheduler = sampling_scheduler("ddim", "leading")
+    scheduler.set_timesteps(20)
+    assert scheduler.timesteps[:2].tolist() == [950, 900] and int(scheduler.timesteps[-1]) == 0
+    with pytest.raises(ValueError, match="unknown timestep_spacing"):
+        SamplingConfig("ddim", 20, 0.0, 1.0, "linspace")

@@ -315,7 +315,8 @@ def write_tiny_pipeline(root: Path) -> Path:
         **{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
         "profile": "cpu", "compute.device": "cpu", "compute.threads.prompt_study": 1,
         "lgtm.text_latents": "random",
-        "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0},
+        "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0,
+                          "timestep_spacing": "trailing"},
         "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.noise_seed": 0,
         "prompt_study.split": "", "prompt_study.ci": "welch",
         "prompt_study.samples": 2, "prompt_study.batch_size": 3, "prompt_study.sampling": {"steps": 2}})
@@ -356,7 +357,9 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     alone = features_to_joints(single(PAIRS[0].ik, parts, 24), generator.mean, generator.std)[1]
     motions = batched([PAIRS[0].ik] * 3, [parts] * 3, [24, 20, 24], 0)  # batches of 2: seeds 0, 1
     assert generator.window == 24 and [len(m) for m in motions] == [24, 20, 24]
-    assert np.allclose(motions[0], alone, atol=1e-4) and np.abs(motions[0] - motions[2]).max() > 1e-3
+    # batch composition changes float rounding (~7e-4 after the root integration at 2 trailing steps); other
+    # noise changes the motion by ~4e-2
+    assert np.allclose(motions[0], alone, atol=2e-3) and np.abs(motions[0] - motions[2]).max() > 1e-2
     main()  # reruns are deterministic
     again = np.load(out / "joints.npz")
     assert all(np.array_equal(first[k], again[k]) for k in first.files)

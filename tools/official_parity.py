@@ -97,7 +97,7 @@ def lgtm_checks(folder: Path, stem: str, ddim: bool = True,
         return
     golden = np.load(ddim_path)
     recorded = json.loads(str(golden["scheduler_config"]))
-    ours = dict(sampling_scheduler("ddim").config)
+    ours = dict(sampling_scheduler("ddim", "leading").config)  # the official code's DDIM spacing
     differing = [k for k, v in recorded.items() if not k.startswith("_") and ours.get(k) != v]
     yield Check(f"{stem} DDIM scheduler config ({len(differing)} keys differ)", float(len(differing)), 0.0)
     noise = packed_from_263(golden["x_T_263"], golden)
@@ -106,12 +106,12 @@ def lgtm_checks(folder: Path, stem: str, ddim: bool = True,
     counts = sorted(int(k[len("steps"):-len("_x0_263")]) for k in golden.files
                     if k.startswith("steps") and k.endswith("_x0_263") and "first" not in k)
     for steps in counts if ddim_steps is None else [n for n in counts if n in ddim_steps]:
-        scheduler = sampling_scheduler("ddim")
+        scheduler = sampling_scheduler("ddim", "leading")
         scheduler.set_timesteps(steps)
         yield Check(f"{stem} DDIM {steps} steps: timesteps", max_error(scheduler.timesteps.numpy(),
                                                                       golden[f"steps{steps}_timesteps"]), 0.0)
         eta = float(golden["eta"]) if "eta" in golden.files else 0.0  # the published goldens use eta = 0
-        parts = sample(model, latents, lengths, SamplingConfig("ddim", steps, eta, 1.0), initial_noise=noise,
+        parts = sample(model, latents, lengths, SamplingConfig("ddim", steps, eta, 1.0, "leading"), initial_noise=noise,
                        zero_padding=False)
         yield Check(f"{stem} DDIM {steps} steps: final x, all frames",
                     max_error(merge_parts(parts), golden[f"steps{steps}_x0_263"]), LGTM_TOL)

@@ -146,7 +146,8 @@ def workspace_overrides(root: Path) -> dict[str, Any]:
     folders = ("features", "texts", "embeddings", "tmr", "lgtm", "cache", "evaluate", "prompt_study", "poses", "assets")
     return {**{f"paths.{name}": str(root / name) for name in folders}, "split_texts.backend": "rules",
             "lgtm.text_latents": "random", "compute.device": "cpu", "compute.threads.prompt_study": 1,
-            "lgtm.sampling": {"sampler": "dpmsolver++", "steps": 20, "eta": 0.0, "guidance_scale": 1.0}}
+            "lgtm.sampling": {"sampler": "dpmsolver++", "steps": 20, "eta": 0.0, "guidance_scale": 1.0,
+                          "timestep_spacing": "trailing"}}
 
 
 def shared_workspace(factory: Any) -> Path:
