@@ -261,7 +261,8 @@ def parse_constraint(text: str) -> Constraint:
         raise _fail(text, tokens[0], "unknown constraint; one of " + ", ".join(ARITY))
     args, rest = tokens[1:1 + ARITY[kind]], tokens[1 + ARITY[kind]:]
     if len(args) < ARITY[kind] or "frames" in args:
-        raise _fail(text, tokens[-1], f"'{kind}' takes {ARITY[kind]} argument(s)")
+        bad = "frames" if "frames" in args else tokens[-1]
+        raise _fail(text, bad, f"'{kind}' takes {ARITY[kind]} argument(s) before 'frames'")
     frames = _frames(text, rest)
     if kind == "near":
         a, b = _joint(text, args[0]), _joint(text, args[1])
@@ -297,11 +298,11 @@ def read_constraint_file(path: str | Path) -> list[str]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
-        raise DataError(f"{path}: cannot read the constraints file ({type(err).__name__}); "
+        raise DataError(path, f"cannot read the constraints file ({type(err).__name__})",
                         "write a YAML list of constraint strings") from None
     if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-        raise DataError(f"{path}: expected a YAML list of constraint strings, e.g. "
-                        "['near right_wrist left_shoulder 0.05 frames 40-60']")
+        raise DataError(path, "expected a YAML list of constraint strings",
+                        "write e.g. ['near right_wrist left_shoulder 0.05 frames 40-60']")
     parse_constraints(data)
     return data
 
