@@ -12,22 +12,23 @@ Joint names are ``motion.core.skeleton.JOINT_NAMES``; frames are 20 fps indices,
 the motion's last frame (``frames 40`` and ``frames end`` name one frame); without ``frames`` all frames count.
 
 Conventions: joints (T, 22, 3) in HumanML3D's frame (y up, metres). The floor of a motion is the lowest height of
-its foot joints (ankles and toes) over its frames, as HumanML3D puts a clip on the floor; during guidance it is a
-constant of each step (no gradient moves the floor). ``planted`` allows PLANTED_HEIGHT above the floor (ankles sit
-higher than toes) and PLANTED_DRIFT of horizontal distance from the joint's mean position over the frames;
-``pitch`` is the angle from vertical of the pelvis->neck vector in the body's sagittal plane (facing direction and
-up; the facing direction is HumanML3D's, from hips and shoulders), within PITCH_TOLERANCE of the target. It equals
-``motion.study.constraints.torso_pitch`` when the torso does not lean sideways.
+its foot joints (ankles and toes) over its frames, as HumanML3D puts a clip on the floor (heights are relative to
+it, so they do not change when the whole body moves up or down). ``planted`` allows PLANTED_HEIGHT above the floor
+(ankles sit higher than toes) and PLANTED_DRIFT of horizontal distance from the joint's mean position over the
+frames; ``pitch`` is the angle from vertical of the pelvis->neck vector in the body's sagittal plane (facing
+direction and up; the facing direction is HumanML3D's, from hips and shoulders), within PITCH_TOLERANCE of the
+target. It equals ``motion.study.constraints.torso_pitch`` when the torso does not lean sideways.
 
 Each constraint has a per-frame violation, a hinge that is 0 when satisfied (metres; radians for ``pitch``), and
 its loss is the mean violation over its frames. Guidance (``MotionGuidance``, the ``guidance=`` hook of
 ``models.diffusion.sample``) corrects the predicted clean motion x0 at every denoising step: joints are recovered
-from x0 differentiably (``models.kinematics``), the summed loss L of each sample is differentiated w.r.t. x0 and
-x0 <- x0 - strength * L * g / |g|^2, the minimum-norm step that removes the fraction ``strength`` of the violation
-of the linearised loss (the per-sample normalisation: the step does not depend on the loss' scale). The scheduler
-then steps with the corrected x0. Part inpainting replaces the kept parts of x0 by a reference motion's features
-at every step, so only the other parts are regenerated (the last DDIM / DPM-Solver++ step returns x0 itself, so
-the kept parts of the result equal the reference).
+from x0 differentiably (``models.kinematics``), the summed loss L of each sample is differentiated w.r.t. x0 and x0
+<- x0 - strength * L * g / |g|^2, the minimum-norm step that removes the fraction ``strength`` of the violation of
+the linearised loss (the per-sample normalisation: the step does not depend on the loss' scale), repeated
+``iterations`` times per denoising step (the joints are far from linear in the features: root velocities and
+rotation are integrated). The scheduler then steps with the corrected x0. Part inpainting replaces the kept parts
+of x0 by a reference motion's features at every step, so only the other parts are regenerated (the last DDIM / DPM-
+Solver++ step returns x0 itself, so the kept parts of the result equal the reference).
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ PLANTED_HEIGHT = 0.05   # m above the floor a planted joint may be (toes and eve
 PLANTED_ANKLE_HEIGHT = 0.10  # m: a standing ankle sits 3-9 cm above the floor in HumanML3D
 PLANTED_DRIFT = 0.02    # m of horizontal distance from the joint's mean position over the constrained frames
 PITCH_TOLERANCE = 5.0   # degrees around the target pitch
-DEFAULT_STRENGTH = 1.0  # fraction of the (linearised) violation removed at each denoising step
+DEFAULT_STRENGTH = 1.0  # fraction of the (linearised) violation removed by each guidance step
+DEFAULT_ITERATIONS = 5  # guidance steps per denoising step (joints are far from linear in the features)
 EPS = 1e-12
 
 SYNTAX = ("near <jointA> <jointB> <radius_m> | above <joint> <height_m> | below <joint> <height_m> | "
@@ -321,8 +323,11 @@ def check_frames(constraints: Sequence[Constraint], length: int) -> None:
 # ----------------------------------------------------------------------------- losses on joints
 
 def floor_height(joints: Tensor) -> Tensor:
-    """The floor of a motion (T, 22, 3): the lowest foot-joint height over its frames, held constant (no gradient)."""
-    return joints[:, list(FOOT_JOINTS), 1].min().detach()
+    """The floor of a motion (T, 22, 3): the lowest foot-joint height over its frames.
+
+    Differentiable (through the lowest foot joint): heights above the floor do not change when the whole body
+    moves up or down, so guidance cannot "satisfy" a height by moving the root together with the floor."""
+    return joints[:, list(FOOT_JOINTS), 1].min()
 
 
 def _frames_of(c: Constraint, length: int) -> slice:
@@ -395,7 +400,7 @@ class MotionGuidance:
     mean: Tensor
     std: Tensor
     strength: float = DEFAULT_STRENGTH
-    iterations: int = 1
+    iterations: int = DEFAULT_ITERATIONS
     reference: Tensor | None = None
     keep_parts: tuple[str, ...] = ()
 

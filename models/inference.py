@@ -28,6 +28,7 @@ from tqdm import tqdm
 from models.checkpoint import CONFIG_FILE, MODEL_FILE, load_lgtm
 from models.diffusion import X0Guidance, sample
 from models.guidance import (
+    DEFAULT_ITERATIONS,
     DEFAULT_STRENGTH,
     Constraint,
     MotionGuidance,
@@ -217,13 +218,13 @@ def caption_latents(generator: LGTMGenerator, caption: str, part_texts: dict[str
 
 
 def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int, *, constraints: Sequence[Constraint] = (),
-                 strength: float = DEFAULT_STRENGTH, reference: np.ndarray | None = None,
-                 keep_parts: Sequence[str] = ()) -> PartSampler:
+                 strength: float = DEFAULT_STRENGTH, iterations: int = DEFAULT_ITERATIONS,
+                 reference: np.ndarray | None = None, keep_parts: Sequence[str] = ()) -> PartSampler:
     """One motion at a time (the generate command): normalised part features of (caption, part texts, frames).
 
-    ``constraints`` are enforced by guidance of ``strength`` (``models.guidance``); ``reference`` (T, 263)
-    de-normalised features with ``keep_parts`` regenerate only the other parts (inpainting). With none of them
-    sampling is the plain one."""
+    ``constraints`` are enforced by guidance of ``strength`` and ``iterations`` (``models.guidance``);
+    ``reference`` (T, 263) de-normalised features with ``keep_parts`` regenerate only the other parts
+    (inpainting). With none of them sampling is the plain one."""
     guided = bool(constraints) or bool(keep_parts)
 
     def run(caption: str, part_texts: dict[str, str], frames: int) -> dict[str, np.ndarray]:
@@ -236,7 +237,7 @@ def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int, *, co
         latents = caption_latents(generator, caption, part_texts)[None]
         guidance = None
         if guided:
-            guidance = motion_guidance(generator, [list(constraints)], strength, reference, keep_parts)
+            guidance = motion_guidance(generator, [list(constraints)], strength, iterations, reference, keep_parts)
         return generator.sample_parts(latents, [frames], cfg, lambda b: seed, progress=True,
                                       guidance=None if guidance is None else lambda start, n: guidance)[0]
 
@@ -244,7 +245,8 @@ def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int, *, co
 
 
 def motion_guidance(generator: LGTMGenerator, constraints: Sequence[Sequence[Constraint]], strength: float,
-                    reference: np.ndarray | None = None, keep_parts: Sequence[str] = ()) -> MotionGuidance:
+                    iterations: int = DEFAULT_ITERATIONS, reference: np.ndarray | None = None,
+                    keep_parts: Sequence[str] = ()) -> MotionGuidance:
     """The guidance of one sampling batch: one constraint list per motion, the generator's Mean/Std, and the
     inpainting reference (de-normalised features (T, 263), shared by the batch) with the parts it keeps."""
     mean = torch.from_numpy(np.asarray(generator.mean, np.float32))
@@ -253,7 +255,7 @@ def motion_guidance(generator: LGTMGenerator, constraints: Sequence[Sequence[Con
     if reference is not None:
         packed = reference_parts(reference, generator.mean, generator.std, generator.window)
         packed = packed.expand(len(constraints), -1, -1).to(generator.device)
-    return MotionGuidance(constraints, mean.to(generator.device), std.to(generator.device), strength,
+    return MotionGuidance(constraints, mean.to(generator.device), std.to(generator.device), strength, iterations,
                           reference=packed, keep_parts=tuple(keep_parts))
 
 
@@ -283,13 +285,14 @@ def study_sampler(generator: LGTMGenerator, cfg: SamplingConfig) -> MotionSample
     return run
 
 
-def guided_study_sampler(generator: LGTMGenerator, cfg: SamplingConfig,
-                         guidance_strength: float) -> GuidedMotionSampler:
+def guided_study_sampler(generator: LGTMGenerator, cfg: SamplingConfig, guidance_strength: float,
+                         iterations: int = DEFAULT_ITERATIONS) -> GuidedMotionSampler:
     """``study_sampler`` plus explicit IK: each prompt's constraint text (``models.guidance`` syntax, '' for none)
-    is enforced by guidance of ``guidance_strength`` during sampling. Batches and noise seeds are those of
-    ``study_sampler``, so with the same arguments a guided motion starts from its unguided twin's noise."""
-    if not guidance_strength >= 0:
-        raise ValueError(f"guidance strength {guidance_strength} must be >= 0")
+    is enforced by guidance of ``guidance_strength`` (``iterations`` guidance steps per denoising step). Batches
+    and noise seeds are those of ``study_sampler``, so with the same arguments a guided motion starts from its
+    unguided twin's noise."""
+    if not guidance_strength >= 0 or iterations < 1:
+        raise ValueError(f"guidance strength {guidance_strength} must be >= 0, iterations {iterations} >= 1")
 
     def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int,
             constraints: list[str]) -> list[np.ndarray]:
@@ -302,7 +305,7 @@ def guided_study_sampler(generator: LGTMGenerator, cfg: SamplingConfig,
             return []
 
         def batch(start: int, count: int) -> MotionGuidance:
-            return motion_guidance(generator, parsed[start:start + count], guidance_strength)
+            return motion_guidance(generator, parsed[start:start + count], guidance_strength, iterations)
 
         sampled = generator.sample_parts(prompt_latents(generator, prompts, parts), frames, cfg, lambda b: seed + b,
                                          progress=True, guidance=batch)
