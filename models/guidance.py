@@ -112,8 +112,8 @@ class Near:
         return f"near {self.joint_a} {self.joint_b} {self.radius:g}{_suffix(self.frames)}"
 
     def violation(self, joints: Tensor, floor: Tensor) -> Tensor:
-        """Per-frame metres beyond the radius, joints (F, 22, 3) of the constrained frames."""
-        d = _norm(joints[:, JOINT_INDEX[self.joint_a]] - joints[:, JOINT_INDEX[self.joint_b]])
+        """Per-frame metres beyond the radius (..., F), joints (..., F, 22, 3) of the constrained frames."""
+        d = _norm(joints[..., JOINT_INDEX[self.joint_a], :] - joints[..., JOINT_INDEX[self.joint_b], :])
         return torch.relu(d - self.radius)
 
 
@@ -129,7 +129,7 @@ class Above:
         return f"above {self.joint} {self.height:g}{_suffix(self.frames)}"
 
     def violation(self, joints: Tensor, floor: Tensor) -> Tensor:
-        return torch.relu(self.height - (joints[:, JOINT_INDEX[self.joint], 1] - floor))
+        return torch.relu(self.height - (joints[..., JOINT_INDEX[self.joint], 1] - floor[..., None]))
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class Below:
         return f"below {self.joint} {self.height:g}{_suffix(self.frames)}"
 
     def violation(self, joints: Tensor, floor: Tensor) -> Tensor:
-        return torch.relu(joints[:, JOINT_INDEX[self.joint], 1] - floor - self.height)
+        return torch.relu(joints[..., JOINT_INDEX[self.joint], 1] - floor[..., None] - self.height)
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,10 @@ class Planted:
         return PLANTED_ANKLE_HEIGHT if self.joint.endswith("_ankle") else PLANTED_HEIGHT
 
     def violation(self, joints: Tensor, floor: Tensor) -> Tensor:
-        j = joints[:, JOINT_INDEX[self.joint]]
-        xz = j[:, [0, 2]]
-        drift = _norm(xz - xz.mean(0, keepdim=True))
-        return torch.relu(j[:, 1] - floor - self.max_height) + torch.relu(drift - PLANTED_DRIFT)
+        j = joints[..., JOINT_INDEX[self.joint], :]
+        xz = j[..., [0, 2]]
+        drift = _norm(xz - xz.mean(-2, keepdim=True))
+        return torch.relu(j[..., 1] - floor[..., None] - self.max_height) + torch.relu(drift - PLANTED_DRIFT)
 
 
 @dataclass(frozen=True)
@@ -323,11 +323,11 @@ def check_frames(constraints: Sequence[Constraint], length: int) -> None:
 # ----------------------------------------------------------------------------- losses on joints
 
 def floor_height(joints: Tensor) -> Tensor:
-    """The floor of a motion (T, 22, 3): the lowest foot-joint height over its frames.
+    """The floor (...,) of motions (..., T, 22, 3): the lowest foot-joint height over their frames.
 
     Differentiable (through the lowest foot joint): heights above the floor do not change when the whole body
     moves up or down, so guidance cannot "satisfy" a height by moving the root together with the floor."""
-    return joints[:, list(FOOT_JOINTS), 1].min()
+    return joints[..., list(FOOT_JOINTS), 1].flatten(-2).amin(-1)
 
 
 def _frames_of(c: Constraint, length: int) -> slice:
@@ -335,17 +335,18 @@ def _frames_of(c: Constraint, length: int) -> slice:
 
 
 def frame_violations(c: Constraint, joints: Tensor, floor: Tensor | None = None) -> Tensor:
-    """Per-frame violation (F,) of one constraint on one motion's joints (T, 22, 3) (its constrained frames)."""
+    """Per-frame violation (..., F) of one constraint on motions' joints (..., T, 22, 3) (its constrained frames)."""
     floor = floor_height(joints) if floor is None else floor
-    return c.violation(joints[_frames_of(c, len(joints))], floor)
+    return c.violation(joints[..., _frames_of(c, joints.shape[-3]), :, :], floor)
 
 
 def constraint_loss(constraints: Sequence[Constraint], joints: Tensor) -> Tensor:
-    """Sum over constraints of each one's mean violation over its frames, for one motion (T, 22, 3); 0 if none."""
+    """Sum over constraints of each one's mean violation over its frames (...,), for motions (..., T, 22, 3) of
+    the same length; 0 without constraints."""
     floor = floor_height(joints)
-    loss = joints.new_zeros(())
+    loss = joints.new_zeros(joints.shape[:-3])
     for c in constraints:
-        loss = loss + frame_violations(c, joints, floor).mean()
+        loss = loss + frame_violations(c, joints, floor).mean(-1)
     return loss
 
 
@@ -419,12 +420,18 @@ class MotionGuidance:
         if self.strength == 0 or not any(self.constraints):
             return x0
         lengths = mask.sum(1).tolist()
+        groups: dict[tuple[tuple[Constraint, ...], int], list[int]] = {}  # same constraints and length: one batch
+        for b, (cs, n) in enumerate(zip(self.constraints, lengths)):
+            if cs:
+                groups.setdefault((tuple(cs), int(n)), []).append(b)
         mean, std = self.mean.to(x0), self.std.to(x0)
         with torch.enable_grad():
             x = x0.detach().clone().requires_grad_(True)
             joints = packed_to_joints(x, mean, std)
-            losses = torch.stack([constraint_loss(cs, joints[b, :int(n)]) if cs else joints.new_zeros(())
-                                  for b, (cs, n) in enumerate(zip(self.constraints, lengths))])
+            losses = joints.new_zeros(len(x0))
+            for (cs, n), members in groups.items():
+                index = torch.tensor(members, device=x0.device)
+                losses = losses.index_add(0, index, constraint_loss(cs, joints[index, :n]))
             (grad,) = torch.autograd.grad(losses.sum(), x)
         norm2 = grad.flatten(1).pow(2).sum(1)
         scale = torch.where(norm2 > EPS, self.strength * losses.detach() / norm2.clamp_min(EPS), 0.0)

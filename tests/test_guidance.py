@@ -347,3 +347,18 @@ def test_guided_study_sampler() -> None:
         guided_study_sampler(generator, cfg, 1.0)(prompts, parts, frames, 3, ["", "", "pitch 10 frames 18-20"])
     with pytest.raises(ValueError, match="2 constraint texts for 3 prompts"):
         guided_study_sampler(generator, cfg, 1.0)(prompts, parts, frames, 3, ["", ""])
+
+
+def test_batched_guidance_equals_guiding_each_motion_alone() -> None:
+    _, _, _, mean, std = tiny_setup()
+    x0 = torch.randn(4, 24, FEATURE_DIM, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([24, 24, 16, 24])
+    mask = torch.arange(24)[None] < lengths[:, None]
+    goals = [parse_constraints(GOAL), parse_constraints(GOAL), parse_constraints(GOAL), parse_constraints("pitch 10")]
+    together = MotionGuidance(goals, mean, std, iterations=2)(x0, torch.tensor(0), mask)
+    for b in range(4):
+        alone = MotionGuidance(goals[b:b + 1], mean, std, iterations=2)(x0[b:b + 1], torch.tensor(0), mask[b:b + 1])
+        assert torch.allclose(together[b], alone[0], atol=1e-5)
+        loss = constraint_loss(goals[b], packed_to_joints(together[b:b + 1, :int(lengths[b])], mean, std))
+        before = constraint_loss(goals[b], packed_to_joints(x0[b:b + 1, :int(lengths[b])], mean, std))
+        assert float(loss) < 0.5 * float(before)
