@@ -2,8 +2,8 @@
 
 A randomly initialised LGTM of the params profile (speed does not depend on the weights), random text latents,
 full-window motions, DDIM; guided runs enforce three constraints (a touch, a foot lift, a torso pitch) with 1 and
-5 guidance steps per denoising step (``models.guidance``). Each setting is timed ``--repeats`` times and the
-fastest run is kept (the machine is shared). Writes a bar chart when ``--figure`` is given.
+5 guidance steps per denoising step (``models.guidance``). Each setting is timed ``--repeats`` times, the settings
+taking turns, and the fastest run is kept (the machine is shared). Writes a bar chart when ``--figure`` is given.
 
     python -m benchmarks.bench_guidance --batch 1 8 --steps 50 --figure docs/guidance_cost.png
 """
@@ -27,22 +27,31 @@ from motion.core.settings import convert
 GOAL = "near right_wrist left_shoulder 0.05 frames 20-40; above right_foot 0.2 frames 30-end; pitch 30 frames 10-end"
 
 
-def seconds_per_sample(model: LGTM, batch: int, steps: int, iterations: int | None, repeats: int) -> float:
-    """Fastest of ``repeats`` runs of one batch, divided by the batch (``iterations`` None: unguided)."""
-    text = torch.randn(batch, 7, model.cfg.text_dim, generator=torch.Generator().manual_seed(0))
-    lengths = torch.full((batch,), model.cfg.window)
+def guidance_for(batch: int, iterations: int | None) -> MotionGuidance | None:
+    """The guidance of a timed run (None: unguided), on a Mean/Std of the size of HumanML3D's."""
+    if iterations is None:
+        return None
     rng = np.random.default_rng(0)
     mean, std = torch.from_numpy(rng.normal(0, 0.1, FEATURE_DIM)).float(), torch.full((FEATURE_DIM,), 0.1)
-    guidance = None
-    if iterations is not None:
-        guidance = MotionGuidance([parse_constraints(GOAL)] * batch, mean, std, 1.0, iterations)
+    return MotionGuidance([parse_constraints(GOAL)] * batch, mean, std, 1.0, iterations)
+
+
+def seconds_per_sample(model: LGTM, batch: int, steps: int, settings: dict[str, int | None],
+                       repeats: int) -> dict[str, float]:
+    """Per setting, the fastest of ``repeats`` runs of one batch divided by the batch; the settings take turns
+    within each repeat (after one warm-up run) so a change of load on the shared machine hits them alike."""
+    text = torch.randn(batch, 7, model.cfg.text_dim, generator=torch.Generator().manual_seed(0))
+    lengths = torch.full((batch,), model.cfg.window)
     cfg = SamplingConfig("ddim", steps, 0.0, 1.0)
-    best = float("inf")
+    sample(model, text, lengths, SamplingConfig("ddim", 2, 0.0, 1.0), guidance=guidance_for(batch, 1))  # warm-up
+    best = {name: float("inf") for name in settings}
     for _ in range(repeats):
-        start = time.perf_counter()
-        sample(model, text, lengths, cfg, generator=torch.Generator().manual_seed(1), guidance=guidance)
-        best = min(best, time.perf_counter() - start)
-    return best / batch
+        for name, iterations in settings.items():
+            guidance = guidance_for(batch, iterations)
+            start = time.perf_counter()
+            sample(model, text, lengths, cfg, generator=torch.Generator().manual_seed(1), guidance=guidance)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: seconds / batch for name, seconds in best.items()}
 
 
 def main() -> None:
@@ -65,8 +74,7 @@ def main() -> None:
           f"{args.threads} thread(s); seconds per sample (fastest of {args.repeats})")
     results: dict[int, dict[str, float]] = {}
     for batch in args.batch:
-        results[batch] = {name: seconds_per_sample(model, batch, args.steps, it, args.repeats)
-                          for name, it in settings_run.items()}
+        results[batch] = seconds_per_sample(model, batch, args.steps, settings_run, args.repeats)
         row = results[batch]
         cells = [f"{k} {v:.3f} s (x{v / row['unguided']:.2f})" for k, v in row.items()]
         print(f"  batch {batch:3d}: " + ", ".join(cells))
