@@ -239,6 +239,8 @@ def _frames(text: str, tokens: list[str]) -> Frames:
     if len(tokens) != 2:
         raise _fail(text, tokens[-1] if len(tokens) > 2 else "frames", "expected one range after 'frames'")
     first_token, dash, last_token = tokens[1].partition("-")
+    if not first_token or (dash and not last_token):
+        raise _fail(text, tokens[1], "expected <a>-<b|end>, e.g. 40-60 or 10-end")
     first = _frame(text, first_token)
     last = _frame(text, last_token) if dash else first
     if first is None:  # 'end' alone or 'end-end'

@@ -84,6 +84,8 @@ def test_parse_every_kind_and_round_trip() -> None:
     ("above head 1.0 during 3-4", "during"),
     ("above head 1.0 frames 5-3", "5-3"),
     ("above head 1.0 frames a-3", "a"),
+    ("above head 1.0 frames 5-", "5-"),
+    ("above head 1.0 frames", "frames"),
     ("above head 1.0 frames 1-2 3-4", "3-4"),
     ("above head nan", "nan"),
     ("pitch 120", "120"),
