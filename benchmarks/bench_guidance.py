@@ -5,7 +5,12 @@ full-window motions, DDIM; guided runs enforce three constraints (a touch, a foo
 5 guidance steps per denoising step (``models.guidance``). Each setting is timed ``--repeats`` times, the settings
 taking turns, and the fastest run is kept (the machine is shared). Writes a bar chart when ``--figure`` is given.
 
+``--effect STATS_DIR`` (a folder with HumanML3D's Mean.npy / Std.npy) also prints, per constraint set, the mean
+violation of 4 motions unguided and guided from the same noise, the mean joint displacement between them and the
+largest change of a bone length (the plausibility cost of moving joints directly), for DDIM and DPM-Solver++.
+
     python -m benchmarks.bench_guidance --batch 1 8 --steps 50 --figure docs/guidance_cost.png
+    python -m benchmarks.bench_guidance --batch 1 --repeats 1 --effect ../shared/reference/humanml3d
 """
 from __future__ import annotations
 
@@ -17,13 +22,18 @@ import numpy as np
 import torch
 
 from benchmarks import settings_for
-from models.diffusion import sample
-from models.guidance import MotionGuidance, parse_constraints
+from models.diffusion import pack_parts, sample
+from models.guidance import MotionGuidance, parse_constraints, satisfaction
+from models.kinematics import packed_to_joints
 from models.lgtm import LGTM, LGTMConfig
 from motion.core.parts import FEATURE_DIM
 from motion.core.sampling import SamplingConfig
 from motion.core.settings import convert
 
+EFFECT_GOALS = ("near right_wrist left_shoulder 0.05 frames 30-50",
+                "above right_foot 0.2 frames 20-40; planted left_foot frames 20-40",
+                "planted left_foot; planted right_foot; near right_wrist pelvis 0.05 frames 30-50",
+                "pitch 45 frames 30-50", "near left_wrist head 0.1 frames end")
 GOAL = "near right_wrist left_shoulder 0.05 frames 20-40; above right_foot 0.2 frames 30-end; pitch 30 frames 10-end"
 
 
@@ -54,6 +64,36 @@ def seconds_per_sample(model: LGTM, batch: int, steps: int, settings: dict[str, 
     return {name: seconds / batch for name, seconds in best.items()}
 
 
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """Bone lengths (..., T, 21) of joints (..., T, 22, 3)."""
+    from motion.core.skeleton import PARENTS
+
+    return np.linalg.norm(joints[..., 1:, :] - joints[..., list(PARENTS[1:]), :], axis=-1)
+
+
+def effect(model: LGTM, stats: Path, batch: int = 4) -> None:
+    """Print violation unguided -> guided, displacement and bone-length change per constraint set and sampler."""
+    mean = torch.from_numpy(np.load(stats / "Mean.npy")).float()
+    std = torch.from_numpy(np.load(stats / "Std.npy")).float()
+    text = torch.randn(batch, 7, model.cfg.text_dim, generator=torch.Generator().manual_seed(0))
+    lengths = torch.full((batch,), model.cfg.window)
+    print(f"effect on {batch} motions of {model.cfg.window} frames (mean violation: m, pitch in degrees)")
+    for goal in EFFECT_GOALS:
+        constraints = parse_constraints(goal)
+        for sampler, steps in (("ddim", 50), ("dpmsolver++", 20)):
+            cfg = SamplingConfig(sampler, steps, 0.0, 1.0)
+            runs = []
+            for guidance in (None, MotionGuidance([constraints] * batch, mean, std)):
+                parts = sample(model, text, lengths, cfg, generator=torch.Generator().manual_seed(1), guidance=guidance)
+                runs.append(packed_to_joints(pack_parts(parts), mean, std).double().numpy())
+            rows = [[[r["violation"] for r in satisfaction(constraints, j)] for j in run] for run in runs]
+            before, after = np.mean(rows[0], 0), np.mean(rows[1], 0)
+            moved = np.linalg.norm(runs[1] - runs[0], axis=-1).mean()
+            bones = np.abs(bone_lengths(runs[1]) - bone_lengths(runs[0])).max()
+            print(f"  {goal:80s} {sampler:11s} violation {np.round(before, 3)} -> {np.round(after, 3)}, "
+                  f"joints moved {moved:.3f} m on average, bone length change up to {bones:.3f} m")
+
+
 def main() -> None:
     """Print seconds per sample for each batch size and guidance setting; optionally draw them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,6 +103,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--figure", default=None, help="write a bar chart (PNG) here")
+    parser.add_argument("--effect", default=None, metavar="STATS_DIR", help="also measure the effect (Mean/Std here)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = settings_for(args.profile)
@@ -96,6 +137,8 @@ def main() -> None:
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.figure, dpi=110)
         print(f"figure: {args.figure}")
+    if args.effect:
+        effect(model, Path(args.effect))
 
 
 if __name__ == "__main__":
