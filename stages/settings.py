@@ -332,6 +332,10 @@ class LGTMModel:
     window: PosInt
     channel_attention: bool
     conv_norm: Literal["layer", "batch"]
+    full_body_attention: bool                  # false: the "no_optimizer" ablation
+    smoothnet: bool                            # false: the "no_smoothnet" ablation
+    architecture: Literal["lgtm", "whole_body"]  # whole_body: the MDM-style baseline (models.baseline)
+    baseline_layers: PosInt                    # whole_body only
 
 
 @dataclass(frozen=True)

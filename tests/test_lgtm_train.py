@@ -130,7 +130,9 @@ def test_train_lgtm_stage(tmp_path: Path, stage_params) -> None:
     from stages import train_lgtm
 
     make_corpus(tmp_path / "data", num_motions=6)
-    tiny = {k: v for k, v in TINY.to_dict().items() if k != "text_dim"}
+    from stages.settings import LGTMModel
+
+    tiny = {f.name: getattr(TINY, f.name) for f in dataclasses.fields(LGTMModel)}  # every key the schema has
     train = {"batch_size": 4, "max_steps": 4, "warmup_steps": 1, "val_every": 2, "checkpoint_every": 2}
     paths = {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
              "tmr": "data/tmr", "lgtm": "out/lgtm"}
