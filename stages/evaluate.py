@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json, write_text
 from motion.core.sampling import SamplingConfig
 from motion.core.seeding import seed_everything
@@ -48,8 +49,19 @@ def evaluation_settings(settings: Settings) -> EvaluationSettings:
 
 def run(settings: Settings, tmr: TMREvaluator, generator: MotionGenerator | None, window: int,
         t2m: Evaluator | None = None) -> dict[str, Any]:
-    """Read the test captions and motions named in the settings, then evaluate every row."""
+    """Read the test captions and motions named in the settings, then evaluate every row
+    (``evaluate.protocol``: the caption-level one, or Guo et al.'s, ``motion.eval.guo``)."""
     paths, protocol = settings.paths, evaluation_settings(settings)
+    if settings.evaluate.protocol == "guo":
+        from motion.eval.guo import evaluate_guo, read_items
+
+        if generator is None:
+            raise DataError(paths.lgtm, "no trained LGTM to evaluate", "run `dvc repro train_lgtm`")
+        items = read_items(paths.features, Path(paths.poses) / "texts",
+                           Path(paths.texts) / "body_part_annotations.json",
+                           settings.captions.min_frames, settings.captions.max_frames)
+        return evaluate_guo(protocol, items, paths.features, tmr, generator, window,
+                            Path(paths.cache) / "eval_samples", t2m)
     captions = read_test_captions(paths.features, Path(paths.poses) / "texts",
                                   Path(paths.texts) / "body_part_annotations.json", window,
                                   settings.captions.min_frames, settings.captions.max_frames,

@@ -414,6 +414,7 @@ class T2M:
 class Evaluate:
     """Stage evaluate."""
 
+    protocol: Literal["lgtm", "guo"]  # lgtm: caption-level (max_captions, generation_seeds); guo: motion items
     batch_size: PosInt
     compare: list[list[str]]
     max_captions: NonNegInt

@@ -37,6 +37,8 @@ from motion.eval.metrics import (
 )
 
 R_BATCH = 32
+EVALUATOR_NORMALISATION = ("de-normalised HumanML3D features, then each TMR's part_stats.npz (the T2M evaluator: "
+                           "its meta mean/std)")
 
 
 # ----------------------------------------------------------------------------- test captions
@@ -246,35 +248,41 @@ class MetricSettings:
     seed: int
 
 
+def replication_values(motion: np.ndarray, real: np.ndarray, texts: np.ndarray, parts: dict[str, np.ndarray],
+                       part_texts: dict[str, tuple[np.ndarray, list[str]]], mm: np.ndarray | None,
+                       rng: np.random.Generator, settings: MetricSettings) -> dict[str, float]:
+    """Every metric of one replication: a generated set's embeddings ``motion`` (N, D) against the real ones
+    and the caption embeddings, its part latents ``parts`` (encoder -> (N, d)), the MM set, and ``rng`` for
+    the R-precision batches, the Diversity and MultiModality pairs."""
+    n = len(texts)
+    out = {"fid": fid(real, motion)}
+    if n >= R_BATCH:
+        for i, v in enumerate(r_precision(texts, motion, rng)):
+            out[f"r_precision_top{i + 1}"] = v
+    out["mm_dist"] = matching_score(texts, motion)
+    out["diversity"] = diversity(motion, rng, min(settings.diversity_times, n))
+    if mm is not None:
+        out["multimodality"] = multimodality(mm, rng, settings.mm_times)
+    for enc, (text_latents, raw_texts) in part_texts.items():
+        out[f"{enc}.similarity"] = cosine_similarity_score(parts[enc], text_latents)
+        if n >= R_BATCH:
+            for i, v in enumerate(part_r_precision(text_latents, parts[enc], raw_texts, rng)):
+                out[f"{enc}.r_precision_top{i + 1}"] = v
+    return {k: float(v) for k, v in out.items()}
+
+
 def row_metrics(row: RowData, real: np.ndarray, texts: np.ndarray, part_texts: dict[str, tuple[np.ndarray, list[str]]],
                 settings: MetricSettings) -> dict[str, np.ndarray]:
-    """Per-replication values (replications,) of every metric of a row."""
-    n = len(texts)
-    times = min(settings.diversity_times, n)
+    """Per-replication values (replications,) of every metric of a row (replication r scores set r % sets)."""
     children = np.random.SeedSequence(settings.seed).spawn(settings.replications)
     values: dict[str, list[float]] = {}
-
-    def put(name: str, value: float) -> None:
-        values.setdefault(name, []).append(float(value))
-
     for r, child in enumerate(children):
-        rng = np.random.default_rng(child)
         k = r % len(row.motions)
-        motion = row.motions[k]
-        put("fid", fid(real, motion))
-        if n >= R_BATCH:
-            for i, v in enumerate(r_precision(texts, motion, rng)):
-                put(f"r_precision_top{i + 1}", v)
-        put("mm_dist", matching_score(texts, motion))
-        put("diversity", diversity(motion, rng, times))
-        if row.mm is not None:
-            put("multimodality", multimodality(row.mm, rng, settings.mm_times))
-        for enc, (text_latents, raw_texts) in part_texts.items():
-            latents = row.parts[enc][k]
-            put(f"{enc}.similarity", cosine_similarity_score(latents, text_latents))
-            if n >= R_BATCH:
-                for i, v in enumerate(part_r_precision(text_latents, latents, raw_texts, rng)):
-                    put(f"{enc}.r_precision_top{i + 1}", v)
+        parts = {enc: row.parts[enc][k] for enc in part_texts}
+        one = replication_values(row.motions[k], real, texts, parts, part_texts, row.mm,
+                                 np.random.default_rng(child), settings)
+        for name, value in one.items():
+            values.setdefault(name, []).append(value)
     return {k: np.asarray(v) for k, v in values.items()}
 
 
@@ -445,7 +453,5 @@ def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real
         "cache": {"hits": hits, "misses": misses},  # how this run got its samples: not an output (cache state)
         "rows": {r: configured.get(r, {"real": True}) for r in rows},
         "notes": notes,
-        "settings": {**asdict(m), "window": window, "evaluator_normalisation":
-                     "de-normalised HumanML3D features, then each TMR's part_stats.npz (the T2M evaluator: its meta "
-                     "mean/std)"},
+        "settings": {**asdict(m), "window": window, "evaluator_normalisation": EVALUATOR_NORMALISATION},
     }

@@ -128,8 +128,13 @@ def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
 def report_markdown(results: dict[str, Any]) -> str:
     """report.md: the tables with 95% CIs, what each figure rests on, and the significance statements."""
     c = results["counts"]
+    if results.get("protocol") == "guo":
+        scope = (f"Guo et al.'s protocol: {c['items']} test motion items; every replication draws a caption and a "
+                 "crop (length a multiple of 4) per item and generates a new set per row")
+    else:
+        scope = f"{c['captions']} test captions"
     lines = ["# Evaluation", "",
-             f"{c['captions']} test captions; {c['replications']} replications (mean ± 95% CI, 1.96·std/√n); "
+             f"{scope}; {c['replications']} replications (mean ± 95% CI, 1.96·std/√n); "
              f"{c['generation_seeds']} generated set(s) per row; Diversity on {c['diversity_pairs']} pairs; "
              f"MultiModality on {c['multimodality']}. The **motions** column counts the motions each row rests on.",
              f"Motions are fed to the evaluators as {results['settings']['evaluator_normalisation']}.", ""]
