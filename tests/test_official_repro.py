@@ -1,8 +1,8 @@
-"""Released weights through the real ``dvc repro``: a throwaway copy of the project in official mode builds the tiny
-synthetic data, imports the official-format files (the golden LGTM checkpoint and official-layout TMR fakes sized to
-its 256-d text latents), embeds the texts with a DistilBERT in the Hugging Face cache layout (a tiny random one: the
-real model is not offline), evaluates and runs the prompt study, and trains nothing; ``tools.generate`` then draws a
-motion from the released model in the same workspace."""
+"""Released weights through the real ``dvc repro``: a throwaway copy of the project, switched to the released
+models by ``tools.switch_source official``, builds the tiny synthetic data, imports the official-format files (the
+golden LGTM checkpoint and official-layout TMR fakes sized to its 256-d text latents), embeds the texts with a
+DistilBERT in the Hugging Face cache layout (a tiny random one: the real model is not offline), evaluates and runs
+the prompt study, and trains nothing; ``tools.generate`` then draws a motion from the released model there."""
 from __future__ import annotations
 
 import json
@@ -53,8 +53,6 @@ def test_dvc_repro_in_official_mode_trains_nothing(golden: Path, tmp_path: Path,
     (tmp_path / "release").mkdir()
     overrides = {
         **write_release_files(golden, tmp_path / "release"),
-        "models": {"source": "official", "lgtm": "data/official/lgtm", "tmr": "data/official/tmr"},
-        "embed_texts.encoder": "distilbert", "embed_texts.token_dtype": "float32",
         "compute.device": "cpu",
         "evaluate.batch_size": 8, "evaluate.compare": [["real", "lgtm"]], "evaluate.max_captions": 8,
         "evaluate.replications": 2, "evaluate.mm_texts": 0,
@@ -64,6 +62,9 @@ def test_dvc_repro_in_official_mode_trains_nothing(golden: Path, tmp_path: Path,
     }
     ws = make_workspace(tmp_path / "ws", overrides=overrides)
     (ws / "prompts" / "tiny_pairs.yaml").write_text(yaml.safe_dump(PAIRS, sort_keys=False))
+    run([sys.executable, "-m", "tools.switch_source", "official"], ws)  # the one switch (params.yaml in place)
+    switched = yaml.safe_load((ws / "params.yaml").read_text())
+    assert switched["models"]["source"] == "official" and switched["embed_texts"]["encoder"] == "distilbert"
 
     log = dvc("repro", *TARGETS, cwd=ws, timeout=1800)
     ran = stages_run(log)
