@@ -84,7 +84,7 @@ def test_dvc_repro_in_official_mode_trains_nothing(golden: Path, tmp_path: Path,
     study = json.loads((ws / "data/prompt_study/results.json").read_text())
     assert study["meta"]["lgtm"] == "data/official/lgtm"
 
-    out = ws / "outputs" / "wave"
+    out = ws / "outputs" / "wave"  # the workspace holds no trained LGTM (asserted above): this is the released one
     run([sys.executable, "-m", "tools.generate", "--text", "a person waves the right hand", "--frames", "30",
          "--steps", "2", "--no-video", "--out", str(out)], ws)
     joints = np.load(out / "joints.npy")
