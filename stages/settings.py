@@ -490,6 +490,30 @@ class Official:
     out: str
 
 
+@dataclass(frozen=True)
+class TokenFeatures:
+    """The token features a model source reads: ``embed_texts.encoder`` and ``embed_texts.token_dtype``."""
+
+    encoder: Literal["minilm", "clip", "distilbert"]
+    token_dtype: Literal["float16", "float32"]
+
+
+@dataclass(frozen=True)
+class SourceSwitch:
+    """One entry of params ``sources``: the values ``python -m tools.switch_source NAME`` writes into params.yaml.
+
+    A switch of model source is written into the file (not laid over it at read time like a profile) because
+    dvc.yaml interpolates ``models.lgtm``/``models.tmr`` into the consumers' deps, and DVC reads the file as is.
+    """
+
+    models: Models
+    embed_texts: TokenFeatures
+
+
+SOURCES = ("trained", "official")  # the values of models.source; params ``sources`` has one switch for each
+OFFICIAL_TOKENS = {"encoder": "distilbert", "token_dtype": "float32"}  # what the released TMR text encoders read
+
+
 # ----------------------------------------------------------------------------- the whole file
 
 
@@ -513,10 +537,12 @@ class Settings:
     evaluate: Evaluate
     prompt_study: PromptStudy
     models: Models
+    sources: dict[str, SourceSwitch]
     official: Official
 
     def __post_init__(self) -> None:
         check_model_folders(self.models, self.paths, self.official)
+        check_sources(self.sources, self.models, self.embed_texts)
 
 
 def _same(a: str, b: str) -> bool:
@@ -536,6 +562,23 @@ def check_model_folders(models: Models, paths: Paths, official: Official) -> Non
         if models.source == "official" and _same(value, trained[key]):
             raise ValueError(f"models.source is official but models.{key} is paths.{key} (the trained models): "
                              f"set models.{key}: {released[key]}")
+
+
+def check_sources(sources: dict[str, SourceSwitch], models: Models, embed_texts: EmbedTexts) -> None:
+    """``sources`` has one switch per model source, each naming its own, the official one with the token features
+    the released TMRs read; with the official source those are in use (a half-made switch names the command)."""
+    if sorted(sources) != sorted(SOURCES):
+        raise ValueError(f"sources has {', '.join(sorted(sources)) or 'nothing'}: give exactly {' and '.join(SOURCES)}")
+    for name, switch in sources.items():
+        if switch.models.source != name:
+            raise ValueError(f"sources.{name}.models.source is {switch.models.source}: set it to {name}")
+    for key, wanted in OFFICIAL_TOKENS.items():
+        if getattr(sources["official"].embed_texts, key) != wanted:
+            raise ValueError(f"sources.official.embed_texts.{key} is {getattr(sources['official'].embed_texts, key)}: "
+                             f"the released TMRs read {wanted}, set it to {wanted}")
+        if models.source == "official" and getattr(embed_texts, key) != wanted:
+            raise ValueError(f"models.source is official but embed_texts.{key} is {getattr(embed_texts, key)}, the "
+                             f"released TMRs read {wanted}: run python -m tools.switch_source official (or set it)")
 
 
 def params_file() -> Path:

@@ -175,7 +175,8 @@ def test_import_official_without_a_release_writes_a_labelled_stub(tmp_path: Path
     assert [p.name for p in (tmp_path / "official").iterdir()] == ["manifest.json"]
     assert json.loads((tmp_path / "official" / "manifest.json").read_text())["configured"] is False
     official = with_overrides({"official.out": str(tmp_path / "o2"), "models": {
-        "source": "official", "lgtm": str(tmp_path / "o2" / "lgtm"), "tmr": str(tmp_path / "o2" / "tmr")}})
+        "source": "official", "lgtm": str(tmp_path / "o2" / "lgtm"), "tmr": str(tmp_path / "o2" / "tmr")},
+        "embed_texts.encoder": "distilbert", "embed_texts.token_dtype": "float32"})
     params.write_text(yaml.safe_dump(official, sort_keys=False))
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, capture_output=True, text=True,
                           env={"LGTM_PARAMS": str(params), "PATH": str(Path(sys.executable).parent)}, check=False)

@@ -103,3 +103,41 @@ class FakeDistilBert:
                             for w in t.split()]).astype(np.float32) for t in texts]
         sentences = np.stack([t[:, :8].mean(0) / np.linalg.norm(t[:, :8].mean(0)) for t in tokens])
         return tokens, sentences.astype(np.float32)
+
+
+DISTILBERT = "distilbert-base-uncased"
+FAKE_REVISION = "0" * 40  # the snapshot folder's name (a commit hash on the hub)
+
+
+def write_fake_distilbert(hub_cache: Path, words: tuple[str, ...] = (), seed: int = 0) -> Path:
+    """A tiny random DistilBERT in the Hugging Face hub cache layout, where the real one would be.
+
+    ``hub_cache/models--distilbert-base-uncased/snapshots/<rev>/`` holds ``config.json``, ``model.safetensors``
+    and the tokenizer files (``vocab.txt`` + ``tokenizer.json``), ``refs/main`` names ``<rev>``: with
+    ``HF_HUB_CACHE=hub_cache`` and ``HF_HUB_OFFLINE=1`` the project's own DistilBERT loading (transformers
+    ``AutoConfig``/``AutoTokenizer``/``AutoModel``, ``local_files_only``) reads it unchanged. It is sized like the
+    real model where the pipeline can see it (768-d hidden states, the official TMRs' token width, uncased
+    WordPiece with the BERT special tokens) and tiny elsewhere (1 layer, 4 heads, 64-unit feed-forward). The
+    vocabulary is the letters and digits as word starts and ``##`` pieces (so any text tokenises), the ASCII
+    punctuation and ``words``. Returns the snapshot folder.
+    """
+    import string
+
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+
+    repo = Path(hub_cache) / f"models--{DISTILBERT}"
+    snapshot = repo / "snapshots" / FAKE_REVISION
+    snapshot.mkdir(parents=True)
+    pieces = [*string.ascii_lowercase, *string.digits]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces, *string.punctuation, *(f"##{p}" for p in pieces)]
+    vocab += sorted({w.lower() for w in words} - set(vocab))
+    (snapshot / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    DistilBertTokenizerFast(vocab_file=str(snapshot / "vocab.txt"), do_lower_case=True,
+                            model_max_length=512).save_pretrained(snapshot)
+    torch.manual_seed(seed)
+    config = DistilBertConfig(vocab_size=len(vocab), dim=TOKEN_DIM, n_layers=1, n_heads=4, hidden_dim=64,
+                              max_position_embeddings=128)
+    DistilBertModel(config).eval().save_pretrained(snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(FAKE_REVISION, encoding="utf-8")
+    return snapshot
