@@ -499,6 +499,20 @@ class TokenFeatures:
 
 
 @dataclass(frozen=True)
+class SourceSampling:
+    """The sampling setting a model source brings: the official code's DDIM visits "leading" timesteps."""
+
+    timestep_spacing: Literal["trailing", "leading"]
+
+
+@dataclass(frozen=True)
+class SourceLGTM:
+    """``lgtm`` keys of a source switch."""
+
+    sampling: SourceSampling
+
+
+@dataclass(frozen=True)
 class SourceSwitch:
     """One entry of params ``sources``: the values ``python -m tools.switch_source NAME`` writes into params.yaml.
 
@@ -508,6 +522,7 @@ class SourceSwitch:
 
     models: Models
     embed_texts: TokenFeatures
+    lgtm: SourceLGTM
 
 
 SOURCES = ("trained", "official")  # the values of models.source; params ``sources`` has one switch for each

@@ -13,7 +13,8 @@ from motion.core.settings import SettingsError
 from tests.support.params import PARAMS_FILE, real_params, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-SWITCHED = {"models.source", "models.lgtm", "models.tmr", "embed_texts.encoder", "embed_texts.token_dtype"}
+SWITCHED = {"models.source", "models.lgtm", "models.tmr", "embed_texts.encoder", "embed_texts.token_dtype",
+            "lgtm.sampling.timestep_spacing"}
 
 
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:

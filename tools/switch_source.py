@@ -4,7 +4,8 @@
     python -m tools.switch_source trained      # the pipeline's own (train_tmr, train_lgtm): the default
     dvc exp run $(python -m tools.switch_source official --set-args) evaluate prompt_study   # as an experiment
 
-Writes params ``sources.<name>`` (``models.source``/``lgtm``/``tmr`` and ``embed_texts.encoder``/``token_dtype``)
+Writes params ``sources.<name>`` (``models.source``/``lgtm``/``tmr``, ``embed_texts.encoder``/``token_dtype`` and
+``lgtm.sampling.timestep_spacing``: the official code samples DDIM with "leading" timesteps)
 into params.yaml in place, keeping every other line and comment as it is, and checks the result with the strict
 settings reader before replacing the file (atomically). It is a switch written into the file, not a profile laid
 over it at read time, because dvc.yaml interpolates ``models.lgtm``/``models.tmr`` into the consumers' deps and
