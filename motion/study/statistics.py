@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.stats
 
+from motion.eval.confidence import welch_test
+
 MAX_EXACT = 20_000  # enumerate every label split up to this many, else Monte-Carlo
 N_PERMUTATIONS = 9_999  # Monte-Carlo permutations (smallest p = 1 / 10 000)
 POWER_EFFECT = 0.8  # Cohen's d of the "large effect" a test should detect
@@ -166,18 +168,12 @@ class Interval:
 
 
 def difference_ci(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> Interval:
-    """Welch's t interval of mean(a) - mean(b) (a zero-width interval when both samples are constant)."""
+    """Welch's t interval of mean(a) - mean(b) (``motion.eval.confidence.welch_test``; unbounded below 2 values)."""
     x, y = _values(a, "arm a"), _values(b, "arm b")
-    diff = float(x.mean() - y.mean())
     if min(x.size, y.size) < 2:
-        return Interval(diff, -math.inf, math.inf)
-    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    se = math.sqrt(vx + vy)
-    if se == 0.0:
-        return Interval(diff, diff, diff)
-    dof = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
-    half = float(scipy.stats.t.ppf(1 - alpha / 2, dof) * se)
-    return Interval(diff, diff - half, diff + half)
+        return Interval(float(x.mean() - y.mean()), -math.inf, math.inf)
+    welch = welch_test(x, y, alpha)
+    return Interval(welch.difference, welch.ci_low, welch.ci_high)
 
 
 def stratified_difference_ci(strata: Sequence[tuple[Sequence[float], Sequence[float]]],
