@@ -1,12 +1,14 @@
-"""Stage prompt_study: IK-like vs FK-like phrasings of five spatial goals, sampled from the trained LGTM.
+"""Stage prompt_study: IK-like vs FK-like phrasings of the same end states, sampled from the trained LGTM.
 
-Reads params ``prompt_study`` (pairs file, samples K and sampling overrides of the chosen config, CI method,
-output folder), ``lgtm`` (the model's sampling defaults, device, text latents), ``split_texts`` (the part
-splitter, unless ``prompt_study.split`` names one), ``embed_texts`` (the encoder for prompts never embedded) and
-``paths``. Inputs: the LGTM model (``paths.lgtm``), the TMR models (``paths.tmr``:
-their text encoders give LGTM's text latents, and the ``prompt_study.tmr_encoder`` one scores
-text-motion similarity), ${paths.embeddings}, Mean/Std and part_stats.npz of ${paths.features}, the pairs YAML.
-Writes ${paths.prompt_study}/ whole (motion.study.report) and ${paths.metrics}/prompt_study.json (DVC metrics).
+Reads params ``prompt_study`` (design file, samples K and sampling overrides of the chosen config, the tests'
+level and permutations, output folder), ``lgtm`` (the model's sampling defaults, device, text latents),
+``split_texts`` (the splitter whose output the report shows beside the given part texts, unless
+``prompt_study.split`` names one), ``embed_texts`` (the encoder for texts never embedded) and ``paths``. Inputs:
+the LGTM model (``paths.lgtm``), the TMR models (``paths.tmr``: their text encoders give LGTM's text latents,
+and the ``prompt_study.tmr_encoder`` one scores similarity to each constraint's goal description),
+${paths.embeddings}, Mean/Std, part_stats.npz and splits/train.txt of ${paths.features}, the training captions
+(${paths.poses}/texts, for the vocabulary check), the design YAML. Writes ${paths.prompt_study}/ whole
+(motion.study.report) and ${paths.metrics}/prompt_study.json (DVC metrics).
 """
 from __future__ import annotations
 
@@ -18,17 +20,33 @@ from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.core.sampling import SamplingConfig
 from motion.core.settings import convert
-from motion.study.prompt_study import StudySettings, aggregate, dvc_metrics, load_pairs, run_study
+from motion.data.captions import read_captions
+from motion.study.prompt_study import Design, StudySettings, aggregate, dvc_metrics, load_design, run_study
 from motion.study.report import write_study
+from motion.study.vocabulary import vocabulary_overlap
 from motion.text.split import SplitSettings
 from stages.settings import Settings, load_settings
 
 
 def study_settings(settings: Settings) -> StudySettings:
-    """Samples per prompt, noise seed and the comparison method of params ``prompt_study``."""
+    """Samples per prompt, noise seed and the tests' settings of params ``prompt_study``."""
     cfg = settings.prompt_study
-    return StudySettings(samples=cfg.samples, seed=cfg.noise_seed, ci=cfg.ci, n_resamples=cfg.n_resamples,
-                         alpha=cfg.alpha)
+    return StudySettings(samples=cfg.samples, seed=cfg.noise_seed, alpha=cfg.alpha, n_permutations=cfg.n_permutations)
+
+
+def training_captions(poses: Path, features: Path) -> list[str]:
+    """Every caption text of the training split (``splits/train.txt`` of the features, texts of the poses)."""
+    split = features / "splits" / "train.txt"
+    if not split.is_file():
+        raise DataError(split, "training split is missing", "run `dvc repro features` first")
+    ids = [line.strip() for line in split.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [c.text for i in ids if (poses / "texts" / f"{i}.txt").is_file()
+            for c in read_captions(poses / "texts" / f"{i}.txt")]
+
+
+def clamp_frames(design: Design, window: int) -> Design:
+    """The design with every clip length clamped to the model's window."""
+    return replace(design, goals={k: replace(g, frames=min(g.frames, window)) for k, g in design.goals.items()})
 
 
 def run(settings: Settings) -> dict[str, Path]:
@@ -44,7 +62,7 @@ def run(settings: Settings) -> dict[str, Path]:
     if settings.compute.threads.prompt_study:
         torch.set_num_threads(settings.compute.threads.prompt_study)
     device = claim_gpu(resolve_device(settings.compute.device))
-    pairs = load_pairs(cfg.pairs)
+    design = load_design(cfg.pairs)
     split = cfg.split or settings.split_texts.backend
     splitter = convert(SplitSettings, settings.split_texts)
     sampling = convert(SamplingConfig, cfg.sampling.over(settings.lgtm.sampling))
@@ -52,22 +70,29 @@ def run(settings: Settings) -> dict[str, Path]:
     trained = TrainedLGTM(Path(paths.lgtm), Path(paths.features), Path(paths.tmr), Path(paths.embeddings),
                           settings.lgtm.text_latents, settings.seed)
     generator = LGTMGenerator.load(trained, device, cfg.batch_size, tokens=lambda: tokens)
-    used = [replace(p, frames=min(p.frames, generator.window)) for p in pairs]
+    used = clamp_frames(design, generator.window)
     similarity = similarity_scorer(Path(paths.tmr) / cfg.tmr_encoder, Path(paths.features) / "part_stats.npz",
                                    tokens, device)
-    study = run_study(used, study_sampler(generator, sampling),
-                      lambda prompt: resolve_part_texts(prompt, {}, split, splitter, paths.cache),
-                      similarity, study_settings(settings))
+    shown = None if split == "none" else (lambda prompt: resolve_part_texts(prompt, {}, split, splitter, paths.cache))
+    study = run_study(used, study_sampler(generator, sampling), study_settings(settings), similarity,
+                      splitter=shown)
     result = aggregate(study)
-    meta = {"pairs_file": str(cfg.pairs), "splitter": split, "config": settings.profile,
-            "lgtm": str(paths.lgtm), "model_window": generator.window, "tmr_encoder": cfg.tmr_encoder,
-            "device": device, "frames": {p.id: {"requested": p.frames, "used": u.frames} for p, u in zip(pairs, used)},
+    vocabulary = vocabulary_overlap({"ik": [p.ik.text for p in design.pairs], "fk": [p.fk.text for p in design.pairs],
+                                     "goal": [g.goal for g in design.goals.values()]},
+                                    training_captions(Path(paths.poses), Path(paths.features)))
+    meta = {"pairs_file": str(cfg.pairs), "splitter (shown only)": split, "config": settings.profile,
+            "data": settings.download.source, "lgtm": str(paths.lgtm), "model_window": generator.window,
+            "tmr_encoder": cfg.tmr_encoder, "device": device,
+            "frames": {k: {"requested": g.frames, "used": used.goals[k].frames} for k, g in design.goals.items()},
             "sampling": asdict(sampling)}
     out_dir = Path(paths.prompt_study)
     with atomic_dir(out_dir) as tmp:
-        files = write_study(tmp, study, result, meta, cfg.video_sample, cfg.embed_video_mb)
+        files = write_study(tmp, study, result, meta, vocabulary, cfg.video_sample, cfg.embed_video_mb)
     metrics = Path(paths.metrics) / "prompt_study.json"
-    write_json(metrics, {**dvc_metrics(result), "splitter": split, "sampling_steps": sampling.steps})
+    write_json(metrics, {**dvc_metrics(result), "sampling_steps": sampling.steps,
+                         "vocabulary": {style: {"verbatim": s["verbatim"], **{f"overlap_{n}": round(v, 4)
+                                                                               for n, v in s["overlap"].items()}}
+                                        for style, s in vocabulary["styles"].items()}})
     return {"metrics": metrics, **{k: out_dir / v.relative_to(tmp) for k, v in files.items()}}
 
 

@@ -445,8 +445,7 @@ class PromptStudy:
     noise_seed: NonNegInt
     sampling: SamplingOverrides
     split: Literal["", "rules", "llm", "none"]
-    ci: Literal["bootstrap", "welch"]
-    n_resamples: PosInt
+    n_permutations: PosInt
     alpha: Annotated[float, Range(0, 0.5)]
     tmr_encoder: str
     video_sample: NonNegInt

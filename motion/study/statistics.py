@@ -191,12 +191,12 @@ def stratified_difference_ci(strata: Sequence[tuple[Sequence[float], Sequence[fl
     return Interval(estimate, estimate - half, estimate + half)
 
 
-def _wilson(successes: int, n: int, z: float) -> tuple[float, float]:
+def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
     """Wilson score interval of a proportion."""
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def proportion_difference_ci(successes_a: int, n_a: int, successes_b: int, n_b: int,
@@ -204,8 +204,8 @@ def proportion_difference_ci(successes_a: int, n_a: int, successes_b: int, n_b: 
     """Newcombe's hybrid score interval (method 10) of p_a - p_b."""
     z = float(scipy.stats.norm.ppf(1 - alpha / 2))
     pa, pb = successes_a / n_a, successes_b / n_b
-    la, ua = _wilson(successes_a, n_a, z)
-    lb, ub = _wilson(successes_b, n_b, z)
+    la, ua = wilson_interval(successes_a, n_a, z)
+    lb, ub = wilson_interval(successes_b, n_b, z)
     diff = pa - pb
     low = diff - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
     high = diff + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
