@@ -7,9 +7,14 @@ packed tensor equals one update per part.
 Classifier-free guidance is optional and off by default (as in the paper): training can drop all
 seven text latents of a sample (replacing them by zeros, the "null" condition) with probability
 ``cond_drop_prob``; sampling mixes x0 = x0(null) + s * (x0(text) - x0(null)) when ``guidance_scale != 1``.
+
+A ``guidance`` hook (e.g. ``models.guidance.MotionGuidance``: constraint guidance, part inpainting) may correct
+the predicted clean motion x0 at every step before the scheduler steps with it; without one (the default)
+sampling is unchanged.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +25,10 @@ from motion.core.parts import PART_DIMS, PART_NAMES
 from motion.core.sampling import SAMPLERS, SamplingConfig
 
 NUM_TRAIN_TIMESTEPS = 1000
+
+# A correction of the predicted clean motion at one denoising step:
+# (packed x0 (B, window, 263), timestep, valid-frame mask (B, window)) -> corrected packed x0.
+X0Guidance = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 def pack_parts(parts: dict[str, Tensor]) -> Tensor:
@@ -115,13 +124,14 @@ def lengths_to_mask(lengths: Tensor, window: int) -> Tensor:
 @torch.no_grad()
 def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: SamplingConfig, *,
            generator: torch.Generator | None = None, progress: bool = False, initial_noise: Tensor | None = None,
-           zero_padding: bool = True) -> dict[str, Tensor]:
+           zero_padding: bool = True, guidance: X0Guidance | None = None) -> dict[str, Tensor]:
     """Generate normalised part features (B, window, d_part), zero beyond each length, from x_T ~ N(0, I).
 
     text_latents (B, 7, 256) in TEXT_SLOTS order; lengths (B,) <= the model's window; ``cfg`` names the
     sampler, steps, DDIM eta and guidance scale. Noise is drawn on the CPU from ``generator``, so a seed
     gives the same motions on any device. ``initial_noise`` (B, window, 263) packed replaces the x_T draw
     (e.g. the official goldens' stored noise); ``zero_padding=False`` returns the padded frames as sampled.
+    ``guidance`` corrects x0 at every step before the scheduler steps with it (the schedulers predict "sample").
     """
     sampler, steps, eta, guidance_scale = cfg.sampler, cfg.steps, cfg.eta, cfg.guidance_scale
     window = model.cfg.window
@@ -146,6 +156,8 @@ def sample(model: nn.Module, text_latents: Tensor, lengths: Tensor, cfg: Samplin
         timesteps = tqdm(timesteps, desc=f"{sampler} sampling", unit="step")
     for t in timesteps:
         x0 = predict_x0(model, x, t, text_latents, mask, guidance_scale)
+        if guidance is not None:
+            x0 = guidance(x0, t, mask)
         if sampler == "ddim":
             noise = None
             if eta > 0:

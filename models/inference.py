@@ -1,8 +1,10 @@
 """Inference with the trained LGTM: the generator (model + HumanML3D Mean/Std + the text latents it was trained
 on), the one sampling loop, de-normalisation, features -> joints, and the samplers the callers plug in.
 
-Callers: ``tools.generate`` (one motion, ``part_sampler``), ``stages.prompt_study`` (``study_sampler``:
-joints for the IK-vs-FK study), ``stages.evaluate`` (``LGTMGenerator.generate``: the ``MotionGenerator`` of
+Callers: ``tools.generate`` (one motion, ``part_sampler``, optionally guided by constraints and inpainting),
+``stages.prompt_study`` (``study_sampler``: joints for the IK-vs-FK study; ``guided_study_sampler``: the same
+with explicit constraints enforced during sampling, ``models.guidance``),
+``stages.evaluate`` (``LGTMGenerator.generate``: the ``MotionGenerator`` of
 ``motion.eval.evaluation``) and the TMR text-motion similarity of the prompt study (``similarity_scorer``).
 
 Seeds: every sampling batch b draws its noise from ``torch.Generator().manual_seed(noise_seed(b))``; the
@@ -24,7 +26,16 @@ import torch
 from tqdm import tqdm
 
 from models.checkpoint import CONFIG_FILE, MODEL_FILE, load_lgtm
-from models.diffusion import sample
+from models.diffusion import X0Guidance, sample
+from models.guidance import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_STRENGTH,
+    Constraint,
+    MotionGuidance,
+    check_frames,
+    parse_constraints,
+    reference_parts,
+)
 from models.text_latents import TextLatentProvider, Tokens, slot_latents, text_latents
 from motion.core.parts import PART_DIMS, PART_NAMES, merge_parts
 from motion.core.sampling import SamplingConfig
@@ -36,6 +47,10 @@ from motion.text.split import SplitSettings
 PartSampler = Callable[[str, dict[str, str], int], dict[str, np.ndarray]]
 # Sampling batch index -> the seed of its noise generator.
 NoiseSeed = Callable[[int], int]
+# (first motion of a sampling batch, its size) -> the guidance of that batch (None: unguided).
+BatchGuidance = Callable[[int, int], X0Guidance | None]
+# (prompts, parts, frames, seed, constraint text per prompt) -> joint motions (T, 22, 3): the guided study arm.
+GuidedMotionSampler = Callable[[list[str], list[dict[str, str]], list[int], int, list[str]], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -135,10 +150,11 @@ class LGTMGenerator:
         return slot_latents(self.provider, texts)
 
     def sample_parts(self, latents: np.ndarray, lengths: Sequence[int], cfg: SamplingConfig, noise_seed: NoiseSeed,
-                     progress: bool = False) -> list[dict[str, np.ndarray]]:
+                     progress: bool = False, guidance: BatchGuidance | None = None) -> list[dict[str, np.ndarray]]:
         """Normalised part features {part: (length, d)} per motion, sampled in batches of ``batch_size``.
 
-        A bar counts the batches; ``progress`` adds one per batch over its denoising steps."""
+        A bar counts the batches; ``progress`` adds one per batch over its denoising steps. ``guidance`` gives
+        each batch its x0 guidance (``models.diffusion.sample``); without it sampling is unguided."""
         out: list[dict[str, np.ndarray]] = []
         starts = range(0, len(lengths), self.batch_size)
         bar = tqdm(starts, desc=f"{cfg.sampler} {cfg.steps} steps", unit="batch", leave=False)
@@ -146,7 +162,8 @@ class LGTMGenerator:
             lens = [int(n) for n in lengths[start:start + self.batch_size]]
             cond = torch.from_numpy(np.asarray(latents[start:start + len(lens)])).float().to(self.device)
             parts = sample(self.model, cond, torch.tensor(lens, device=self.device), cfg,
-                           generator=torch.Generator().manual_seed(int(noise_seed(b))), progress=progress)
+                           generator=torch.Generator().manual_seed(int(noise_seed(b))), progress=progress,
+                           guidance=None if guidance is None else guidance(start, len(lens)))
             out.extend({p: parts[p][i, :n].float().cpu().numpy() for p in PART_NAMES} for i, n in enumerate(lens))
         return out
 
@@ -200,17 +217,56 @@ def caption_latents(generator: LGTMGenerator, caption: str, part_texts: dict[str
     return generator.latents([(caption, *(part_texts[p] for p in PART_NAMES))])[0]
 
 
-def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int) -> PartSampler:
-    """One motion at a time (the generate command): normalised part features of (caption, part texts, frames)."""
+def part_sampler(generator: LGTMGenerator, cfg: SamplingConfig, seed: int, *, constraints: Sequence[Constraint] = (),
+                 strength: float = DEFAULT_STRENGTH, iterations: int = DEFAULT_ITERATIONS,
+                 reference: np.ndarray | None = None, keep_parts: Sequence[str] = ()) -> PartSampler:
+    """One motion at a time (the generate command): normalised part features of (caption, part texts, frames).
+
+    ``constraints`` are enforced by guidance of ``strength`` and ``iterations`` (``models.guidance``);
+    ``reference`` (T, 263) de-normalised features with ``keep_parts`` regenerate only the other parts
+    (inpainting). With none of them sampling is the plain one."""
+    guided = bool(constraints) or bool(keep_parts)
 
     def run(caption: str, part_texts: dict[str, str], frames: int) -> dict[str, np.ndarray]:
         if not 1 <= frames <= generator.window:
             raise ValueError(f"{frames} frames asked for: this LGTM model generates 1..{generator.window} frames "
                              "(its window); ask for fewer frames or train with a larger lgtm model window")
+        check_frames(constraints, frames)
+        if keep_parts and (reference is None or len(reference) < frames):
+            raise ValueError(f"inpainting {frames} frames needs a reference motion of at least {frames} frames")
         latents = caption_latents(generator, caption, part_texts)[None]
-        return generator.sample_parts(latents, [frames], cfg, lambda b: seed, progress=True)[0]
+        guidance = None
+        if guided:
+            guidance = motion_guidance(generator, [list(constraints)], strength, iterations, reference, keep_parts)
+        return generator.sample_parts(latents, [frames], cfg, lambda b: seed, progress=True,
+                                      guidance=None if guidance is None else lambda start, n: guidance)[0]
 
     return run
+
+
+def motion_guidance(generator: LGTMGenerator, constraints: Sequence[Sequence[Constraint]], strength: float,
+                    iterations: int = DEFAULT_ITERATIONS, reference: np.ndarray | None = None,
+                    keep_parts: Sequence[str] = ()) -> MotionGuidance:
+    """The guidance of one sampling batch: one constraint list per motion, the generator's Mean/Std, and the
+    inpainting reference (de-normalised features (T, 263), shared by the batch) with the parts it keeps."""
+    mean = torch.from_numpy(np.asarray(generator.mean, np.float32))
+    std = torch.from_numpy(np.asarray(generator.std, np.float32))
+    packed = None
+    if reference is not None:
+        packed = reference_parts(reference, generator.mean, generator.std, generator.window)
+        packed = packed.expand(len(constraints), -1, -1).to(generator.device)
+    return MotionGuidance(constraints, mean.to(generator.device), std.to(generator.device), strength, iterations,
+                          reference=packed, keep_parts=tuple(keep_parts))
+
+
+def prompt_latents(generator: LGTMGenerator, prompts: list[str], parts: list[dict[str, str]]) -> np.ndarray:
+    """(N, 7, D) latents of N prompts and their part texts; each distinct prompt's latents are computed once."""
+    cache: dict[tuple[str, ...], np.ndarray] = {}
+    keys = [(prompt, *(texts[p] for p in PART_NAMES)) for prompt, texts in zip(prompts, parts)]
+    for key in keys:
+        if key not in cache:
+            cache[key] = caption_latents(generator, key[0], dict(zip(PART_NAMES, key[1:])))
+    return np.stack([cache[k] for k in keys])
 
 
 def study_sampler(generator: LGTMGenerator, cfg: SamplingConfig) -> MotionSampler:
@@ -220,15 +276,39 @@ def study_sampler(generator: LGTMGenerator, cfg: SamplingConfig) -> MotionSample
     """
 
     def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
-        cache: dict[tuple[str, ...], np.ndarray] = {}
-        keys = [(prompt, *(texts[p] for p in PART_NAMES)) for prompt, texts in zip(prompts, parts)]
-        for key in keys:
-            if key not in cache:
-                cache[key] = caption_latents(generator, key[0], dict(zip(PART_NAMES, key[1:])))
-        if not keys:
+        if not prompts:
             return []
-        sampled = generator.sample_parts(np.stack([cache[k] for k in keys]), frames, cfg, lambda b: seed + b,
+        sampled = generator.sample_parts(prompt_latents(generator, prompts, parts), frames, cfg, lambda b: seed + b,
                                          progress=True)
+        return [features_to_joints(p, generator.mean, generator.std)[1] for p in sampled]
+
+    return run
+
+
+def guided_study_sampler(generator: LGTMGenerator, cfg: SamplingConfig, guidance_strength: float,
+                         iterations: int = DEFAULT_ITERATIONS) -> GuidedMotionSampler:
+    """``study_sampler`` plus explicit IK: each prompt's constraint text (``models.guidance`` syntax, '' for none)
+    is enforced by guidance of ``guidance_strength`` (``iterations`` guidance steps per denoising step). Batches
+    and noise seeds are those of ``study_sampler``, so with the same arguments a guided motion starts from its
+    unguided twin's noise."""
+    if not guidance_strength >= 0 or iterations < 1:
+        raise ValueError(f"guidance strength {guidance_strength} must be >= 0, iterations {iterations} >= 1")
+
+    def run(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int,
+            constraints: list[str]) -> list[np.ndarray]:
+        if len(constraints) != len(prompts):
+            raise ValueError(f"{len(constraints)} constraint texts for {len(prompts)} prompts")
+        parsed = [parse_constraints(text) for text in constraints]
+        for cs, n in zip(parsed, frames):
+            check_frames(cs, int(n))
+        if not prompts:
+            return []
+
+        def batch(start: int, count: int) -> MotionGuidance:
+            return motion_guidance(generator, parsed[start:start + count], guidance_strength, iterations)
+
+        sampled = generator.sample_parts(prompt_latents(generator, prompts, parts), frames, cfg, lambda b: seed + b,
+                                         progress=True, guidance=batch)
         return [features_to_joints(p, generator.mean, generator.std)[1] for p in sampled]
 
     return run

@@ -244,6 +244,56 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path: Path, extra: 
         main(args)
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--constraint", "near right_hand head 0.1"], "bad token 'right_hand'"),
+    (["--constraint", "above head 1 frames 9-3"], "bad token '9-3'"),
+    (["--constraint", "pitch 30 frames 20-end", "--frames", "16"], "start after the motion's last frame 15"),
+    (["--constraints", "absent.yaml"], "absent.yaml: cannot read the constraints file"),
+    (["--guidance-strength", "-1"], "--guidance-strength -1.0 must be"),
+    (["--keep-parts", "torso"], "--inpaint-from and --keep-parts go together"),
+    (["--keep-parts", "tail", "--inpaint-from", "x.npy"], "--keep-parts tail: not a part"),
+    (["--keep-parts", "torso", "--inpaint-from", "absent.npy"], "--inpaint-from absent.npy: cannot read"),
+])
+def test_bad_guidance_arguments_are_refused_before_anything_loads(tmp_path: Path, extra: list[str], message: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("stages.settings.load_settings", lambda **_: pytest.fail("settings were read"))
+    args = ["--text", CAPTION, "--out", str(tmp_path / "o"), "--params", str(tmp_path / "absent.yaml"), *extra]
+    with pytest.raises(SystemExit, match=message):
+        main(args)
+
+
+def test_command_line_with_constraints_and_inpainting(tmp_path: Path) -> None:
+    from models.guidance import parse_constraints, satisfaction
+
+    params = write_trained_folders(tmp_path)
+    goal = ["above right_wrist 1.6 frames 6-end", "planted left_foot"]
+    common = ["--text", CAPTION, "--frames", "16", "--no-video", "--params", str(params)]
+    main([*common, "--out", str(tmp_path / "plain")])
+    (tmp_path / "goal.yaml").write_text(yaml.safe_dump(goal[:1]))  # the file's constraints come first
+    main([*common, "--out", str(tmp_path / "guided"), "--constraint", goal[1], "--constraints",
+          str(tmp_path / "goal.yaml"), "--guidance-strength", "1.0"])
+    saved = json.loads((tmp_path / "guided" / "parts.json").read_text())
+    assert saved["guidance_strength"] == 1.0 and saved["guidance_iterations"] == 5
+    assert [c["constraint"] for c in saved["constraints"]] == goal
+    plain = satisfaction(parse_constraints(goal), np.load(tmp_path / "plain" / "joints.npy"))
+    assert "constraints" not in json.loads((tmp_path / "plain" / "parts.json").read_text())
+    assert sum(c["violation"] for c in saved["constraints"]) < 0.6 * sum(c["violation"] for c in plain)
+    assert saved["constraints"] == satisfaction(parse_constraints(goal), np.load(tmp_path / "guided" / "joints.npy"))
+
+    reference = np.load(tmp_path / "plain" / "features.npy")
+    main(["--text", "a person raises both arms", "--no-video", "--params", str(params), "--out",
+          str(tmp_path / "inpainted"), "--inpaint-from", str(tmp_path / "plain" / "features.npy"),
+          "--keep-parts", "torso,left_leg", "--keep-parts", "right_leg", "--seed", "3"])
+    saved = json.loads((tmp_path / "inpainted" / "parts.json").read_text())
+    assert saved["keep_parts"] == ["torso", "left_leg", "right_leg"] and saved["frames"] == 16  # the reference's
+    out = split_parts(np.load(tmp_path / "inpainted" / "features.npy"))
+    ref = split_parts(reference)
+    for p in PART_NAMES:
+        kept = np.allclose(out[p], ref[p], atol=1e-4)
+        assert kept == (p in saved["keep_parts"]), p
+
+
 def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "o").write_text("not a folder")
     with pytest.raises(SystemExit, match="is a file"):
