@@ -7,7 +7,9 @@ level and permutations, output folder), ``lgtm`` (the model's sampling defaults,
 the LGTM model (``paths.lgtm``), the TMR models (``paths.tmr``: their text encoders give LGTM's text latents,
 and the ``prompt_study.tmr_encoder`` one scores similarity to each constraint's goal description),
 ${paths.embeddings}, Mean/Std, part_stats.npz and splits/train.txt of ${paths.features}, the training captions
-(${paths.poses}/texts, for the vocabulary check), the design YAML. Writes ${paths.prompt_study}/ whole
+(${paths.poses}/texts, for the vocabulary check), the design YAML. With ``prompt_study.guidance.strength`` > 0 the
+third arm samples each FK prompt with its constraint enforced (``models.inference.guided_study_sampler``), and
+``guidance.sweep`` strengths are reported on ``guidance.sweep_samples`` samples per pair. Writes ${paths.prompt_study}/ whole
 (motion.study.report) and ${paths.metrics}/prompt_study.json (DVC metrics).
 """
 from __future__ import annotations
@@ -21,7 +23,15 @@ from motion.core.io import atomic_dir, write_json
 from motion.core.sampling import SamplingConfig
 from motion.core.settings import convert
 from motion.data.captions import read_captions
-from motion.study.prompt_study import Design, StudySettings, aggregate, dvc_metrics, load_design, run_study
+from motion.study.prompt_study import (
+    Design,
+    StudySettings,
+    aggregate,
+    dvc_metrics,
+    guidance_sweep,
+    load_design,
+    run_study,
+)
 from motion.study.report import write_study
 from motion.study.vocabulary import vocabulary_overlap
 from motion.text.split import SplitSettings
@@ -49,11 +59,29 @@ def clamp_frames(design: Design, window: int) -> Design:
     return replace(design, goals={k: replace(g, frames=min(g.frames, window)) for k, g in design.goals.items()})
 
 
+def check_guided(design: Design) -> None:
+    """Parse every goal's guided constraint against its clip length before anything is sampled."""
+    from models.guidance import check_frames, parse_constraints
+
+    for name, goal in design.goals.items():
+        try:
+            check_frames(parse_constraints(goal.guided), goal.frames)
+        except ValueError as err:
+            raise ValueError(f"constraint {name!r} guided: {err}") from None
+
+
 def run(settings: Settings) -> dict[str, Path]:
     """Sample, measure, compare and write every output; returns the main files."""
     import torch
 
-    from models.inference import LGTMGenerator, TrainedLGTM, resolve_part_texts, similarity_scorer, study_sampler
+    from models.inference import (
+        LGTMGenerator,
+        TrainedLGTM,
+        guided_study_sampler,
+        resolve_part_texts,
+        similarity_scorer,
+        study_sampler,
+    )
     from models.text_latents import TokenSource
     from motion.core.device import claim_gpu, resolve_device
     from motion.text.embeddings import encoder_settings, make_encoder
@@ -71,12 +99,20 @@ def run(settings: Settings) -> dict[str, Path]:
                           settings.lgtm.text_latents, settings.seed)
     generator = LGTMGenerator.load(trained, device, cfg.batch_size, tokens=lambda: tokens)
     used = clamp_frames(design, generator.window)
+    strength, iterations = cfg.guidance.strength, cfg.guidance.iterations
+    guided = None
+    if strength > 0:
+        check_guided(used)
+        guided = guided_study_sampler(generator, sampling, strength, iterations)
     similarity = similarity_scorer(Path(paths.tmr) / cfg.tmr_encoder, Path(paths.features) / "part_stats.npz",
                                    tokens, device)
     shown = None if split == "none" else (lambda prompt: resolve_part_texts(prompt, {}, split, splitter, paths.cache))
     study = run_study(used, study_sampler(generator, sampling), study_settings(settings), similarity,
-                      splitter=shown)
+                      guided=guided, splitter=shown)
     result = aggregate(study)
+    sweep = guidance_sweep(used, {s: guided_study_sampler(generator, sampling, s, iterations)
+                                  for s in cfg.guidance.sweep if s != strength},
+                           study_settings(settings), cfg.guidance.sweep_samples) if guided else []
     vocabulary = vocabulary_overlap({"ik": [p.ik.text for p in design.pairs], "fk": [p.fk.text for p in design.pairs],
                                      "goal": [g.goal for g in design.goals.values()]},
                                     training_captions(Path(paths.poses), Path(paths.features)))
@@ -84,10 +120,10 @@ def run(settings: Settings) -> dict[str, Path]:
             "data": settings.download.source, "lgtm": str(paths.lgtm), "model_window": generator.window,
             "tmr_encoder": cfg.tmr_encoder, "device": device,
             "frames": {k: {"requested": g.frames, "used": used.goals[k].frames} for k, g in design.goals.items()},
-            "sampling": asdict(sampling)}
+            "sampling": asdict(sampling), "guidance_strength": strength, "guidance_iterations": iterations}
     out_dir = Path(paths.prompt_study)
     with atomic_dir(out_dir) as tmp:
-        files = write_study(tmp, study, result, meta, vocabulary, cfg.video_sample, cfg.embed_video_mb)
+        files = write_study(tmp, study, result, meta, vocabulary, cfg.video_sample, cfg.embed_video_mb, sweep=sweep)
     metrics = Path(paths.metrics) / "prompt_study.json"
     write_json(metrics, {**dvc_metrics(result), "sampling_steps": sampling.steps,
                          "vocabulary": {style: {"verbatim": s["verbatim"], **{f"overlap_{n}": round(v, 4)

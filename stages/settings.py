@@ -436,6 +436,16 @@ class SamplingOverrides:
 
 
 @dataclass(frozen=True)
+class StudyGuidance:
+    """The prompt study's guided arm."""
+
+    strength: PosFloat  # >= 0
+    iterations: PosInt
+    sweep: list[float]
+    sweep_samples: PosInt
+
+
+@dataclass(frozen=True)
 class PromptStudy:
     """Stage prompt_study."""
 
@@ -447,6 +457,7 @@ class PromptStudy:
     split: Literal["", "rules", "llm", "none"]
     n_permutations: PosInt
     alpha: Annotated[float, Range(0, 0.5)]
+    guidance: StudyGuidance
     tmr_encoder: str
     video_sample: NonNegInt
     embed_video_mb: PosFloat

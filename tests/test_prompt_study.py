@@ -399,7 +399,8 @@ def write_tiny_pipeline(root: Path) -> Path:
     write_embeddings(root / "embeddings", known, cache, WordEncoder())
     data = yaml.safe_load((REPO / "prompts" / "ik_fk_pairs.yaml").read_text())
     (root / "pairs.yaml").write_text(yaml.safe_dump({
-        "constraints": {pair.constraint: {**data["constraints"][pair.constraint], "frames": 30}},
+        "constraints": {pair.constraint: {**data["constraints"][pair.constraint], "frames": 30,
+                                          "guided": "near right_wrist left_shoulder 0.05 frames 12-end"}},
         "pairs": [p for p in data["pairs"] if p["id"] == pair.id]}))
     (root / "features" / "splits").mkdir()
     (root / "features" / "splits" / "train.txt").write_text("000000\n000001\n")
@@ -415,6 +416,7 @@ def write_tiny_pipeline(root: Path) -> Path:
         "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0},
         "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.noise_seed": 0,
         "prompt_study.split": "", "prompt_study.n_permutations": 99,
+        "prompt_study.guidance": {"strength": 1.0, "iterations": 1, "sweep": [0.0], "sweep_samples": 1},
         "prompt_study.samples": 2, "prompt_study.batch_size": 3, "prompt_study.sampling": {"steps": 2}})
 
 
@@ -427,8 +429,9 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     main()
     assert "report.html" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "m" / "prompt_study.json").read_text())
-    assert metrics["samples_per_prompt"] == 2 and metrics["sampling_steps"] == 2 and metrics["arms"] == ["ik", "fk"]
-    assert set(metrics["constraints"]) == {"touch_shoulder"} and metrics["tests"] == 3
+    assert metrics["samples_per_prompt"] == 2 and metrics["sampling_steps"] == 2
+    assert metrics["arms"] == ["ik", "fk", "guided"] and metrics["tests"] == 4  # pair, pooled, similarity, guided
+    assert set(metrics["constraints"]) == {"touch_shoulder"}
     assert metrics["vocabulary"]["fk"]["verbatim"] == 1 and metrics["vocabulary"]["ik"]["verbatim"] == 0
     out = tmp_path / "out"
     saved = json.loads((out / "results.json").read_text())
@@ -437,7 +440,12 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     given = load_design(tmp_path / "pairs.yaml").pairs[0]
     assert pair["parts"] == {"ik": given.ik.parts, "fk": given.fk.parts}  # the given texts are used ...
     assert set(pair["split_parts"]["fk"]) == set(PART_NAMES)  # ... the rules splitter's are shown beside them
-    assert [(r["arm"], r["sample"]) for r in saved["samples"]] == [("ik", 0), ("ik", 1), ("fk", 0), ("fk", 1)]
+    assert [(r["arm"], r["sample"]) for r in saved["samples"]] == [("ik", 0), ("ik", 1), ("fk", 0), ("fk", 1),
+                                                                   ("guided", 0), ("guided", 1)]
+    guided = [r for r in saved["samples"] if r["arm"] == "guided"]
+    assert all(r["moved"] > 0 for r in guided)  # guidance moved the motion away from its FK twin
+    assert [r["strength"] for r in saved["guidance_sweep"]] == [0.0] and saved["meta"]["guidance_strength"] == 1.0
+    assert "Guidance strength sweep" in (out / "report.md").read_text()
     assert all(-1 <= r["goal_similarity"] <= 1 for r in saved["samples"])
     first = np.load(out / "joints.npz")
     key = f"{pair['id']}_ik_0"
@@ -460,6 +468,11 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     again = np.load(out / "joints.npz")
     assert all(np.array_equal(first[k], again[k]) for k in first.files)
     assert json.loads((tmp_path / "m" / "prompt_study.json").read_text()) == metrics
+    design = yaml.safe_load((tmp_path / "pairs.yaml").read_text())
+    design["constraints"]["touch_shoulder"]["guided"] = "near right_wrist left_shoulder 0.05 frames 30-40"
+    (tmp_path / "pairs.yaml").write_text(yaml.safe_dump(design))
+    with pytest.raises(SystemExit, match="constraint 'touch_shoulder' guided: .*frames 30-40 start after"):
+        main()  # checked against the clamped length before anything is sampled
     (tmp_path / "pairs.yaml").write_text("constraints: {nose: {goal: a, guided: b, frames: 20}}\npairs: []\n")
     with pytest.raises(SystemExit, match="pairs.yaml: expected a top-level 'pairs:' list"):
         main()

@@ -277,6 +277,28 @@ def run_study(design: Design, sampler: MotionSampler, settings: StudySettings,
     return run
 
 
+def guidance_sweep(design: Design, samplers: dict[float, GuidedSampler], settings: StudySettings,
+                   samples: int) -> list[dict[str, Any]]:
+    """The guided arm at other guidance strengths, ``samples`` per pair (noise of the FK samples' seed): per
+    strength and constraint the deciding number and the plausibility checks (mean and interval)."""
+    rows: list[dict[str, Any]] = []
+    for strength, sampler in samplers.items():
+        records = []
+        for pair, k, joints in _sample_arm(design, "guided", sampler, settings.seed + FK_SEED_OFFSET, samples, True):
+            goal = design.goals[pair.constraint]
+            measured = measure_sample(pair.constraint, check_motion(joints, goal.frames,
+                                                                    f"sweep {strength} pair {pair.id} sample {k}"),
+                                      settings.fps)
+            records.append({"pair": pair.id, "constraint": pair.constraint, "arm": "guided", **measured})
+        for name in design.goals:
+            binary = CONSTRAINTS[name].binary
+            rows.append({"strength": strength, "constraint": name, **{
+                m: summarise(values_of(records, m, "guided", constraint=name), binary=(m == "primary" and binary)
+                             or m == "floating", alpha=settings.alpha)
+                for m in ("primary", "foot_skating_ratio", "jerk", "floating", "bone_length_drift")}})
+    return rows
+
+
 # ----------------------------------------------------------------------------- summaries
 
 def values_of(records: Sequence[dict[str, Any]], metric: str, arm: str, pair: str | None = None,

@@ -109,6 +109,23 @@ def plausibility_table(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+SWEEP_SHOWN = ("foot_skating_ratio", "jerk", "floating")
+
+
+def sweep_table(result: dict[str, Any], sweep: list[dict[str, Any]], strength: float) -> list[list[str]]:
+    """Per constraint and guidance strength: the guided arm's deciding number and plausibility (the study's own
+    strength from the main run, the others from the sweep's smaller samples)."""
+    rows = [["constraint", "strength", "n", "deciding number mean [95% CI]", *SWEEP_SHOWN]]
+    for c in result["constraints"]:
+        s = c["summary"]
+        own = {"strength": strength, "primary": s["primary"]["guided"], **{k: s[k]["guided"] for k in SWEEP_SHOWN}}
+        entries = sorted([own] + [r for r in sweep if r["constraint"] == c["name"]], key=lambda r: r["strength"])
+        for r in entries:
+            rows.append([c["name"], fmt(r["strength"], 2), str(r["primary"]["n"]), mean_ci_text(r["primary"]),
+                         *(mean_ci_text(r[k]) for k in SWEEP_SHOWN)])
+    return rows
+
+
 def pair_table(result: dict[str, Any]) -> list[list[str]]:
     """Per pair: both prompts, both means, the difference, Cliff's delta, the test and its Holm p."""
     rows = [["pair", "IK-like prompt", "FK-like prompt", "IK mean [CI]", "FK mean [CI]", "IK − FK [95% CI]",
@@ -279,7 +296,7 @@ def _intro(result: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def markdown_report(result: dict[str, Any], plots: dict[str, str], videos: dict[str, str], meta: dict[str, Any],
-                    vocabulary: dict[str, Any] | None) -> str:
+                    vocabulary: dict[str, Any] | None, sweep: list[dict[str, Any]] | None = None) -> str:
     """report.md: conclusion, the closing tables, per-constraint plots and per-pair videos (relative links)."""
     lines = ["# IK-vs-FK prompt study", "", _intro(result, meta), "",
              *(f"- {k}: {v}" for k, v in sorted(meta.items())), "", "## Conclusion", ""]
@@ -288,6 +305,9 @@ def markdown_report(result: dict[str, Any], plots: dict[str, str], videos: dict[
     lines += ["## Satisfaction per constraint", "", markdown_table(constraint_table(result)), "",
               "## Similarity to the neutral goal description (TMR)", "", markdown_table(similarity_table(result)), "",
               "## Plausibility per arm", "", markdown_table(plausibility_table(result)), ""]
+    if sweep:
+        lines += ["## Guidance strength sweep (guided arm)", "",
+                  markdown_table(sweep_table(result, sweep, meta["guidance_strength"])), ""]
     if vocabulary:
         lines += ["## Vocabulary of the prompts against the training captions", "", vocabulary["note"], "",
                   markdown_table(vocabulary_table(vocabulary)), ""]
@@ -312,7 +332,8 @@ CSS = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1
 
 
 def html_report(result: dict[str, Any], root: Path, plots: dict[str, str], videos: dict[str, str],
-                meta: dict[str, Any], vocabulary: dict[str, Any] | None, embed_video_bytes: int) -> str:
+                meta: dict[str, Any], vocabulary: dict[str, Any] | None, embed_video_bytes: int,
+                sweep: list[dict[str, Any]] | None = None) -> str:
     """report.html, standalone: plots as base64 PNG, videos as data URIs when their total fits ``embed_video_bytes``."""
     total = sum((root / v).stat().st_size for v in videos.values())
     embed = total <= embed_video_bytes
@@ -325,6 +346,9 @@ def html_report(result: dict[str, Any], root: Path, plots: dict[str, str], video
              "<h2>Satisfaction per constraint</h2>", html_table(constraint_table(result)),
              "<h2>Similarity to the neutral goal description (TMR)</h2>", html_table(similarity_table(result)),
              "<h2>Plausibility per arm</h2>", html_table(plausibility_table(result))]
+    if sweep:
+        parts += ["<h2>Guidance strength sweep (guided arm)</h2>",
+                  html_table(sweep_table(result, sweep, meta["guidance_strength"]))]
     if vocabulary:
         parts += ["<h2>Vocabulary of the prompts against the training captions</h2>",
                   f"<p>{html.escape(vocabulary['note'])}</p>", html_table(vocabulary_table(vocabulary))]
@@ -355,7 +379,7 @@ def save_motions(path: Path, run: StudyRun) -> None:
 
 def write_study(out: str | Path, run: StudyRun, result: dict[str, Any], meta: dict[str, Any],
                 vocabulary: dict[str, Any] | None = None, video_sample: int = 0, embed_video_mb: float = 8.0,
-                progress: bool = True) -> dict[str, Path]:
+                progress: bool = True, sweep: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     """Write results.json, joints.npz, plots, videos, frames, report.md and report.html into ``out``."""
     from tqdm import tqdm
 
@@ -369,11 +393,12 @@ def write_study(out: str | Path, run: StudyRun, result: dict[str, Any], meta: di
     for p in tqdm(result["pairs"], desc="prompt_study videos", unit="pair", disable=not progress):
         videos[p["id"]], frames[p["id"]] = f"videos/pair_{p['id']}.mp4", f"frames/pair_{p['id']}.png"
         render_pair(root / videos[p["id"]], root / frames[p["id"]], p, run, video_sample)
-    write_json(root / "results.json", {**result, "meta": meta, "vocabulary": vocabulary, "samples": run.records,
+    write_json(root / "results.json", {**result, "meta": meta, "vocabulary": vocabulary, "guidance_sweep": sweep,
+                                       "samples": run.records,
                                        "files": {"plots": plots, "videos": videos, "frames": frames}})
     save_motions(root / "joints.npz", run)
-    write_text(root / "report.md", markdown_report(result, plots, videos, meta, vocabulary))
+    write_text(root / "report.md", markdown_report(result, plots, videos, meta, vocabulary, sweep))
     write_text(root / "report.html", html_report(result, root, plots, videos, meta, vocabulary,
-                                                 int(embed_video_mb * 2**20)))
+                                                 int(embed_video_mb * 2**20), sweep))
     return {"report.md": root / "report.md", "report.html": root / "report.html", "results.json": root / "results.json",
             **{f"frame_{k}": root / v for k, v in frames.items()}}
