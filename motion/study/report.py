@@ -211,6 +211,13 @@ def conclusion(result: dict[str, Any], meta: dict[str, Any]) -> list[str]:
                      f"the unguided FK prompt for {len(better)} of {n} constraints "
                      f"({', '.join(better) or 'none'}), worse for {len(worse)} ({', '.join(worse) or 'none'}); its "
                      "plausibility cost and distance from the unguided twin are in the plausibility table.")
+        costly = [c["name"] for c in result["constraints"]
+                  if (c["summary"]["floating"]["guided"]["mean"] or 0) - (c["summary"]["floating"]["fk"]["mean"] or 0)
+                  > 0.2]
+        if costly:
+            lines.append(f"Guidance left the clip without floor contact (floating) far more often than the unguided "
+                         f"FK samples for {', '.join(costly)}: there the constraint was met (or missed) at the price "
+                         "of an implausible motion.")
     else:
         lines.append("The guided arm (explicit IK by constraint-guided sampling) was not run: no guided sampler was "
                      "available to this run.")
