@@ -26,9 +26,12 @@ from x0 differentiably (``models.kinematics``), the summed loss L of each sample
 <- x0 - strength * L * g / |g|^2, the minimum-norm step that removes the fraction ``strength`` of the violation of
 the linearised loss (the per-sample normalisation: the step does not depend on the loss' scale), repeated
 ``iterations`` times per denoising step (the joints are far from linear in the features: root velocities and
-rotation are integrated). The scheduler then steps with the corrected x0. Part inpainting replaces the kept parts
-of x0 by a reference motion's features at every step, so only the other parts are regenerated (the last DDIM / DPM-
-Solver++ step returns x0 itself, so the kept parts of the result equal the reference).
+rotation are integrated). Moving joint positions directly stretches bones (each joint's position is a feature of
+its own), so with ``keep_bones`` (the default) every guidance step is followed by the minimum-norm step that brings
+the bone lengths back within BONE_TOLERANCE of those of x0 before guidance (alternating projections: a trade of
+some residual violation for less stretch). The scheduler then steps with the corrected x0. Part inpainting replaces
+the kept parts of x0 by a reference motion's features at every step, so only the other parts are regenerated (the
+last DDIM / DPM- Solver++ step returns x0 itself, so the kept parts of the result equal the reference).
 """
 from __future__ import annotations
 
@@ -44,12 +47,13 @@ from torch import Tensor
 from models.kinematics import features_to_packed, packed_to_joints
 from motion.core.errors import DataError
 from motion.core.parts import PART_DIMS, PART_NAMES
-from motion.core.skeleton import FACE_JOINTS, FOOT_JOINTS, JOINT_INDEX, JOINT_NAMES
+from motion.core.skeleton import FACE_JOINTS, FOOT_JOINTS, JOINT_INDEX, JOINT_NAMES, PARENTS
 
 PLANTED_HEIGHT = 0.05   # m above the floor a planted joint may be (toes and every joint but the ankles)
 PLANTED_ANKLE_HEIGHT = 0.10  # m: a standing ankle sits 3-9 cm above the floor in HumanML3D
 PLANTED_DRIFT = 0.02    # m of horizontal distance from the joint's mean position over the constrained frames
 PITCH_TOLERANCE = 5.0   # degrees around the target pitch
+BONE_TOLERANCE = 0.01   # m a bone may stretch or shrink under guidance (keep_bones)
 DEFAULT_STRENGTH = 1.0  # fraction of the (linearised) violation removed by each guidance step
 DEFAULT_ITERATIONS = 5  # guidance steps per denoising step (joints are far from linear in the features)
 EPS = 1e-12
@@ -239,6 +243,8 @@ def _frames(text: str, tokens: list[str]) -> Frames:
     if len(tokens) != 2:
         raise _fail(text, tokens[-1] if len(tokens) > 2 else "frames", "expected one range after 'frames'")
     first_token, dash, last_token = tokens[1].partition("-")
+    if not first_token or (dash and not last_token):
+        raise _fail(text, tokens[1], "expected <a>-<b|end>, e.g. 40-60 or 10-end")
     first = _frame(text, first_token)
     last = _frame(text, last_token) if dash else first
     if first is None:  # 'end' alone or 'end-end'
@@ -366,6 +372,18 @@ def satisfaction(constraints: Sequence[Constraint], joints: np.ndarray) -> list[
 
 # ----------------------------------------------------------------------------- guidance and inpainting
 
+def bone_lengths(joints: Tensor) -> Tensor:
+    """Lengths (..., T, 21) of the 21 bones (each joint to its parent) of joints (..., T, 22, 3)."""
+    return _norm(joints[..., 1:, :] - joints[..., list(PARENTS[1:]), :])
+
+
+def polyak_scale(losses: Tensor, grad: Tensor, strength: float) -> Tensor:
+    """Per sample, the step size strength * L / |g|^2 along -g that removes ``strength`` of the linearised loss
+    (0 where the gradient vanishes)."""
+    norm2 = grad.flatten(1).pow(2).sum(1)
+    return torch.where(norm2 > EPS, strength * losses / norm2.clamp_min(EPS), 0.0)
+
+
 def part_dims(parts: Sequence[str]) -> Tensor:
     """Boolean (263,) mask over the packed layout selecting the dims of ``parts``."""
     unknown = [p for p in parts if p not in PART_NAMES]
@@ -404,6 +422,7 @@ class MotionGuidance:
     iterations: int = DEFAULT_ITERATIONS
     reference: Tensor | None = None
     keep_parts: tuple[str, ...] = ()
+    keep_bones: bool = True
 
     def __post_init__(self) -> None:
         if self.strength < 0 or not math.isfinite(self.strength):
@@ -433,16 +452,30 @@ class MotionGuidance:
                 index = torch.tensor(members, device=x0.device)
                 losses = losses.index_add(0, index, constraint_loss(cs, joints[index, :n]))
             (grad,) = torch.autograd.grad(losses.sum(), x)
-        norm2 = grad.flatten(1).pow(2).sum(1)
-        scale = torch.where(norm2 > EPS, self.strength * losses.detach() / norm2.clamp_min(EPS), 0.0)
-        return x0 - scale[:, None, None] * grad
+        return x0 - polyak_scale(losses.detach(), grad, self.strength)[:, None, None] * grad
+
+    def restore_bones(self, x0: Tensor, mask: Tensor, bones: Tensor) -> Tensor:
+        """The minimum-norm step that brings bone lengths back within BONE_TOLERANCE of ``bones`` (B, window, 21)
+        (those of x0 before guidance), on the guided motions' valid frames."""
+        valid = (mask & torch.tensor([bool(cs) for cs in self.constraints], device=mask.device)[:, None]).to(x0)
+        with torch.enable_grad():
+            x = x0.detach().clone().requires_grad_(True)
+            drift = (bone_lengths(packed_to_joints(x, self.mean.to(x0), self.std.to(x0))) - bones).abs()
+            losses = (torch.relu(drift - BONE_TOLERANCE).mean(-1) * valid).sum(1) / valid.sum(1).clamp_min(1)
+            (grad,) = torch.autograd.grad(losses.sum(), x)
+        return x0 - polyak_scale(losses.detach(), grad, self.strength)[:, None, None] * grad
 
     def __call__(self, x0: Tensor, t: Tensor, mask: Tensor) -> Tensor:
         """The corrected x0 of one denoising step (``t`` is not used: every step is guided alike)."""
         if len(self.constraints) != len(x0):
             raise ValueError(f"{len(self.constraints)} constraint lists for a batch of {len(x0)}")
+        bones = None
+        if self.keep_bones and self.strength > 0 and any(self.constraints):
+            bones = bone_lengths(packed_to_joints(x0, self.mean.to(x0), self.std.to(x0))).detach()
         for _ in range(self.iterations):
             x0 = self.correct(x0, mask)
+            if bones is not None:
+                x0 = self.restore_bones(x0, mask, bones)
         if self.reference is not None and bool(self._keep.any()):
             keep = self._keep.to(x0.device)
             x0 = torch.where(keep, self.reference.to(x0), x0)

@@ -18,6 +18,7 @@ from models.guidance import (
     Near,
     Pitch,
     Planted,
+    bone_lengths,
     constraint_loss,
     frame_violations,
     parse_constraint,
@@ -84,6 +85,8 @@ def test_parse_every_kind_and_round_trip() -> None:
     ("above head 1.0 during 3-4", "during"),
     ("above head 1.0 frames 5-3", "5-3"),
     ("above head 1.0 frames a-3", "a"),
+    ("above head 1.0 frames 5-", "5-"),
+    ("above head 1.0 frames", "frames"),
     ("above head 1.0 frames 1-2 3-4", "3-4"),
     ("above head nan", "nan"),
     ("pitch 120", "120"),
@@ -362,3 +365,22 @@ def test_batched_guidance_equals_guiding_each_motion_alone() -> None:
         loss = constraint_loss(goals[b], packed_to_joints(together[b:b + 1, :int(lengths[b])], mean, std))
         before = constraint_loss(goals[b], packed_to_joints(x0[b:b + 1, :int(lengths[b])], mean, std))
         assert float(loss) < 0.5 * float(before)
+
+
+def test_bone_lengths_and_keeping_them_under_guidance() -> None:
+    from motion.core.skeleton import TARGET_OFFSETS
+
+    assert np.allclose(bone_lengths(standing()).numpy(), np.linalg.norm(TARGET_OFFSETS[1:], axis=-1), atol=1e-6)
+    model, text, lengths, mean, std = tiny_setup()
+    cfg = SamplingConfig("ddim", 4, 0.0, 1.0)
+    plain = packed_to_joints(pack_parts(sample(model, text, lengths, cfg, generator=torch.Generator().manual_seed(1))),
+                             mean, std)
+    change, violation = [], []
+    for keep in (False, True):
+        guidance = MotionGuidance([parse_constraints("pitch 45 frames 5-15")] * 3, mean, std, keep_bones=keep)
+        parts = sample(model, text, lengths, cfg, generator=torch.Generator().manual_seed(1), guidance=guidance)
+        joints = packed_to_joints(pack_parts(parts), mean, std)
+        change.append(float((bone_lengths(joints) - bone_lengths(plain))[:, :16].abs().max()))
+        violation.append(violations(parts, lengths, mean, std, "pitch 45 frames 5-15").max())
+    assert change[1] < 0.7 * change[0], change
+    assert max(violation) < 0.1, violation
