@@ -210,6 +210,8 @@ def test_binary_outcomes_use_fisher_and_two_arms_without_guidance() -> None:
 
 
 def test_bad_samples_are_named() -> None:
+    with pytest.raises(ValueError, match="samples must be >= 2"):
+        StudySettings(1, 0, 0.05)
     with pytest.raises(ValueError, match="pair ts_1 ik sample 1: .*shape"):
         run_study(DESIGN, lambda p, parts, f, s: [touch_shoulder(0.1, f[0]), np.zeros((1, NUM_JOINTS, 3))] * 5,
                   StudySettings(2, 0, 0.05), progress=False)

@@ -196,8 +196,8 @@ class StudySettings:
     fps: float = float(TARGET_FPS)  # the HumanML3D frame rate of the sampled motions
 
     def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.samples < 2:
+            raise ValueError(f"prompt_study.samples must be >= 2 (a test needs two samples per arm), got {self.samples}")
         if not 0 < self.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
 
