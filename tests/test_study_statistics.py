@@ -17,6 +17,7 @@ from motion.study.statistics import (
     permutation_test,
     power_two_sample,
     proportion_difference_ci,
+    stratified_cliffs_delta,
     stratified_difference_ci,
     stratified_permutation_test,
     underpowered,
@@ -106,6 +107,10 @@ def test_effect_sizes_and_intervals() -> None:
     auc = scipy.stats.mannwhitneyu(a, b).statistic / (200 * 200)
     d = cliffs_delta(a, b)
     assert d.estimate == pytest.approx(2 * auc - 1) and d.low < d.estimate < d.high
+    pooled = stratified_cliffs_delta([(a[:100], b[:100]), (a[100:] + 5, b[100:] + 5)])
+    halves = [cliffs_delta(a[:100], b[:100]), cliffs_delta(a[100:], b[100:])]
+    assert pooled.estimate == pytest.approx(np.mean([h.estimate for h in halves]))
+    assert pooled.high - pooled.low < min(h.high - h.low for h in halves)  # two strata: a narrower interval
 
 
 def test_power_and_underpowered_flag() -> None:

@@ -367,8 +367,8 @@ def compare_arms(name: str, strata: list[tuple[list[float], list[float]]], binar
     else:
         test = st.stratified_permutation_test(strata, rng, settings.n_permutations)
         ci = st.stratified_difference_ci(strata, settings.alpha)
-        effect = {"cliffs_delta": float(np.mean([st.cliffs_delta(a, b).estimate for a, b in strata])),
-                  "delta_low": None, "delta_high": None}
+        delta = st.stratified_cliffs_delta(strata, settings.alpha)
+        effect = {"cliffs_delta": delta.estimate, "delta_low": delta.low, "delta_high": delta.high}
     return {"difference": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, **effect, **test.to_dict(),
             "n_a": len(a_all), "n_b": len(b_all), "mean_a": float(np.mean(a_all)), "mean_b": float(np.mean(b_all))}
 

@@ -12,7 +12,8 @@ The study compares a few dozen samples per arm, so every test here is valid at a
 - ``holm``: Holm's step-down adjustment over every test of a report.
 - ``difference_ci``: Welch's t interval of the difference of means (the effect size in the metric's units);
   ``proportion_difference_ci``: Newcombe's hybrid score interval for a difference of proportions;
-  ``cliffs_delta``: Cliff's delta (= rank-biserial correlation) with a Hanley-McNeil interval.
+  ``cliffs_delta``: Cliff's delta (= rank-biserial correlation) with a Hanley-McNeil interval
+  (``stratified_cliffs_delta``: its mean over the pairs of a constraint).
 - ``underpowered``: a test is flagged when even the most extreme data could not make it significant after the
   correction (smallest attainable p times the number of tests above alpha), or when its power against a
   large standardised effect (``POWER_EFFECT``) at the corrected level is below ``POWER_TARGET``.
@@ -214,21 +215,31 @@ def proportion_difference_ci(successes_a: int, n_a: int, successes_b: int, n_b: 
     return Interval(diff, max(-1.0, low), min(1.0, high))
 
 
-def cliffs_delta(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> Interval:
-    """Cliff's delta P(a > b) - P(a < b) (the rank-biserial correlation), with a Hanley-McNeil interval.
-
-    The interval is AUC +- z SE(AUC) (Hanley and McNeil 1982), mapped to delta = 2 AUC - 1.
-    """
-    x, y = _values(a, "arm a"), _values(b, "arm b")
-    greater = (x[:, None] > y[None, :]).mean()
-    less = (x[:, None] < y[None, :]).mean()
-    delta = float(greater - less)
+def _cliffs_delta_se(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Cliff's delta of two samples and its Hanley-McNeil standard error."""
+    delta = float((x[:, None] > y[None, :]).mean() - (x[:, None] < y[None, :]).mean())
     # the variance at AUC 0 or 1 is 0: it is taken half a pair inside (0, 1), so a perfect split keeps a width
     pairs = x.size * y.size
     auc = min(max((delta + 1) / 2, 0.5 / pairs), 1 - 0.5 / pairs)
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     variance = (auc * (1 - auc) + (x.size - 1) * (q1 - auc * auc) + (y.size - 1) * (q2 - auc * auc)) / pairs
-    half = 2 * float(scipy.stats.norm.ppf(1 - alpha / 2)) * math.sqrt(max(variance, 0.0))
+    return delta, 2 * math.sqrt(max(variance, 0.0))
+
+
+def cliffs_delta(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> Interval:
+    """Cliff's delta P(a > b) - P(a < b) (the rank-biserial correlation), with a Hanley-McNeil interval.
+
+    The interval is AUC +- z SE(AUC) (Hanley and McNeil 1982), mapped to delta = 2 AUC - 1.
+    """
+    return stratified_cliffs_delta([(a, b)], alpha)
+
+
+def stratified_cliffs_delta(strata: Sequence[tuple[Sequence[float], Sequence[float]]],
+                            alpha: float = 0.05) -> Interval:
+    """The mean over strata of Cliff's delta, with a normal interval from the strata's Hanley-McNeil errors."""
+    estimates = [_cliffs_delta_se(_values(a, "arm a"), _values(b, "arm b")) for a, b in strata]
+    delta = float(np.mean([d for d, _ in estimates]))
+    half = float(scipy.stats.norm.ppf(1 - alpha / 2)) * math.sqrt(sum(se * se for _, se in estimates)) / len(strata)
     return Interval(delta, max(-1.0, delta - half), min(1.0, delta + half))
 
 
