@@ -4,9 +4,9 @@
 
 Builds, in a temporary folder, an LGTM of ``lgtm.model`` (random weights, random text latents), a whole-body
 TMR of ``tmr.model`` (384-d word tokens, like MiniLM) and the feature statistics (``paths.features`` when
-present, else a flat standing pose), then runs the stage on ``prompts/ik_fk_pairs.yaml`` with the profile's
-``prompt_study`` settings (samples, sampling steps) and prints the
-time of the whole stage and of its parts. Untrained weights cost the same compute as trained ones.
+present, else a flat standing pose), then runs the stage on ``prompts/ik_fk_pairs.yaml`` (the vocabulary check
+reads ``paths.poses`` captions when present) with the profile's ``prompt_study`` settings (samples, sampling
+steps) and prints the time of the whole stage and of its parts. Untrained weights cost the same compute as trained ones.
 """
 from __future__ import annotations
 
@@ -69,16 +69,27 @@ def build(root: Path, settings: Settings) -> Settings:
         np.save(stats / "Mean.npy", mean)
         np.save(stats / "Std.npy", np.full(263, 0.05))
         np.savez(stats / "part_stats.npz", whole_body_mean=mean, whole_body_std=np.ones(263))
-    prompts = sorted({text for line in Path("prompts/ik_fk_pairs.yaml").read_text().splitlines()
-                      for key in ("ik:", "fk:") if line.strip().startswith(key)
-                      for text in [line.split(":", 1)[1].strip()]})
+    from motion.study.prompt_study import load_design
+
+    design = load_design(settings.prompt_study.pairs)
+    given = [p.ik for p in design.pairs] + [p.fk for p in design.pairs]
+    prompts = sorted({t for prompt in given for t in (prompt.text, *prompt.parts.values())}
+                     | {g.goal for g in design.goals.values()})
+    (stats / "splits").mkdir()
+    train = features / "splits" / "train.txt"
+    (stats / "splits" / "train.txt").write_text(train.read_text() if train.is_file() else "000000\n")
+    poses = Path(settings.paths.poses)
+    if not (poses / "texts").is_dir():  # no data yet: one caption stands in for the vocabulary check
+        poses = root / "poses"
+        (poses / "texts").mkdir(parents=True)
+        (poses / "texts" / "000000.txt").write_text("a man waves.#a/DET man/NOUN wave/VERB#0.0#0.0\n")
     cache = ArrayCache(root / "cache")
     cache.add(prompts, *WordTokens().encode(prompts))
     write_embeddings(root / "embeddings", prompts, cache, WordTokens())
     paths = dataclasses.replace(settings.paths, lgtm=str(root / "lgtm"), tmr=str(root / "tmr"),
                                 prompt_study=str(root / "out"), features=str(stats),
                                 embeddings=str(root / "embeddings"), metrics=str(root / "metrics"),
-                                cache=str(root / "cache"))
+                                cache=str(root / "cache"), poses=str(poses))
     models = dataclasses.replace(settings.models, lgtm=paths.lgtm, tmr=paths.tmr)  # the trained models are paths.*
     return dataclasses.replace(settings, paths=paths, models=models,
                                lgtm=dataclasses.replace(settings.lgtm, text_latents="random"),

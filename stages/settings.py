@@ -446,6 +446,16 @@ class SamplingOverrides:
 
 
 @dataclass(frozen=True)
+class StudyGuidance:
+    """The prompt study's guided arm."""
+
+    strength: PosFloat  # >= 0
+    iterations: PosInt
+    sweep: list[float]
+    sweep_samples: PosInt
+
+
+@dataclass(frozen=True)
 class PromptStudy:
     """Stage prompt_study."""
 
@@ -455,9 +465,9 @@ class PromptStudy:
     noise_seed: NonNegInt
     sampling: SamplingOverrides
     split: Literal["", "rules", "llm", "none"]
-    ci: Literal["bootstrap", "welch"]
-    n_resamples: PosInt
+    n_permutations: PosInt
     alpha: Annotated[float, Range(0, 0.5)]
+    guidance: StudyGuidance
     tmr_encoder: str
     video_sample: NonNegInt
     embed_video_mb: PosFloat

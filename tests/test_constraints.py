@@ -11,17 +11,23 @@ from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, TARGET_OFFSET
 from motion.study.constraints import (
     CONSTRAINTS,
     bone_length_drift,
+    contact_fraction,
     foot_contact,
     foot_height,
     foot_lift,
     foot_skating_ratio,
     foot_sliding,
+    foot_speed,
     forward_reach,
     ground_penetration,
     heading,
+    is_floating,
+    jerk,
     joint_distance,
     measure_constraint,
+    planted_fraction,
     plausibility,
+    put_on_floor,
     raise_then_touch_head,
     torso_pitch,
     torso_pitch_error,
@@ -185,9 +191,66 @@ def test_foot_sliding_and_skating_on_a_translated_pose():
     assert foot_sliding(jerk) == pytest.approx(2.0 / 19)
     jerk[11:] += np.array([0.1, 0.0, 0.0])
     assert foot_skating_ratio(jerk) == pytest.approx(2 / 19)
-    # The same glide 0.3 m above the floor is not contact: no sliding counted.
+    # The same glide 0.3 m above the floor is not contact: no sliding to measure, and not a perfect 0.
     flying = rest[None] + t * np.array([0.05, 0.0, 0.0]) + np.array([0.0, 0.3, 0.0])
-    assert foot_sliding(flying) == 0.0
+    assert foot_sliding(flying) is None
+
+
+def test_put_on_floor_moves_the_lowest_foot_joint_to_zero():
+    hovering = clip((pose(), 10)) + np.array([0.0, 0.4, 0.0])
+    floored, offset = put_on_floor(hovering)
+    assert offset == pytest.approx(0.4) and floored[..., 1].min() == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(floored, clip((pose(), 10)), atol=1e-12)
+    sunk, offset = put_on_floor(clip((pose(), 3)) - np.array([0.0, 0.1, 0.0]))
+    assert offset == pytest.approx(-0.1) and ground_penetration(sunk) == pytest.approx(0.0, abs=1e-12)
+    # the lowest *foot* joint decides: a hand below the feet stays below the floor and is penetration
+    low = clip((pose(), 3))
+    low[:, J["right_wrist"], 1] = -0.05
+    down, offset = put_on_floor(low)
+    assert offset == pytest.approx(0.0, abs=1e-12) and ground_penetration(down) == pytest.approx(0.05)
+
+
+def test_robust_contact_needs_low_and_slow_feet_and_floating_is_flagged():
+    rest = pose()
+    t = np.arange(20)[:, None, None]
+    still = clip((rest, 20))
+    assert foot_contact(still, "left").all() and contact_fraction(still) == 1.0 and not is_floating(still)
+    assert planted_fraction(still) == 1.0
+    gliding = rest[None] + t * np.array([0.5 / 20, 0.0, 0.0])  # low but moving 0.5 m/s: not in contact
+    assert not foot_contact(gliding, "left").any() and is_floating(gliding)
+    assert planted_fraction(gliding) == 0.0 and foot_speed(gliding, "left") == pytest.approx(np.full(20, 0.5))
+    p = plausibility(gliding)
+    assert p["floating"] == 1.0 and p["foot_sliding"] is None and p["contact_fraction"] == 0.0
+    # one foot kicking on a still support foot: in contact (the support foot), not floating, not planted
+    kick = clip((rest, 20))
+    kick[:, [J["right_ankle"], J["right_foot"]]] += np.sin(np.arange(20) * 1.3)[:, None, None] * np.array(
+        [0.1, 0.2, 0.0])
+    assert not is_floating(kick) and planted_fraction(kick) < 0.5
+    assert measure_constraint("planted_reach", gliding)["planted_fraction"] == 0.0  # a floating clip cannot win
+    assert measure_constraint("planted_reach", gliding)["foot_sliding"] is None
+
+
+def test_jerk_of_polynomial_motions():
+    t = (np.arange(20) / 20.0)[:, None, None]
+    constant_acceleration = clip((pose(), 20)) + 0.5 * 2.0 * t**2 * np.array([1.0, 0.0, 0.0])
+    assert jerk(constant_acceleration) == pytest.approx(0.0, abs=1e-6)
+    cubic = clip((pose(), 20)) + t**3 * np.array([1.0, 0.0, 0.0])  # third derivative 6 m/s^3 for every joint
+    assert jerk(cubic) == pytest.approx(6.0, rel=1e-6)
+    assert jerk(clip((pose(), 3))) == 0.0
+
+
+def test_hand_height_and_knee_to_chest():
+    raised = pose({J["right_shoulder"]: rot("z", -180)})  # right arm straight up
+    arm = np.linalg.norm(TARGET_OFFSETS[J["right_elbow"]]) + np.linalg.norm(TARGET_OFFSETS[J["right_wrist"]])
+    numbers = measure_constraint("hand_height", clip((pose(), 10), (raised, 10)))
+    expected = pose()[J["right_shoulder"], 1] + arm - pose()[J["head"], 1]
+    assert numbers["peak_above_head"] == pytest.approx(expected, abs=1e-9)
+    assert numbers["seconds_above_head"] == pytest.approx(0.5)
+    assert measure_constraint("hand_height", clip((pose(), 3)))["peak_above_head"] < 0
+    knee_up = pose({J["right_hip"]: rot("x", -120), J["right_knee"]: rot("x", 120)})
+    rest_distance = measure_constraint("knee_to_chest", clip((pose(), 3)))["min_distance"]
+    up = measure_constraint("knee_to_chest", clip((pose(), 5), (knee_up, 5)))
+    assert up["min_distance"] < rest_distance - 0.2 and up["peak_knee_height"] > 0
 
 
 def test_forward_reach_of_straight_arms_is_arm_length_and_heading_invariant():
@@ -285,17 +348,20 @@ def test_ground_penetration_and_bone_length_drift():
     assert PARENTS[w] == e
     assert bone_length_drift(stretched) == pytest.approx((0.05 / 1.05) / (NUM_JOINTS - 1))
     p = plausibility(stretched)
-    assert set(p) == {"foot_sliding", "foot_skating_ratio", "ground_penetration", "bone_length_drift"}
+    assert set(p) == {"foot_sliding", "foot_skating_ratio", "ground_penetration", "bone_length_drift", "jerk",
+                      "contact_fraction", "floating"}
 
 
 def test_constraint_registry_measures_each_prompt():
     raised, touch = _raise_and_touch_poses()
     motion = clip((pose(), 10), (raised, 10), (touch, 10))
-    assert set(CONSTRAINTS) == {"touch_shoulder", "foot_lift", "planted_reach", "torso_pitch", "raise_then_touch"}
+    assert set(CONSTRAINTS) == {"touch_shoulder", "foot_lift", "planted_reach", "torso_pitch", "raise_then_touch",
+                                "hand_height", "knee_to_chest"}
+    assert [c.name for c in CONSTRAINTS.values() if c.binary] == ["raise_then_touch"]
     for name, constraint in CONSTRAINTS.items():
         values = measure_constraint(name, motion)
         assert constraint.primary in values
-        assert all(v is None or np.isfinite(v) for v in values.values())
+        assert all(v is None or np.isfinite(v) for v in values.values()), name
     assert measure_constraint("raise_then_touch", motion)["order_holds"] == 1.0
 
 

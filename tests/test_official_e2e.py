@@ -18,6 +18,7 @@ from motion.core.parts import PART_INDICES, TEXT_SLOTS
 from tests.support.official import (
     ACTIONS,
     FakeDistilBert,
+    tiny_design,
     write_glove,
     write_official_tmrs,
     write_test_split,
@@ -46,10 +47,7 @@ def write_release(golden: Path, root: Path, token_dtype: str = "float32") -> Pat
     (root / "meta").mkdir()
     np.save(root / "meta" / "mean.npy", mean)
     np.save(root / "meta" / "std.npy", std)
-    pair = {"id": 1, "ik": "a man raises the right hand and touches the left shoulder",
-            "fk": "a man swings the right arm across the chest with elbow bent", "constraint": "touch_shoulder",
-            "frames": 40}
-    (root / "pairs.yaml").write_text(yaml.safe_dump({"pairs": [pair]}))
+    (root / "pairs.yaml").write_text(yaml.safe_dump(tiny_design()))
     out = root / "official"
     dirs = {**paths, "embeddings": root / "embeddings", "cache": root / "cache", "metrics": root / "metrics",
             "evaluate": root / "evaluate", "prompt_study": root / "study", "lgtm": root / "trained_lgtm",
@@ -70,7 +68,8 @@ def write_release(golden: Path, root: Path, token_dtype: str = "float32") -> Pat
                                             "t2m": {"checkpoint": str(golden / "t2m_evaluator_small.tar"),
                                                     "glove_dir": str(glove), "meta_dir": str(root / "meta")}}.items()},
         "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.samples": 2, "prompt_study.batch_size": 4,
-        "prompt_study.sampling": {"steps": 2}, "prompt_study.ci": "welch", "prompt_study.split": "rules",
+        "prompt_study.sampling": {"steps": 2}, "prompt_study.split": "rules",
+        "prompt_study.guidance.sweep": [],
     })
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -103,7 +102,7 @@ def test_import_evaluate_study_and_generate_on_the_release(golden: Path, tmp_pat
     prompt_study.main()
     saved = json.loads((tmp_path / "study" / "results.json").read_text())
     assert saved["meta"]["lgtm"] == str(tmp_path / "official" / "lgtm")
-    assert saved["meta"]["frames"] == {"1": {"requested": 40, "used": 40}}  # the released window is 196
+    assert saved["meta"]["frames"] == {"touch_shoulder": {"requested": 40, "used": 40}}  # the released window is 196
     joints = np.load(tmp_path / "study" / "joints.npz")
     assert joints["1_ik_0"].shape == (40, 22, 3) and np.isfinite(joints["1_ik_0"]).all()
 

@@ -15,16 +15,13 @@ import pytest
 import yaml
 
 from motion.core.parts import FEATURE_DIM
-from tests.support.official import ACTIONS, write_fake_distilbert, write_official_tmrs
+from tests.support.official import ACTIONS, tiny_design, write_fake_distilbert, write_official_tmrs
 from tests.support.workspace import dvc, make_workspace, run
 
 pytestmark = pytest.mark.slow
 
 LATENT = 256  # the golden LGTM's text adapters take 256-d latents
 TARGETS = ("import_official", "evaluate", "prompt_study")
-PAIRS = {"pairs": [{"id": "1", "ik": "a man raises the right hand and touches the left shoulder",
-                    "fk": "a man swings the right arm across the chest with elbow bent",
-                    "constraint": "touch_shoulder", "frames": 40}]}
 
 
 def write_release_files(golden: Path, root: Path) -> dict[str, str]:
@@ -58,10 +55,10 @@ def test_dvc_repro_in_official_mode_trains_nothing(golden: Path, tmp_path: Path,
         "evaluate.replications": 2, "evaluate.mm_texts": 0,
         "evaluate.rows": [{"name": "lgtm", "sampler": "ddim", "steps": 2}],
         "prompt_study.pairs": "prompts/tiny_pairs.yaml", "prompt_study.samples": 2, "prompt_study.batch_size": 4,
-        "prompt_study.sampling": {"steps": 2}, "prompt_study.ci": "welch",
+        "prompt_study.sampling": {"steps": 2}, "prompt_study.guidance.sweep": [],
     }
     ws = make_workspace(tmp_path / "ws", overrides=overrides)
-    (ws / "prompts" / "tiny_pairs.yaml").write_text(yaml.safe_dump(PAIRS, sort_keys=False))
+    (ws / "prompts" / "tiny_pairs.yaml").write_text(yaml.safe_dump(tiny_design(), sort_keys=False))
     run([sys.executable, "-m", "tools.switch_source", "official"], ws)  # the one switch (params.yaml in place)
     switched = yaml.safe_load((ws / "params.yaml").read_text())
     assert switched["models"]["source"] == "official" and switched["embed_texts"]["encoder"] == "distilbert"

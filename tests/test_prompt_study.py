@@ -1,4 +1,5 @@
-"""The IK-vs-FK prompt study on hand-built motions: winners, intervals, reports; the pairs file; the stage glue."""
+"""The IK-vs-FK prompt study on hand-built motions: arms, tests, reports (opened in Chromium); the design file;
+the held-out vocabulary; the stage glue."""
 from __future__ import annotations
 
 import json
@@ -14,20 +15,19 @@ from motion.core.errors import DataError
 from motion.core.kinematics import axis_angle_to_matrix, forward_kinematics
 from motion.core.parts import PART_NAMES
 from motion.core.sampling import SamplingConfig
-from motion.core.skeleton import JOINT_INDEX, NUM_JOINTS
-from motion.eval.confidence import welch_test
-from motion.study.constraints import CONSTRAINTS, heading
+from motion.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from motion.study.constraints import heading
 from motion.study.prompt_study import (
-    PromptPair,
+    FK_SEED_OFFSET,
     StudySettings,
     aggregate,
-    compare,
     dvc_metrics,
-    load_pairs,
+    load_design,
+    parse_design,
     run_study,
-    winner,
 )
 from motion.study.report import html_report, write_study
+from motion.study.vocabulary import vocabulary_overlap, words
 from tests.support.params import write_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,193 +73,284 @@ def lift_right_foot(seconds: float, frames: int, height: float = 0.3) -> np.ndar
     return x
 
 
-def fake_sampler(calls: list[tuple[str, int, int, int]]):  # noqa: ANN201
-    """IK phrasings touch the shoulder and pitch to 45 degrees better; the FK phrasing holds the foot up longer."""
-    def one(prompt: str, frames: int, rng: np.random.Generator) -> np.ndarray:
-        ik = prompt.startswith("IK")
-        if "shoulder" in prompt:
-            return touch_shoulder((0.03 if ik else 0.30) + 0.02 * rng.random(), frames)
-        if "torso" in prompt:
-            return pitch_torso((44.0 if ik else 20.0) + 2.0 * rng.random(), frames)
-        return lift_right_foot((0.5 if ik else 1.2) + 0.05 * rng.integers(0, 3), frames)
+def parts_of(text: str) -> dict[str, str]:
+    """Six part texts of a test prompt."""
+    return {p: f"{p}: {text}" for p in PART_NAMES}
 
+
+def design_dict(frames: int = 30) -> dict:
+    """Three constraints: two pairs for touch_shoulder and torso_pitch, one for foot_lift."""
+    pairs = [("ts_1", "touch_shoulder"), ("ts_2", "touch_shoulder"), ("tp_1", "torso_pitch"), ("tp_2", "torso_pitch"),
+             ("fl_1", "foot_lift")]
+    return {
+        "constraints": {
+            "touch_shoulder": {"goal": "the right hand on the left shoulder", "guided": "near right_wrist "
+                               "left_shoulder 0.05", "frames": frames},
+            "torso_pitch": {"goal": "the torso at 45 degrees", "guided": "pitch 45", "frames": frames},
+            "foot_lift": {"goal": "the right foot up", "guided": "above right_foot 0.2", "frames": frames + 10},
+        },
+        "pairs": [{"id": pid, "constraint": c, "ik": {"text": f"IK {pid} {c}", "parts": parts_of(f"IK {pid}")},
+                   "fk": {"text": f"FK {pid} {c}", "parts": parts_of(f"FK {pid}")}} for pid, c in pairs],
+    }
+
+
+DESIGN = parse_design(design_dict(), "test")
+
+
+def fake_motion(prompt: str, frames: int, rng: np.random.Generator, guided: bool = False) -> np.ndarray:
+    """IK prompts touch the shoulder and pitch to 45 degrees better; FK ones hold the foot up longer; guided best."""
+    ik = prompt.startswith("IK")
+    if "touch_shoulder" in prompt:
+        distance = 0.01 if guided else 0.03 if ik else 0.30
+        return touch_shoulder(distance + 0.02 * rng.random(), frames)
+    if "torso_pitch" in prompt:
+        return pitch_torso((44.0 if ik else 20.0) + 2.0 * rng.random(), frames) + np.array([0.0, 0.5, 0.0])  # floats
+    return lift_right_foot((0.5 if ik else 1.2) + 0.05 * rng.integers(0, 3), frames)
+
+
+def fake_sampler(calls: list[tuple[str, int, int]]):  # noqa: ANN201
+    """The unguided sampler: one motion per prompt from (seed, index, prompt)."""
     def sample(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int) -> list[np.ndarray]:
         calls.extend(zip(prompts, frames, [seed] * len(prompts)))
         assert all(set(p) == set(PART_NAMES) for p in parts)
-        return [one(prompt, n, np.random.default_rng([seed, k, zlib.crc32(prompt.encode())]))
+        return [fake_motion(prompt, n, np.random.default_rng([seed, k, zlib.crc32(prompt.encode())]))
                 for k, (prompt, n) in enumerate(zip(prompts, frames))]
     return sample
 
 
-def study_settings(samples: int, seed: int = 0, ci: str = "bootstrap", n_resamples: int = 10000) -> StudySettings:
-    """The study's settings in a test (95% intervals)."""
-    return StudySettings(samples, seed, ci, n_resamples, 0.05)
-
-
-PAIRS = [PromptPair("1", "IK touch the left shoulder", "FK swing the arm, shoulder", "touch_shoulder", 30),
-         PromptPair("4", "IK torso to 45 degrees", "FK tilt the torso", "torso_pitch", 30),
-         PromptPair("2", "IK foot up", "FK thigh up", "foot_lift", 40)]
+def fake_guided(calls: list[str]):  # noqa: ANN201
+    """The guided sampler: the unguided motion of the same noise, moved towards the constraint."""
+    def sample(prompts: list[str], parts: list[dict[str, str]], frames: list[int], seed: int,
+               constraints: list[str]) -> list[np.ndarray]:
+        calls.extend(constraints)
+        return [fake_motion(prompt, n, np.random.default_rng([seed, k, zlib.crc32(prompt.encode())]), guided=True)
+                for k, (prompt, n) in enumerate(zip(prompts, frames))]
+    return sample
 
 
 def similarity(text: str, joints: np.ndarray) -> float:
-    """A deterministic stand-in for TMR: IK prompts score 0.6, FK ones 0.4, plus a joint-dependent bit."""
-    return (0.6 if text.startswith("IK") else 0.4) + 0.01 * float(np.tanh(joints[..., 1].mean()))
+    """A deterministic stand-in for TMR: a joint-dependent number."""
+    return 0.5 + 0.01 * float(np.tanh(joints[..., 1].mean()))
 
 
-def splitter(calls: list[str]):  # noqa: ANN201
-    """Every part gets the prompt; records the prompts it split."""
-    def split(prompt: str) -> dict[str, str]:
-        calls.append(prompt)
-        return {p: f"{p}: {prompt}" for p in PART_NAMES}
-    return split
+K = 6
 
 
 @pytest.fixture(scope="module")
 def study():  # noqa: ANN201
-    """The study of PAIRS on the fake sampler, K = 5, bootstrap intervals."""
-    samples, splits = [], []
-    run = run_study(PAIRS, fake_sampler(samples), splitter(splits), similarity,
-                    study_settings(samples=5, seed=3, n_resamples=2000), progress=False)
-    return run, aggregate(run), samples, splits
+    """The study of DESIGN on the fake samplers, K = 6, three arms."""
+    calls, guided_calls, splits = [], [], []
+    run = run_study(DESIGN, fake_sampler(calls), StudySettings(K, 3, 0.05, 999), similarity,
+                    guided=fake_guided(guided_calls), splitter=lambda p: splits.append(p) or parts_of(p.upper()),
+                    progress=False)
+    return run, aggregate(run), calls, guided_calls, splits
 
 
-def test_samples_seeds_and_part_texts(study) -> None:  # noqa: ANN001
-    run, result, samples, splits = study
-    assert len(run.records) == 3 * 2 * 5
-    assert sorted(splits) == sorted(p.prompt(ph) for p in PAIRS for ph in ("ik", "fk"))  # one split per prompt
-    assert samples == [(p.prompt(ph), p.frames, 3) for p in PAIRS for ph in ("ik", "fk") for _ in range(5)]
-    assert [r["sample"] for r in run.records[:6]] == [0, 1, 2, 3, 4, 0] and {r["seed"] for r in run.records} == {3}
-    assert result["part_texts"]["1"]["ik"]["head"] == f"head: {PAIRS[0].ik}"
-    record = run.records[0]
-    assert set(record["plausibility"]) == {"foot_sliding", "foot_skating_ratio", "ground_penetration",
-                                           "bone_length_drift"}
-    assert record["constraint"]["min_distance"] == record["primary"] and record["tmr_similarity"] > 0.5
-    assert run.motions[("2", "fk")][0].shape == (40, NUM_JOINTS, 3)
+def test_arms_seeds_floor_and_part_texts(study) -> None:  # noqa: ANN001
+    run, result, calls, guided_calls, splits = study
+    assert run.arms == ("ik", "fk", "guided") and len(run.records) == 5 * 3 * K
+    ik_calls = [c for c in calls if c[0].startswith("IK")]
+    assert {c[2] for c in ik_calls} == {3} and {c[2] for c in calls if c[0].startswith("FK")} == {3 + FK_SEED_OFFSET}
+    assert len(calls) == 2 * 5 * K and guided_calls.count("pitch 45") == 2 * K  # the guided arm gets the constraint
+    assert sorted(splits) == sorted(f"{ph} {p.id} {p.constraint}" for p in DESIGN.pairs for ph in ("IK", "FK"))
+    assert result["pairs"][0]["parts"]["ik"]["head"] == "head: IK ts_1"  # the given texts are used ...
+    assert result["pairs"][0]["split_parts"]["ik"]["head"] == "head: IK TS_1 TOUCH_SHOULDER"  # ... the split shown
+    record = next(r for r in run.records if r["pair"] == "tp_1")
+    assert record["plausibility"]["floor_offset"] == pytest.approx(0.5, abs=0.02)  # the floating clip is floored
+    assert min(m[..., [7, 8, 10, 11], 1].min() for m in run.motions[("tp_1", "ik")]) == pytest.approx(0.0, abs=1e-9)
+    assert set(record["plausibility"]) >= {"foot_sliding", "foot_skating_ratio", "ground_penetration",
+                                           "bone_length_drift", "jerk", "floating"}
+    guided = [r for r in run.records if r["arm"] == "guided" and r["pair"] == "ts_1"]
+    assert all(0 < r["moved"] < 0.1 for r in guided)  # moved from its FK twin (same noise)
+    assert run.motions[("fl_1", "fk")][0].shape == (40, NUM_JOINTS, 3)
 
 
-def test_winners_respect_the_direction_of_each_constraint(study) -> None:  # noqa: ANN001
-    _, result, _, _ = study
-    by_id = {p["id"]: p for p in result["pairs"]}
-    assert [p["id"] for p in result["pairs"]] == ["1", "4", "2"]  # file order kept
-    ik, fk = by_id["1"]["summary"]["primary"]["ik"], by_id["1"]["summary"]["primary"]["fk"]
-    assert 0.02 < ik["mean"] < 0.06 and 0.29 < fk["mean"] < 0.33  # metres, the hand-built distances
-    assert by_id["1"]["winner"] == "ik" and by_id["1"]["significant"]  # lower distance is better
-    pitch = by_id["4"]["summary"]["constraint.peak_pitch"]
-    assert pitch["ik"]["mean"] == pytest.approx(45.0, abs=1.5) and pitch["fk"]["mean"] == pytest.approx(21, abs=1.5)
-    assert by_id["4"]["winner"] == "ik" and by_id["4"]["significant"]  # lower error is better
-    hold = by_id["2"]["summary"]["primary"]
-    assert 0.45 <= hold["ik"]["mean"] <= 0.65 and 1.15 <= hold["fk"]["mean"] <= 1.35
-    assert by_id["2"]["winner"] == "fk" and by_id["2"]["significant"]  # higher hold time is better
-    assert result["tally"] == {"ik_wins": 2, "fk_wins": 1, "ties": 0, "ik_significant_wins": 2,
-                               "fk_significant_wins": 1}
-    for p in result["pairs"]:
-        c = p["comparisons"]["primary"]
-        assert c["method"] == "bootstrap" and c["ci_low"] <= c["difference"] <= c["ci_high"]
-        means = p["summary"]["primary"]
-        assert c["difference"] == pytest.approx(means["ik"]["mean"] - means["fk"]["mean"])
-        assert p["comparisons"]["tmr_similarity"]["difference"] == pytest.approx(0.2, abs=0.02)
+def test_tests_directions_holm_and_power(study) -> None:  # noqa: ANN001
+    _, result, _, _, _ = study
+    tests = {t["id"]: t for t in result["tests"]}
+    # per pair IK vs FK: 5; per constraint pooled IK vs FK (primary, similarity) and guided vs FK: 3 x 3
+    assert len(tests) == 5 + 9
+    ts = tests["ik_vs_fk/touch_shoulder/pooled/primary"]
+    assert ts["method"] == "stratified-monte-carlo-permutation" and ts["n_a"] == 2 * K
+    assert ts["better"] == "ik" and ts["difference"] < 0 and ts["ci_high"] < 0  # lower distance is better
+    assert tests["ik_vs_fk/torso_pitch/pooled/primary"]["better"] == "ik"
+    foot = tests["ik_vs_fk/foot_lift/fl_1/primary"]
+    assert foot["method"] == "exact-permutation" or foot["method"] == "monte-carlo-permutation"
+    assert foot["difference"] < 0 and foot["better"] == "fk"  # higher hold time is better
+    assert tests["guided_vs_fk/touch_shoulder/pooled/primary"]["better"] == "guided"
+    assert all(t["p_holm"] >= t["p_value"] for t in tests.values())
+    assert all(t["underpowered"] for t in tests.values() if t["scope"] == "pair")  # 6 vs 6 after 14 tests
+    by_name = {c["name"]: c for c in result["constraints"]}
+    assert by_name["touch_shoulder"]["ik_vs_fk"] is ts and by_name["touch_shoulder"]["pairs"] == ["ts_1", "ts_2"]
+    s = by_name["touch_shoulder"]["summary"]["primary"]
+    assert 0.02 < s["ik"]["mean"] < 0.06 and 0.29 < s["fk"]["mean"] < 0.33 and s["guided"]["mean"] < 0.035
+    assert s["ik"]["low"] < s["ik"]["mean"] < s["ik"]["high"]
+    assert result["tally"]["ik_better"] + result["tally"]["fk_better"] + result["tally"][
+        "no_significant_difference"] == 3
+    metrics = dvc_metrics(result)
+    assert set(metrics["constraints"]) == {"touch_shoulder", "torso_pitch", "foot_lift"}
+    assert metrics["constraints"]["touch_shoulder"]["better"] == "ik" and len(json.dumps(metrics)) < 3000
 
 
-def test_welch_intervals_and_ties() -> None:
-    a, b = [0.1, 0.2, 0.15, 0.12], [0.3, 0.35, 0.28, 0.4]
-    got = compare(a, b, study_settings(samples=4, ci="welch"), "x")
-    assert got == welch_test(a, b)
-    boot = compare(a, b, study_settings(samples=4, seed=1, n_resamples=500), "x")
-    assert boot.ci_high < 0 and boot == compare(a, b, study_settings(samples=4, seed=1, n_resamples=500), "x")
-    assert winner(-0.1, higher_is_better=False) == "ik" and winner(-0.1, higher_is_better=True) == "fk"
-    assert winner(0.0, True) == "tie"
-    same = run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, n) for n in f],
-                     lambda p: {q: p for q in PART_NAMES},
-                     None, study_settings(samples=3, ci="welch"), progress=False)
-    pair = aggregate(same)["pairs"][0]
-    assert pair["winner"] == "tie" and not pair["significant"]
-    assert pair["comparisons"]["tmr_similarity"] is None and pair["summary"]["tmr_similarity"]["ik"]["n"] == 0
-    with pytest.raises(ValueError, match="Welch"):
-        study_settings(samples=1, ci="welch")
+def test_binary_outcomes_use_fisher_and_two_arms_without_guidance() -> None:
+    data = design_dict(frames=20)
+    data["constraints"] = {"raise_then_touch": {"goal": "g", "guided": "pitch 10", "frames": 20}}
+    data["pairs"] = [{**p, "constraint": "raise_then_touch"} for p in data["pairs"][:2]]
+    design = parse_design(data, "test")
+    still = lambda p, parts, f, s: [touch_shoulder(0.1, n) for n in f]  # noqa: E731
+    run = run_study(design, still, StudySettings(4, 0, 0.05, 99), progress=False)
+    assert run.arms == ("ik", "fk") and all(r[ "goal_similarity"] is None for r in run.records)
+    result = aggregate(run)
+    pair = result["pairs"][0]["test"]
+    assert pair["method"] == "fisher-exact" and pair["p_value"] == 1.0 and pair["better"] is None
+    assert pair["min_p"] == 1.0 and pair["underpowered"]  # no successes at all: nothing can be significant
+    assert [t["metric"] for t in result["tests"]] == ["primary", "primary", "primary"]  # no similarity scored
+    assert result["constraints"][0]["guided_vs_fk"] is None
 
 
 def test_bad_samples_are_named() -> None:
-    split = lambda p: {q: p for q in PART_NAMES}  # noqa: E731
-    with pytest.raises(ValueError, match="pair 1 ik sample 1: .*shape"):
-        run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, f[0]), np.zeros((1, NUM_JOINTS, 3))] * 2,
-                  split, None, study_settings(samples=2), progress=False)
-    with pytest.raises(ValueError, match="the sampler returned 1 motions, 4 were asked for"):
-        run_study(PAIRS[:1], lambda p, parts, f, s: [touch_shoulder(0.1, f[0])], split, None,
-                  study_settings(samples=2), progress=False)
+    with pytest.raises(ValueError, match="samples must be >= 2"):
+        StudySettings(1, 0, 0.05)
+    with pytest.raises(ValueError, match="pair ts_1 ik sample 1: .*shape"):
+        run_study(DESIGN, lambda p, parts, f, s: [touch_shoulder(0.1, f[0]), np.zeros((1, NUM_JOINTS, 3))] * 5,
+                  StudySettings(2, 0, 0.05), progress=False)
+    with pytest.raises(ValueError, match="the ik sampler returned 1 motions, 10 were asked for"):
+        run_study(DESIGN, lambda p, parts, f, s: [touch_shoulder(0.1, f[0])], StudySettings(2, 0, 0.05),
+                  progress=False)
 
 
-def test_reports_plots_and_videos(study, tmp_path: Path) -> None:  # noqa: ANN001
+def test_reports_plots_videos_and_the_page_in_chromium(study, tmp_path: Path) -> None:  # noqa: ANN001
     from tests.oracles.video import decode_first_frame
 
-    run, result, _, _ = study
-    files = write_study(tmp_path, run, result, {"splitter": "fake"}, video_sample=1, progress=False)
-    for pid in ("1", "2", "4"):
-        assert (tmp_path / f"plots/pair_{pid}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        frame = decode_first_frame(tmp_path / f"videos/pair_{pid}.mp4")
-        assert frame.shape[1] == 960 and frame.std() > 0  # two 480-pixel panels side by side
-        assert files[f"frame_{pid}"].read_bytes()[:4] == b"\x89PNG"
+    run, result, _, _, _ = study
+    vocabulary = vocabulary_overlap({"ik": ["IK ts_1"], "fk": ["FK ts_1"]}, ["ik ts_1 touches"])
+    files = write_study(tmp_path, run, result, {"data": "synthetic"}, vocabulary, video_sample=1, progress=False)
+    for name in ("touch_shoulder", "torso_pitch", "foot_lift"):
+        assert (tmp_path / f"plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    frame = decode_first_frame(tmp_path / "videos/pair_ts_1.mp4")
+    assert frame.shape[1] == 3 * 480 and frame.std() > 0  # three 480-pixel panels: IK, FK, guided
+    assert files["frame_fl_1"].read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "report.md").read_text()
-    assert "| 1 | IK touch the left shoulder | FK swing the arm, shoulder |" in md
-    assert "IK-like (significant)" in md and "FK-like (significant)" in md
-    assert "](plots/pair_4.png)" in md and "videos/pair_2.mp4" in md
-    page = (tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and page.count("data:video/mp4;base64,") == 3
+    assert "model trained on the project's synthetic data" in md and "stages.import_official" in md
+    assert "| touch_shoulder: min_distance (lower is better) |" in md and "IK-like better" in md
+    assert "splitter (not used)" in md and "](plots/torso_pitch.png)" in md and "videos/pair_fl_1.mp4" in md
+    assert "| IK-like | 1 | 1 |" in md  # the vocabulary table: 'IK ts_1' occurs verbatim in the caption
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert len(saved["samples"]) == 30 and saved["meta"] == {"splitter": "fake"}
+    assert len(saved["samples"]) == 5 * 3 * K and saved["meta"] == {"data": "synthetic"}
     with np.load(tmp_path / "joints.npz") as motions:
-        assert np.array_equal(motions["4_ik_2"], run.motions[("4", "ik")][2])
-    page = html_report(result, tmp_path, saved["files"]["plots"], saved["files"]["videos"], {}, embed_video_bytes=0)
-    assert "data:video/mp4" not in page and "src='videos/pair_1.mp4'" in page
-    metrics = dvc_metrics(result)
-    assert metrics["pairs"]["2"]["winner"] == "fk" and metrics["tally"]["ik_wins"] == 2
-    assert metrics["pairs"]["1"]["ci_low"] <= metrics["pairs"]["1"]["difference"] <= metrics["pairs"]["1"]["ci_high"]
+        assert np.allclose(motions["tp_2_guided_2"], run.motions[("tp_2", "guided")][2], atol=1e-6)
+    page = html_report(result, tmp_path, saved["files"]["plots"], saved["files"]["videos"], {}, None,
+                       embed_video_bytes=0)
+    assert "data:video/mp4" not in page and "src='videos/pair_ts_1.mp4'" in page
+    (tmp_path / "linked.html").write_text(page)
+    check_page_in_chromium(tmp_path / "report.html", images=3, videos=5)
+    check_page_in_chromium(tmp_path / "linked.html", images=3, videos=5)
 
 
-# ----------------------------------------------------------------------------- the pairs file
+def check_page_in_chromium(page: Path, images: int, videos: int) -> None:
+    """Open a report in headless Chromium: every image decodes, every video loads its data, no console errors."""
+    import time
 
-def test_the_repository_pairs_file_loads() -> None:
-    pairs = load_pairs(REPO / "prompts" / "ik_fk_pairs.yaml")
-    assert [p.id for p in pairs] == ["1", "2", "3", "4", "5"]
-    assert [p.constraint for p in pairs] == ["touch_shoulder", "foot_lift", "planted_reach", "torso_pitch",
-                                             "raise_then_touch"]
-    assert all(p.constraint in CONSTRAINTS and p.frames >= 40 for p in pairs)
-    assert pairs[0].ik == "a man raises the right hand and touches the left shoulder"
-    assert pairs[4].fk == "a man lifts the left arm upward, then bends the elbow to rest the hand"
+    from tests.support.studio import headless_chromium, require_browser
+
+    require_browser()
+    with headless_chromium() as driver:
+        driver.get(page.as_uri())
+        deadline = time.monotonic() + 60
+        state = None
+        while time.monotonic() < deadline:
+            state = driver.execute_script(
+                "const i = [...document.images], v = [...document.querySelectorAll('video')];"
+                "v.forEach(x => { if (x.readyState === 0 && !x.error) x.load(); });"
+                "return {images: i.length, decoded: i.filter(x => x.complete && x.naturalWidth > 0).length,"
+                " videos: v.length, ready: v.filter(x => x.readyState >= 1 && x.videoWidth > 0).length,"
+                " errors: v.filter(x => x.error).length};")
+            if state["decoded"] == state["images"] and state["ready"] == state["videos"]:
+                break
+            time.sleep(0.5)
+        assert state == {"images": images, "decoded": images, "videos": videos, "ready": videos, "errors": 0}, state
+        severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == []
+
+
+# ----------------------------------------------------------------------------- the design file
+
+def test_the_repository_design_file() -> None:
+    design = load_design(REPO / "prompts" / "ik_fk_pairs.yaml")
+    assert list(design.goals) == ["touch_shoulder", "foot_lift", "planted_reach", "torso_pitch", "raise_then_touch",
+                                  "hand_height", "knee_to_chest"]
+    keywords = {"near", "above", "below", "planted", "pitch"}
+    for name, goal in design.goals.items():
+        assert len(design.pairs_of(name)) >= 3 and goal.frames >= 40, name
+        for constraint in goal.guided.split(";"):
+            tokens = constraint.split()
+            assert tokens[0] in keywords, goal.guided
+            assert all(t in JOINT_NAMES for t in tokens[1:] if t.isidentifier() and t not in ("frames", "end"))
+    for pair in design.pairs:
+        assert pair.ik.text != pair.fk.text and set(pair.ik.parts) == set(pair.fk.parts) == set(PART_NAMES)
+        assert any(pair.ik.parts[p] != "does nothing" for p in PART_NAMES)
+    texts = [p.ik.text for p in design.pairs] + [p.fk.text for p in design.pairs]
+    assert len(set(texts)) == len(texts)
+
+
+def test_study_prompts_are_held_out_from_the_synthetic_training_captions(tmp_path: Path) -> None:
+    """The default synthetic data (400 motions, seed 1234): no study prompt occurs in any caption (or its mirror),
+    and the two styles' wording is about as familiar to the model."""
+    from motion.data.captions import mirror_text, read_captions
+    from motion.data.synthetic.dataset import generate_dataset
+
+    generate_dataset(tmp_path / "amass", tmp_path / "ann", 400, 1234)
+    captions = [c.text for f in sorted((tmp_path / "ann" / "texts").glob("*.txt")) for c in read_captions(f)]
+    captions += [mirror_text(c) for c in captions]
+    design = load_design(REPO / "prompts" / "ik_fk_pairs.yaml")
+    overlap = vocabulary_overlap({"ik": [p.ik.text for p in design.pairs], "fk": [p.fk.text for p in design.pairs]},
+                                 captions)
+    assert overlap["styles"]["ik"]["verbatim"] == 0 and overlap["styles"]["fk"]["verbatim"] == 0
+    ik, fk = (overlap["styles"][s]["overlap"] for s in ("ik", "fk"))
+    assert abs(ik["1"] - fk["1"]) < 0.15, (ik, fk)  # both styles' words were seen in training
+
+
+def test_vocabulary_overlap_counts() -> None:
+    got = vocabulary_overlap({"a": ["The man, bends the knee", "jumps high"]}, ["a man bends the knee slowly"])
+    rows = got["styles"]["a"]["rows"]
+    assert words("The man, bends the knee") == ["the", "man", "bends", "the", "knee"]
+    assert rows[0]["verbatim"] is False and rows[0]["overlap"]["1"] == pytest.approx(1.0)
+    assert rows[0]["overlap"]["2"] == pytest.approx(3 / 4) and rows[1]["overlap"]["1"] == 0.0
+    assert vocabulary_overlap({"a": ["bends the knee"]}, ["a man bends the knee"])["styles"]["a"]["verbatim"] == 1
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"constraint": "touch_nose"}, "unknown constraint 'touch_nose'.*touch_shoulder"),
-    ({"frames": "many"}, "frames must be an integer"),
-    ({"ik": ""}, "'ik' must be a non-empty caption"),
-    ({"extra": 1}, "unknown keys \\['extra'\\]"),
+    (lambda d: d["constraints"].update(nose={"goal": "g", "guided": "x", "frames": 9}), "unknown constraint 'nose'"),
+    (lambda d: d["constraints"]["torso_pitch"].update(frames="many"), "frames must be an integer"),
+    (lambda d: d["pairs"][0]["ik"].update(text=""), "pair 'ts_1' ik text must be a non-empty text"),
+    (lambda d: d["pairs"][0]["fk"]["parts"].pop("head"), "pair 'ts_1' fk parts: missing keys \\['head'\\]"),
+    (lambda d: d["pairs"][0].update(extra=1), "unknown keys \\['extra'\\]"),
+    (lambda d: d["pairs"][0].update(constraint="hand_height"), "'hand_height' is not under 'constraints:'"),
+    (lambda d: d["pairs"].append(dict(d["pairs"][0])), "duplicate pair ids \\['ts_1'\\]"),
+    (lambda d: d["pairs"].pop(), "constraints without a pair: \\['foot_lift'\\]"),
 ])
-def test_bad_pairs_name_the_file(tmp_path: Path, change: dict, message: str) -> None:
-    item = {"id": "7", "ik": "a man touches the nose", "fk": "a man bends the elbow", "constraint": "touch_shoulder",
-            "frames": 60}
+def test_bad_designs_name_the_file(tmp_path: Path, change, message: str) -> None:  # noqa: ANN001
+    data = design_dict()
+    change(data)
     path = tmp_path / "pairs.yaml"
-    path.write_text(yaml.safe_dump({"pairs": [{**item, **change}]}))
+    path.write_text(yaml.safe_dump(data))
     with pytest.raises(DataError, match=f"{path}.*{message}"):
-        load_pairs(path)
+        load_design(path)
 
 
-def test_pairs_file_structure_errors(tmp_path: Path) -> None:
+def test_design_file_structure_errors(tmp_path: Path) -> None:
     path = tmp_path / "pairs.yaml"
     with pytest.raises(DataError, match="pairs.yaml: prompt pair file is missing"):
-        load_pairs(path)
+        load_design(path)
     path.write_text("pairs: [1, 2")
     with pytest.raises(DataError, match="not valid YAML"):
-        load_pairs(path)
+        load_design(path)
     path.write_text("- id: 1\n")
+    with pytest.raises(DataError, match="top-level 'constraints:'"):
+        load_design(path)
+    path.write_text(yaml.safe_dump({"constraints": design_dict()["constraints"]}))
     with pytest.raises(DataError, match="top-level 'pairs:'"):
-        load_pairs(path)
-    item = {"id": 1, "ik": "a", "fk": "b", "constraint": "foot_lift", "frames": 40}
-    path.write_text(yaml.safe_dump({"pairs": [item, item]}))
-    with pytest.raises(DataError, match="duplicate pair ids \\['1'\\]"):
-        load_pairs(path)
-    item.pop("fk")
-    path.write_text(yaml.safe_dump({"pairs": [item]}))
-    with pytest.raises(DataError, match="missing keys \\['fk'\\]"):
-        load_pairs(path)
+        load_design(path)
 
 
 # ----------------------------------------------------------------------------- the stage on tiny trained models
@@ -301,16 +392,24 @@ def write_tiny_pipeline(root: Path) -> Path:
     np.save(root / "features" / "Mean.npy", mean)
     np.save(root / "features" / "Std.npy", std)
     np.savez(root / "features" / "part_stats.npz", whole_body_mean=mean, whole_body_std=std + 1.0)
-    known = ["a man raises the right hand and touches the left shoulder"]
+    design = load_design(REPO / "prompts" / "ik_fk_pairs.yaml")
+    pair = design.pairs[0]
+    known = [pair.ik.text]
     cache = ArrayCache(root / "cache" / "embeddings")
     cache.add(known, *WordEncoder().encode(known))
     write_embeddings(root / "embeddings", known, cache, WordEncoder())
-    pairs = load_pairs(REPO / "prompts" / "ik_fk_pairs.yaml")
-    (root / "pairs.yaml").write_text(yaml.safe_dump({"pairs": [
-        {"id": p.id, "ik": p.ik, "fk": p.fk, "constraint": p.constraint, "frames": f}
-        for p, f in ((pairs[0], 30),)]}))
+    data = yaml.safe_load((REPO / "prompts" / "ik_fk_pairs.yaml").read_text())
+    (root / "pairs.yaml").write_text(yaml.safe_dump({
+        "constraints": {pair.constraint: {**data["constraints"][pair.constraint], "frames": 30,
+                                          "guided": "near right_wrist left_shoulder 0.05 frames 12-end"}},
+        "pairs": [p for p in data["pairs"] if p["id"] == pair.id]}))
+    (root / "features" / "splits").mkdir()
+    (root / "features" / "splits" / "train.txt").write_text("000000\n000001\n")
+    (root / "poses" / "texts").mkdir(parents=True)
+    (root / "poses" / "texts" / "000000.txt").write_text("a man waves.#a/DET man/NOUN wave/VERB#0.0#0.0\n")
+    (root / "poses" / "texts" / "000001.txt").write_text(f"{pair.fk.text}.#x/X#0.0#0.0\n")
     paths = {"lgtm": root / "lgtm", "tmr": root / "tmr", "prompt_study": root / "out", "features": root / "features",
-             "embeddings": root / "embeddings", "cache": root / "cache", "metrics": root / "m"}
+             "embeddings": root / "embeddings", "cache": root / "cache", "metrics": root / "m", "poses": root / "poses"}
     return write_params(root, {
         **{f"paths.{k}": str(v) for k, v in paths.items()}, "split_texts.backend": "rules",
         "profile": "cpu", "compute.device": "cpu", "compute.threads.prompt_study": 1,
@@ -318,7 +417,8 @@ def write_tiny_pipeline(root: Path) -> Path:
         "lgtm.sampling": {"sampler": "ddim", "steps": 1000, "eta": 0.0, "guidance_scale": 1.0,
                           "timestep_spacing": "trailing"},
         "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.noise_seed": 0,
-        "prompt_study.split": "", "prompt_study.ci": "welch",
+        "prompt_study.split": "", "prompt_study.n_permutations": 99,
+        "prompt_study.guidance": {"strength": 1.0, "iterations": 1, "sweep": [0.0], "sweep_samples": 1},
         "prompt_study.samples": 2, "prompt_study.batch_size": 3, "prompt_study.sampling": {"steps": 2}})
 
 
@@ -331,20 +431,28 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     main()
     assert "report.html" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "m" / "prompt_study.json").read_text())
-    assert metrics["ci"] == "welch" and metrics["samples_per_prompt"] == 2 and metrics["sampling_steps"] == 2
-    assert metrics["splitter"] == "rules" and set(metrics["pairs"]) == {"1"}
-    for p in metrics["pairs"].values():
-        assert p["winner"] in ("ik", "fk", "tie") and -1 <= p["ik_tmr_similarity"] <= 1
-        assert p["ci_low"] <= p["difference"] <= p["ci_high"]
+    assert metrics["samples_per_prompt"] == 2 and metrics["sampling_steps"] == 2
+    assert metrics["arms"] == ["ik", "fk", "guided"] and metrics["tests"] == 4  # pair, pooled, similarity, guided
+    assert set(metrics["constraints"]) == {"touch_shoulder"}
+    assert metrics["vocabulary"]["fk"]["verbatim"] == 1 and metrics["vocabulary"]["ik"]["verbatim"] == 0
     out = tmp_path / "out"
     saved = json.loads((out / "results.json").read_text())
-    assert saved["meta"]["frames"] == {"1": {"requested": 30, "used": 24}}  # clamped to the model's window
-    assert saved["part_texts"]["1"]["ik"]["right_arm"] == "raises the right hand"  # the rules splitter's
-    assert [(r["phrasing"], r["sample"]) for r in saved["samples"]] == [("ik", 0), ("ik", 1), ("fk", 0), ("fk", 1)]
+    assert saved["meta"]["frames"] == {"touch_shoulder": {"requested": 30, "used": 24}}  # clamped to the window
+    pair = saved["pairs"][0]
+    given = load_design(tmp_path / "pairs.yaml").pairs[0]
+    assert pair["parts"] == {"ik": given.ik.parts, "fk": given.fk.parts}  # the given texts are used ...
+    assert set(pair["split_parts"]["fk"]) == set(PART_NAMES)  # ... the rules splitter's are shown beside them
+    assert [(r["arm"], r["sample"]) for r in saved["samples"]] == [("ik", 0), ("ik", 1), ("fk", 0), ("fk", 1),
+                                                                   ("guided", 0), ("guided", 1)]
+    guided = [r for r in saved["samples"] if r["arm"] == "guided"]
+    assert all(r["moved"] > 0 for r in guided)  # guidance moved the motion away from its FK twin
+    assert [r["strength"] for r in saved["guidance_sweep"]] == [0.0] and saved["meta"]["guidance_strength"] == 1.0
+    assert "Guidance strength sweep" in (out / "report.md").read_text()
+    assert all(-1 <= r["goal_similarity"] <= 1 for r in saved["samples"])
     first = np.load(out / "joints.npz")
-    assert first["1_ik_0"].shape == (24, NUM_JOINTS, 3) and not np.array_equal(first["1_ik_0"], first["1_ik_1"])
-
-    assert (out / "videos" / "pair_1.mp4").is_file() and (out / "frames" / "pair_1.png").is_file()
+    key = f"{pair['id']}_ik_0"
+    assert first[key].shape == (24, NUM_JOINTS, 3) and not np.array_equal(first[key], first[f"{pair['id']}_ik_1"])
+    assert (out / "videos" / f"pair_{pair['id']}.mp4").is_file() and (out / "report.html").is_file()
     from models.inference import LGTMGenerator, TrainedLGTM, features_to_joints, part_sampler, study_sampler
 
     trained = TrainedLGTM(tmp_path / "lgtm", tmp_path / "features", tmp_path / "tmr", tmp_path / "embeddings",
@@ -353,9 +461,9 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     generator = LGTMGenerator.load(trained, "cpu", batch_size=2)
     batched = study_sampler(generator, cfg)
     single = part_sampler(generator, cfg, seed=0)  # the generate command's glue
-    parts = saved["part_texts"]["1"]["ik"]
-    alone = features_to_joints(single(PAIRS[0].ik, parts, 24), generator.mean, generator.std)[1]
-    motions = batched([PAIRS[0].ik] * 3, [parts] * 3, [24, 20, 24], 0)  # batches of 2: seeds 0, 1
+    parts = pair["parts"]["ik"]
+    alone = features_to_joints(single(pair["ik"], parts, 24), generator.mean, generator.std)[1]
+    motions = batched([pair["ik"]] * 3, [parts] * 3, [24, 20, 24], 0)  # batches of 2: seeds 0, 1
     assert generator.window == 24 and [len(m) for m in motions] == [24, 20, 24]
     # batch composition changes float rounding (~7e-4 after the root integration at 2 trailing steps); other
     # noise changes the motion by ~4e-2
@@ -364,6 +472,11 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     again = np.load(out / "joints.npz")
     assert all(np.array_equal(first[k], again[k]) for k in first.files)
     assert json.loads((tmp_path / "m" / "prompt_study.json").read_text()) == metrics
-    (tmp_path / "pairs.yaml").write_text("pairs:\n  - {id: 9, ik: a, fk: b, constraint: nose, frames: 20}\n")
-    with pytest.raises(SystemExit, match="pairs.yaml: pair '9': unknown constraint 'nose'"):
+    design = yaml.safe_load((tmp_path / "pairs.yaml").read_text())
+    design["constraints"]["touch_shoulder"]["guided"] = "near right_wrist left_shoulder 0.05 frames 30-40"
+    (tmp_path / "pairs.yaml").write_text(yaml.safe_dump(design))
+    with pytest.raises(SystemExit, match="constraint 'touch_shoulder' guided: .*frames 30-40 start after"):
+        main()  # checked against the clamped length before anything is sampled
+    (tmp_path / "pairs.yaml").write_text("constraints: {nose: {goal: a, guided: b, frames: 20}}\npairs: []\n")
+    with pytest.raises(SystemExit, match="pairs.yaml: expected a top-level 'pairs:' list"):
         main()

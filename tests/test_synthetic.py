@@ -17,7 +17,7 @@ from motion.data.captions import IDLE, read_captions
 from motion.data.synthetic import body_scale_from_betas, generate_dataset
 from motion.data.synthetic.actions import ACTIONS
 from motion.data.synthetic.body import Body, betas_from_body_scale
-from motion.data.synthetic.captions import LEXICON, make_captions
+from motion.data.synthetic.captions import LEXICON, balanced_order, make_captions
 from motion.data.synthetic.compose import caption_order, pose_track, sample_motion, to_amass
 from motion.data.synthetic.track import Segment
 
@@ -142,6 +142,26 @@ def test_catalogue_covers_six_parts_with_twenty_actions():
     assert {p for a in ACTIONS.values() for p in a.parts} == set(PART_NAMES)
     for a in ACTIONS.values():
         assert set(a.part_texts) == set(a.parts) and len(a.phrases) >= 3
+
+
+JOINT_WORDS = {"elbow", "elbows", "knee", "knees", "hip", "hips", "thigh", "thighs", "forearm", "forearms", "neck",
+               "spine", "pelvis", "ankles", "shoulder", "shoulders"}
+
+
+def test_every_action_is_phrased_both_ways_in_balanced_proportions():
+    """End-effector / movement phrasings and joint-rotation phrasings, as many of each, alternating per motion."""
+    rng = np.random.default_rng(0)
+    for a in ACTIONS.values():
+        assert len(a.joint_phrases) == len(a.phrases), a.name
+        assert all(JOINT_WORDS & set(p.replace(",", "").split()) for p in a.joint_phrases), a.name
+        order = balanced_order(a, rng)
+        styles = [int(i >= len(a.phrases)) for i in order]
+        assert sorted(order) == list(range(len(a.all_phrases))) and all(x != y for x, y in zip(styles, styles[1:]))
+    firsts = [int(balanced_order(ACTIONS["reach_left"], rng)[0] >= 4) for _ in range(400)]
+    assert 0.4 < np.mean(firsts) < 0.6  # either style comes first equally often
+    seg = Segment("touch_shoulder_right", 0.0, 2.0, {"duration": 2.0})
+    texts = [c.text for c in make_captions([seg], "single", "male", np.random.default_rng(3), count=4)]
+    assert sum(any(w in JOINT_WORDS - {"shoulder"} for w in t.replace(".", "").split()) for t in texts) == 2, texts
 
 
 def test_humanml3d_conversion_is_upright_grounded_and_rigid(dataset):

@@ -5,6 +5,13 @@ metres, the floor at y = ``ground`` (0 after HumanML3D's processing), 20 frames 
 default. The facing direction ("heading") is HumanML3D's: the horizontal vector perpendicular to
 the hips' and shoulders' right-to-left line (``motion.core.skeleton.FACE_JOINTS``).
 ``CONSTRAINTS`` names the measure of each study prompt and which of its numbers decides the winner.
+
+A generated clip is first put on the floor (``put_on_floor``: its lowest foot joint over the clip to y = 0;
+HumanML3D floors the lowest joint of any kind, which is the same for a standing clip, but flooring by the
+feet keeps a hand or knee below the floor measurable as penetration). Contact is robust: a foot touches
+the floor in a frame when its lowest joint is below ``CONTACT_HEIGHT`` *and* moves horizontally slower than
+``CONTACT_SPEED``. A clip with a foot in contact in fewer than ``MIN_CONTACT_FRACTION`` of its frames is
+*floating*: its foot sliding is undefined (None, never 0) and it cannot satisfy a "feet planted" goal.
 """
 from __future__ import annotations
 
@@ -17,14 +24,16 @@ import scipy.ndimage
 from motion.core.skeleton import FACE_JOINTS, FOOT_JOINTS, JOINT_INDEX, LEFT_FOOT, NUM_JOINTS, PARENTS, RIGHT_FOOT
 
 FPS = 20.0
-CONTACT_HEIGHT = 0.05  # m: a foot joint lower than this is in contact with the floor
+CONTACT_HEIGHT = 0.05  # m: a foot joint lower than this can be in contact with the floor
+CONTACT_SPEED = 0.2  # m/s: ... if it also moves horizontally slower than this (1 cm per frame at 20 fps)
+MIN_CONTACT_FRACTION = 0.1  # a clip with a foot in contact in fewer of its frames than this is floating
 LIFT_HEIGHT = 0.10  # m: a foot higher than this is lifted
 SKATE_SPEED = 0.5  # m/s: horizontal speed of a foot in contact that counts as skating (2.5 cm per frame at 20 fps)
 SKATE_WINDOW = 5  # steps over which the skating speed is also averaged
 TOE_JOINTS: tuple[int, int] = (LEFT_FOOT[1], RIGHT_FOOT[1])
 TOUCH_DISTANCE = 0.20  # m: a wrist this close to the head joint is on the head
 
-PELVIS, NECK, HEAD = JOINT_INDEX["pelvis"], JOINT_INDEX["neck"], JOINT_INDEX["head"]
+PELVIS, NECK, HEAD, CHEST = JOINT_INDEX["pelvis"], JOINT_INDEX["neck"], JOINT_INDEX["head"], JOINT_INDEX["spine3"]
 SIDES = ("left", "right")
 
 
@@ -90,11 +99,53 @@ def foot_height(joints: np.ndarray, side: str, ground: float = 0.0) -> np.ndarra
     return x[:, idx, 1].min(axis=1) - ground
 
 
+def put_on_floor(joints: np.ndarray) -> tuple[np.ndarray, float]:
+    """The clip moved vertically so that its lowest foot joint over all frames is at y = 0, and the shift's
+    source: the height (m) the lowest foot joint had (positive: the clip floated, negative: it sank)."""
+    x = _check_joints(joints)
+    offset = float(x[:, list(FOOT_JOINTS), 1].min())
+    return x - np.array([0.0, offset, 0.0]), offset
+
+
+def foot_speed(joints: np.ndarray, side: str, fps: float = FPS) -> np.ndarray:
+    """Horizontal speed (T,) in m/s of the mean of a foot's joints (ankle, toe) over the step into each frame
+    (frame 0 takes the first step's; a one-frame clip is still)."""
+    x = _check_joints(joints)
+    idx = list(LEFT_FOOT if _side(side) == "left" else RIGHT_FOOT)
+    centre = x[:, idx].mean(axis=1)
+    if x.shape[0] < 2:
+        return np.zeros(x.shape[0])
+    step = np.hypot(*(np.diff(centre[:, [0, 2]], axis=0).T)) * fps
+    return np.concatenate([step[:1], step])
+
+
 def foot_contact(
-    joints: np.ndarray, side: str, height_threshold: float = CONTACT_HEIGHT, ground: float = 0.0
+    joints: np.ndarray, side: str, height_threshold: float = CONTACT_HEIGHT, ground: float = 0.0,
+    speed_threshold: float = CONTACT_SPEED, fps: float = FPS,
 ) -> np.ndarray:
-    """Boolean (T,): the foot touches the floor (its lowest joint is below ``height_threshold``)."""
-    return foot_height(joints, side, ground) < height_threshold
+    """Boolean (T,): the foot touches the floor (lowest joint below ``height_threshold`` and horizontal speed
+    below ``speed_threshold``)."""
+    return (foot_height(joints, side, ground) < height_threshold) & (foot_speed(joints, side, fps) < speed_threshold)
+
+
+def contact_fraction(joints: np.ndarray, ground: float = 0.0, fps: float = FPS) -> float:
+    """Share of frames in which at least one foot is in contact with the floor."""
+    left = foot_contact(joints, "left", ground=ground, fps=fps)
+    either = left | foot_contact(joints, "right", ground=ground, fps=fps)
+    return float(either.mean())
+
+
+def is_floating(joints: np.ndarray, ground: float = 0.0, fps: float = FPS) -> bool:
+    """True when a foot is in contact in fewer than ``MIN_CONTACT_FRACTION`` of the frames."""
+    return contact_fraction(joints, ground, fps) < MIN_CONTACT_FRACTION
+
+
+def planted_fraction(joints: np.ndarray, ground: float = 0.0, fps: float = FPS) -> float:
+    """Share of frames with both feet in contact with the floor (0 for a floating clip)."""
+    if is_floating(joints, ground, fps):
+        return 0.0
+    both = foot_contact(joints, "left", ground=ground, fps=fps) & foot_contact(joints, "right", ground=ground, fps=fps)
+    return float(both.mean())
 
 
 @dataclass(frozen=True)
@@ -117,7 +168,7 @@ def foot_lift(
     """Peak height of the ``side`` foot, and how long it stays above ``lift_threshold`` on a planted support foot."""
     lifted_height = foot_height(joints, side, ground)
     support = "left" if _side(side) == "right" else "right"
-    planted = foot_contact(joints, support, contact_threshold, ground)
+    planted = foot_contact(joints, support, contact_threshold, ground, fps=fps)
     runs = _runs((lifted_height > lift_threshold) & planted)
     longest = max((end - start for start, end in runs), default=0)
     return FootLift(float(lifted_height.max()), longest / fps, float(planted.mean()))
@@ -141,10 +192,11 @@ def foot_sliding(
     height_threshold: float = CONTACT_HEIGHT,
     ground: float = 0.0,
     fps: float = FPS,
-) -> float:
-    """Mean horizontal speed (m/s) of foot joints over the steps they spend in contact (0 if never in contact)."""
+) -> float | None:
+    """Mean horizontal speed (m/s) of foot joints over the steps they spend low (None if they never are low:
+    a clip that never touches the floor has no sliding to measure, and must not score a perfect 0)."""
     speed, contact = _contact_horizontal_speed(joints, foot_joints, height_threshold, ground, fps)
-    return float(speed[contact].mean()) if contact.any() else 0.0
+    return float(speed[contact].mean()) if contact.any() else None
 
 
 def foot_skating_ratio(
@@ -261,13 +313,26 @@ def bone_length_drift(joints: np.ndarray) -> float:
     return float((lengths.std(axis=0) / np.maximum(lengths.mean(axis=0), 1e-9)).mean())
 
 
-def plausibility(joints: np.ndarray, fps: float = FPS, ground: float = 0.0) -> dict[str, float]:
-    """Foot sliding, foot skating ratio, ground penetration and bone length drift of one motion."""
+def jerk(joints: np.ndarray, fps: float = FPS) -> float:
+    """Mean magnitude (m/s^3) of the third time derivative of the joint positions (0 for fewer than 4 frames)."""
+    x = _check_joints(joints)
+    if x.shape[0] < 4:
+        return 0.0
+    return float(np.linalg.norm(np.diff(x, n=3, axis=0), axis=2).mean() * fps**3)
+
+
+def plausibility(joints: np.ndarray, fps: float = FPS, ground: float = 0.0) -> dict[str, float | None]:
+    """Foot sliding (None when floating), skating ratio, ground penetration, bone length drift, jerk, the share of
+    frames in contact and the floating flag (1.0 / 0.0) of one motion already on the floor."""
+    floating = is_floating(joints, ground, fps)
     return {
-        "foot_sliding": foot_sliding(joints, fps=fps, ground=ground),
+        "foot_sliding": None if floating else foot_sliding(joints, fps=fps, ground=ground),
         "foot_skating_ratio": foot_skating_ratio(joints, fps=fps, ground=ground),
         "ground_penetration": ground_penetration(joints, ground=ground),
         "bone_length_drift": bone_length_drift(joints),
+        "jerk": jerk(joints, fps),
+        "contact_fraction": contact_fraction(joints, ground, fps),
+        "floating": float(floating),
     }
 
 
@@ -276,13 +341,15 @@ def plausibility(joints: np.ndarray, fps: float = FPS, ground: float = 0.0) -> d
 
 @dataclass(frozen=True)
 class Constraint:
-    """One prompt pair's measure: ``measure(joints, fps)`` -> named numbers; ``primary`` decides the winner."""
+    """One prompt pair's measure: ``measure(joints, fps)`` -> named numbers; ``primary`` decides the winner
+    (``binary``: it is 0 or 1, a success, compared by Fisher's exact test)."""
 
     name: str
     description: str
     primary: str
     higher_is_better: bool
     measure: Callable[[np.ndarray, float], dict[str, float | None]]
+    binary: bool = False
 
 
 def _measure_touch_shoulder(joints: np.ndarray, fps: float) -> dict[str, float]:
@@ -298,8 +365,10 @@ def _measure_foot_lift(joints: np.ndarray, fps: float) -> dict[str, float]:
     }
 
 
-def _measure_planted_reach(joints: np.ndarray, fps: float) -> dict[str, float]:
-    return {"foot_sliding": foot_sliding(joints, fps=fps), "forward_reach": wrist_forward_reach(joints)}
+def _measure_planted_reach(joints: np.ndarray, fps: float) -> dict[str, float | None]:
+    floating = is_floating(joints, fps=fps)
+    return {"planted_fraction": planted_fraction(joints, fps=fps), "forward_reach": wrist_forward_reach(joints),
+            "foot_sliding": None if floating else foot_sliding(joints, fps=fps)}
 
 
 def _measure_torso_pitch(joints: np.ndarray, fps: float) -> dict[str, float]:
@@ -318,6 +387,19 @@ def _measure_raise_then_touch(joints: np.ndarray, fps: float) -> dict[str, float
     }
 
 
+def _measure_hand_height(joints: np.ndarray, fps: float) -> dict[str, float]:
+    x = _check_joints(joints)
+    above = x[:, JOINT_INDEX["right_wrist"], 1] - x[:, HEAD, 1]
+    return {"peak_above_head": float(above.max()), "seconds_above_head": float((above > 0).sum() / fps)}
+
+
+def _measure_knee_to_chest(joints: np.ndarray, fps: float) -> dict[str, float]:
+    knee = JOINT_INDEX["right_knee"]
+    x = _check_joints(joints)
+    return {"min_distance": float(joint_distance(x, knee, CHEST).min()),
+            "peak_knee_height": float((x[:, knee, 1] - x[:, PELVIS, 1]).max())}
+
+
 CONSTRAINTS: dict[str, Constraint] = {
     c.name: c
     for c in (
@@ -325,12 +407,16 @@ CONSTRAINTS: dict[str, Constraint] = {
                    _measure_touch_shoulder),
         Constraint("foot_lift", "right foot height and time held up with the left foot planted", "hold_seconds", True,
                    _measure_foot_lift),
-        Constraint("planted_reach", "foot sliding in contact (m/s) while reaching forward (m)", "foot_sliding", False,
-                   _measure_planted_reach),
+        Constraint("planted_reach", "share of frames with both feet planted (0 if floating), while reaching forward",
+                   "planted_fraction", True, _measure_planted_reach),
         Constraint("torso_pitch", "peak torso pitch and its error from 45 degrees", "pitch_error", False,
                    _measure_torso_pitch),
         Constraint("raise_then_touch", "left wrist above the head, then resting on the head at the end",
-                   "order_holds", True, _measure_raise_then_touch),
+                   "order_holds", True, _measure_raise_then_touch, binary=True),
+        Constraint("hand_height", "peak height of the right wrist above the head (m)", "peak_above_head", True,
+                   _measure_hand_height),
+        Constraint("knee_to_chest", "min distance right knee to the chest (spine3, m)", "min_distance", False,
+                   _measure_knee_to_chest),
     )
 }
 

@@ -55,7 +55,7 @@ def write_glove(folder: Path, words: list[str], dim: int = 300) -> Path:
 
 
 def write_test_split(root: Path, num_motions: int, seed: int = 0) -> dict[str, Path]:
-    """Features (new_joint_vecs, Mean/Std, part_stats.npz, splits/test.txt), captions and part texts of a test
+    """Features (new_joint_vecs, Mean/Std, part_stats.npz, splits/{test,train}.txt), captions and part texts of a test
     split; returns the folders by params ``paths`` key."""
     rng = np.random.default_rng(seed)
     features, texts, poses = root / "features", root / "texts", root / "poses"
@@ -76,6 +76,7 @@ def write_test_split(root: Path, num_motions: int, seed: int = 0) -> dict[str, P
                              for p in PART_NAMES}
         ids.append(mid)
     (features / "splits" / "test.txt").write_text("\n".join(ids) + "\n")
+    (features / "splits" / "train.txt").write_text("\n".join(ids) + "\n")  # the study's vocabulary check reads it
     flat = np.concatenate(stacked)
     np.save(features / "Mean.npy", flat.mean(0).astype(np.float32))
     np.save(features / "Std.npy", (flat.std(0) + 0.1).astype(np.float32))
@@ -141,3 +142,18 @@ def write_fake_distilbert(hub_cache: Path, words: tuple[str, ...] = (), seed: in
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(FAKE_REVISION, encoding="utf-8")
     return snapshot
+
+
+def tiny_design(frames: int = 40) -> dict:
+    """A one-pair prompt-study design (``prompts/ik_fk_pairs.yaml``'s format) for runs on the release."""
+    idle = {"head": "does nothing", "left_arm": "does nothing", "torso": "does nothing", "left_leg": "does nothing",
+            "right_leg": "does nothing"}
+    return {
+        "constraints": {"touch_shoulder": {"goal": "the right hand touches the left shoulder",
+                                           "guided": "near right_wrist left_shoulder 0.05", "frames": frames}},
+        "pairs": [{"id": "1", "constraint": "touch_shoulder",
+                   "ik": {"text": "a man raises the right hand and touches the left shoulder",
+                          "parts": {**idle, "right_arm": "raises the right hand and touches the left shoulder"}},
+                   "fk": {"text": "a man swings the right arm across the chest with elbow bent",
+                          "parts": {**idle, "right_arm": "swings the right arm across the chest with elbow bent"}}}],
+    }

@@ -8,7 +8,7 @@ on wrist targets in the chest frame, expressed in units of the arm's length ``L`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +46,14 @@ class Action:
     render: Callable[[Track, Segment], None]
     flexible: bool = False  # duration can stretch to match a simultaneous partner
     mobile: bool = False  # moves the feet (never combined with a simultaneous torso action)
+    # the same action phrased by its joint rotations (elbow, knee, hip, shoulder, neck, spine): as many as
+    # ``phrases`` (which name the movement or where an end effector goes), so both styles are equally common
+    joint_phrases: tuple[str, ...] = ()
+
+    @property
+    def all_phrases(self) -> tuple[str, ...]:
+        """The end-effector / movement phrasings, then the joint-rotation ones."""
+        return self.phrases + self.joint_phrases
 
 
 # ----------------------------------------------------------------------------------------- legs
@@ -522,7 +530,89 @@ def _build() -> dict[str, Action]:
                ("{look} down", "{lower} the head", "{look} down at the floor", "{bow} the head"),
                _flexible(1.5, 3.0, angle=[25, 32, 40]), _look(rot_x, 1.0), flexible=True),
     ]
-    return {a.name: a for a in actions}
+    return {a.name: replace(a, joint_phrases=_joint_phrases(a.name)) for a in actions}
+
+
+# Joint-rotation phrasings per action ({side} / {other}: the action's side and the opposite one).
+JOINT_PHRASES: dict[str, tuple[str, ...]] = {
+    "walk_forward": ("{walk} forward, {bend:ger} the knees in turn", "{swing} the legs forward at the hips {adv}",
+                     "{move} forward by {bend:ger} the hips and knees", "{step} forward with the knees slightly bent"),
+    "walk_backward": ("{swing} the thighs backward from the hips", "{walk} backward, {bend:ger} the knees in turn",
+                      "{move} backward by {bend:ger} the hips and knees", "{step} back with the knees slightly bent"),
+    "run": ("{run} forward with the knees bent high", "{swing} the thighs forward quickly from the hips",
+            "{run} forward, {bend:ger} the elbows and knees", "{jog} with the knees and elbows bent"),
+    "side_step_{side}": ("{open} the hips to {step:base} to the {side}", "{move} the {side} leg out at the hip and "
+                         "{step} to the {side}", "{step} to the {side}, {bend:ger} the knees slightly",
+                         "{lift} the {side} thigh out to the side and {step} to the {side}"),
+    "jump": ("{bend} the knees and {straighten} them to {jump:base} {reps}", "{bend} the hips and knees and {jump} {reps}",
+             "{jump} {reps}, {bend:ger} the knees to {land:base}", "{extend} the knees and ankles to {jump:base} up {reps}"),
+    "squat": ("{bend} the knees and hips {reps}", "{bend} the knees to 90 degrees {reps}",
+              "{flex} the hips and knees to {squat:base} {reps}", "{lower} the hips by {bend:ger} the knees {reps}"),
+    "walk_turn": ("{walk} forward, {rotate} the hips around and {walk} back",
+                  "{swing} the legs forward, {turn} the pelvis around and {come} back",
+                  "{walk} ahead, {rotate} the torso and hips around and {return}"),
+    "turn_around": ("{rotate} the hips around", "{turn} the pelvis around in place",
+                    "{rotate} the body around at the hips", "{turn} around by {rotate:ger} the hips"),
+    "kick_{side}": ("{swing} the {side} leg forward from the hip {reps}", "{straighten} the {side} knee to {kick:base} "
+                    "forward", "{bend} the {side} hip and {straighten} the knee {reps}",
+                    "{flex} the {side} hip and {extend} the {side} knee quickly"),
+    "wave_{side}": ("{bend} the {side} elbow and {swing} the forearm from side to side",
+                    "{raise} the {side} upper arm and {rotate} the forearm at the elbow",
+                    "{swing} the {side} forearm from the elbow {adv}",
+                    "{lift} the {side} elbow to shoulder height and {wave}"),
+    "raise_{side}": ("{rotate} the {side} shoulder to {lift:base} the arm up",
+                     "{lift} the {side} arm up at the shoulder with the elbow straight",
+                     "{raise} the {side} upper arm with a straight elbow", "{flex} the {side} shoulder fully"),
+    "punch_{side}": ("{extend} the {side} elbow quickly {reps}", "{straighten} the {side} arm at the elbow {reps}",
+                     "{bend} and {straighten} the {side} elbow {reps}", "{push} the {side} fist out by {extend:ger} "
+                     "the elbow"),
+    "reach_{side}": ("{raise} the {side} arm forward at the shoulder with the elbow straight",
+                     "{straighten} the {side} elbow out in front", "{flex} the {side} shoulder forward to 90 degrees",
+                     "{lift} the {side} upper arm forward and {extend} the elbow"),
+    "touch_head_{side}": ("{bend} the {side} elbow fully with the upper arm raised to the side",
+                          "{lift} the {side} elbow high and {fold} the forearm in",
+                          "{rotate} the {side} shoulder up and {bend} the elbow sharply",
+                          "{raise} the {side} arm out to the side and {bend} the elbow"),
+    "touch_shoulder_{side}": ("{bend} the {side} elbow fully and {swing} the arm across the chest",
+                              "{swing} the {side} arm across the body with the elbow bent",
+                              "{rotate} the {side} shoulder inward and {bend} the elbow",
+                              "{fold} the {side} arm across the chest at the elbow"),
+    "circle_{side}": ("{rotate} the {side} arm at the shoulder {reps}", "{swing} the {side} arm around at the shoulder",
+                      "{turn} the {side} shoulder in big circles", "{rotate} the {side} shoulder with the elbow straight"),
+    "clap": ("{bend} both elbows and {clap} {reps}", "{swing} both forearms together at the elbows {reps}",
+             "{rotate} both shoulders inward to {clap:base} {reps}", "{bend} the elbows and {clap} in front of the chest"),
+    "raise_both": ("{lift} both arms up at the shoulders", "{rotate} both shoulders to {raise:base} the arms up",
+                   "{raise} both upper arms with straight elbows", "{flex} both shoulders fully"),
+    "wave_both": ("{bend} both elbows and {swing} the forearms", "{swing} both forearms from the elbows",
+                  "{raise} both upper arms and {rotate} the forearms at the elbows"),
+    "circle_both": ("{rotate} both arms at the shoulders", "{rotate} both shoulders {reps}",
+                    "{swing} both arms around at the shoulders", "{turn} both shoulders in circles"),
+    "bend_forward": ("{flex} the hips {angle}", "{bend} at the hips {angle}", "{tilt} the pelvis forward {angle}",
+                     "{rotate} the torso forward at the hips {angle}"),
+    "lean_{side}": ("{bend} the spine to the {side}", "{tilt} the pelvis and spine to the {side}",
+                    "{flex} the spine sideways to the {side}", "{bend} sideways at the hips to the {side}"),
+    "twist_{side}": ("{rotate} the spine to the {side}", "{turn} the shoulders to the {side} over the hips",
+                     "{rotate} the upper body to the {side} at the hips", "{twist} the spine to the {side}"),
+    "nod": ("{bend} the neck forward {reps}", "{flex} the neck {reps}", "{tilt} the head forward at the neck {reps}",
+            "{bend} the neck up and down"),
+    "shake": ("{rotate} the neck from side to side", "{turn} the neck left and right", "{twist} the neck left and right",
+              "{rotate} the head at the neck from side to side"),
+    "look_{side}": ("{rotate} the neck to the {side}", "{turn} the neck to the {side}", "{twist} the neck to the {side}",
+                    "{rotate} the head to the {side} at the neck"),
+    "look_up": ("{bend} the neck back", "{tilt} the neck back", "{extend} the neck up",
+                "{rotate} the head back at the neck"),
+    "look_down": ("{bend} the neck forward", "{flex} the neck down", "{tilt} the neck forward",
+                  "{lower} the head at the neck"),
+}
+
+
+def _joint_phrases(name: str) -> tuple[str, ...]:
+    """The joint-rotation phrasings of action ``name`` (its side filled in)."""
+    if name in JOINT_PHRASES:
+        return JOINT_PHRASES[name]
+    base, side = name.rsplit("_", 1)
+    other = "right" if side == "left" else "left"
+    return tuple(p.replace("{side}", side).replace("{other}", other) for p in JOINT_PHRASES[f"{base}_{{side}}"])
 
 
 ACTIONS: dict[str, Action] = _build()

@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from motion.data.captions import Caption, complete_part_annotation
-from motion.data.synthetic.actions import ACTIONS
+from motion.data.synthetic.actions import ACTIONS, Action
 from motion.data.synthetic.track import Segment
 
 _DOUBLED = {"run", "jog", "nod", "clap", "step", "squat", "put", "hop", "jab", "swing"}  # final consonant doubles
@@ -38,19 +38,22 @@ def _words(pos: str, text: str) -> dict[str, tuple[str, str]]:
 # Closed lexicon of every non-verb word the templates use: surface -> (lemma, UPOS).
 LEXICON: dict[str, tuple[str, str]] = {
     **_words("DET", "a the both"),
-    **_words("PRON", "someone he she that"),
+    **_words("PRON", "someone he she that them"),
     **_words("NOUN", "person man woman human leg foot arm hand head shoulder side chest torso fist waist line "
-                     "sky floor air place direction way time front body step"),
-    **{plural: (plural[:-1], "NOUN") for plural in "legs arms hands circles steps knees times degrees".split()},
-    **_words("ADJ", "left right opposite other same upper big few straight"),
+                     "sky floor air place direction way time front body step elbow knee hip thigh forearm neck spine "
+                     "pelvis ankle height turn"),
+    **{plural: (plural[:-1], "NOUN") for plural in "legs arms hands circles steps knees times degrees elbows hips "
+                                                  "thighs forearms ankles shoulders".split()},
+    **_words("ADJ", "left right opposite other same upper big few straight bent"),
     **_words("ADV", "forward backward backwards back up down around sideways ahead out over together slowly quickly "
-                    "once twice first then high about"),
+                    "once twice first then high about slightly fully sharply inward"),
     **_words("ADP", "with to at in on of above across from by after"),
     **_words("SCONJ", "while"),
     **_words("CCONJ", "and"),
     **_words("AUX", "is"),
     **_words("INTJ", "hello yes no"),
     **_words("NUM", "two three four five 15 20 25 30 40 45 50 55 60 65 75 90"),
+    "raised": ("raise", "VERB"),  # participle ("with the upper arm raised")
 }
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 _REPS = {1: "once", 2: "twice"}
@@ -97,8 +100,8 @@ def _fill(template: str, form: str, params: dict, slots: dict | None = None) -> 
 
 
 def phrase(segment: Segment, variant: int, form: str) -> list[tuple[str, str, str]]:
-    """One verb phrase describing ``segment`` (variant index modulo the action's phrasings)."""
-    phrases = ACTIONS[segment.action].phrases
+    """One verb phrase describing ``segment`` (variant index modulo the action's phrasings, both styles)."""
+    phrases = ACTIONS[segment.action].all_phrases
     return _fill(phrases[variant % len(phrases)], form, segment.params)
 
 
@@ -114,6 +117,15 @@ _TEMPLATES = {  # S subject, P pronoun, A/B phrases (3rd person), A_ger/B_ger ge
     "sequential": ("{S} first {A}, then {B}.", "{S} {A} and then {B}.", "{S} {A}. after that, {P} {B}.",
                    "after {A_ger}, {S} {B}."),
 }
+
+
+def balanced_order(action: Action, rng: np.random.Generator) -> np.ndarray:
+    """Indices into ``action.all_phrases`` alternating the styles (end effector / joint rotation), each style in a
+    random order and a random style first, so a motion's captions use both and the dataset uses each equally."""
+    own = rng.permutation(len(action.phrases))
+    joint = len(action.phrases) + rng.permutation(len(action.joint_phrases))
+    first, second = (own, joint) if rng.integers(2) == 0 else (joint, own)
+    return np.array([i for pair in zip(first, second) for i in pair], dtype=np.int64)
 
 
 def caption_from_words(words: list[tuple[str, str, str]]) -> Caption:
@@ -133,7 +145,7 @@ def make_captions(ordered: list[Segment], composition: str, gender: str, rng: np
     subjects = _SUBJECTS[gender]
     # The first captions walk through different templates and phrasings; later tries are random.
     template_order = rng.permutation(len(templates))
-    variant_orders = [rng.permutation(len(ACTIONS[seg.action].phrases)) for seg in ordered]
+    variant_orders = [balanced_order(ACTIONS[seg.action], rng) for seg in ordered]
     seen: set[str] = set()
     captions: list[Caption] = []
     for attempt in range(100):
