@@ -221,12 +221,13 @@ def conclusion(result: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     else:
         lines.append("The guided arm (explicit IK by constraint-guided sampling) was not run: no guided sampler was "
                      "available to this run.")
-    lines.append("The goal similarity uses the trained TMR, whose text encoder saw the same captions as LGTM; "
-                 "the neutral goal descriptions name end effectors, which may favour the IK-like style.")
-    lines.append("To rerun on the released official weights: import them (`python -m stages.import_official`, "
-                 "docs/official.md), point `paths.lgtm`/`paths.tmr` at the imported folders (or train on HumanML3D "
-                 "with `download.source: amass_local`), and run `dvc repro prompt_study`; the prompts, tests and "
-                 "metrics are the same.")
+    lines.append("The goal similarity uses one of the TMRs that also condition LGTM (its text encoder saw the same "
+                 "captions), not an independent evaluator; the neutral goal descriptions name end effectors, which "
+                 "may favour the IK-like style.")
+    lines.append("To rerun on the released official weights: set `official.*` to the released files, switch with "
+                 "`python -m tools.switch_source official` and run `dvc repro import_official prompt_study` "
+                 "(docs/official.md); to rerun on a model trained on HumanML3D, set `download.source: amass_local` "
+                 "and run `dvc repro`. The prompts, tests and metrics are the same.")
     return lines
 
 
