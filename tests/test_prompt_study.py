@@ -231,7 +231,7 @@ def test_reports_plots_videos_and_the_page_in_chromium(study, tmp_path: Path) ->
     assert frame.shape[1] == 3 * 480 and frame.std() > 0  # three 480-pixel panels: IK, FK, guided
     assert files["frame_fl_1"].read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "report.md").read_text()
-    assert "model trained on the project's synthetic data" in md and "stages.import_official" in md
+    assert "model trained on the project's synthetic data" in md and "tools.switch_source official" in md
     assert "| touch_shoulder: min_distance (lower is better) |" in md and "IK-like better" in md
     assert "splitter (not used)" in md and "](plots/torso_pitch.png)" in md and "videos/pair_fl_1.mp4" in md
     assert "| IK-like | 1 | 1 |" in md  # the vocabulary table: 'IK ts_1' occurs verbatim in the caption
