@@ -105,7 +105,7 @@ def params_digest(cwd: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
-def check_params_unchanged(node: StageNode, cwd: Path, before: str) -> None:
+def refuse_if_params_file_changed(node: StageNode, cwd: Path, before: str) -> None:
     """Refuse to record a stage whose params.yaml changed while it ran (its outputs come from the old values)."""
     if params_digest(cwd) != before:
         raise RuntimeError(f"params.yaml changed while {node.name} ran: not recorded in dvc.lock (its outputs were "
@@ -167,7 +167,7 @@ def run_stage(node: StageNode, workspace: str, gpu_deployment: str | None = None
     if code != 0:
         raise RuntimeError(f"stage {node.name} failed (exit {code}): {last_line} (outputs and dvc.lock unchanged)")
     with concurrency(DVC_LIMIT, occupy=1):
-        check_params_unchanged(node, cwd, params_before)
+        refuse_if_params_file_changed(node, cwd, params_before)
         result = _dvc("commit", "--force", node.name, cwd=cwd)
         if result.returncode != 0:
             raise RuntimeError(f"dvc commit {node.name} failed: {result.stderr.strip()}")

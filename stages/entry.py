@@ -50,9 +50,9 @@ def _lookup(tree: Any, key: str) -> Any:
     return tree
 
 
-def declared_values(stage: str, path: Path) -> dict[str, Any]:
-    """The current values (profile applied) of the params keys ``stage`` declares, read from ``path``."""
-    tree = to_dict(parse_settings(read_yaml(path), path))
+def declared_values(stage: str, path: Path, settings: Settings | None = None) -> dict[str, Any]:
+    """The values (profile applied) of the params keys ``stage`` declares: of ``settings``, else read from ``path``."""
+    tree = to_dict(settings if settings is not None else parse_settings(read_yaml(path), path))
     return {key: _lookup(tree, key) for key in sorted(declared_params(stage, dvc_file_for(path)))}
 
 
@@ -120,7 +120,7 @@ def stage_main(stage: str, body: Callable[[Settings], Any], *, view: bool = True
     settings = settings_or_exit(stage, view)
     full = parse_settings(read_yaml(path), path)
     dvc_file = dvc_file_for(path) if view else Path(DVC_FILE)
-    snapshot = run_stage(label, lambda: declared_values(stage, path)) if view else {}
+    snapshot = run_stage(label, lambda: declared_values(stage, path, full)) if view else {}
     stop_with_driver()
     rank_zero = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes outputs
     outputs = declared_outputs(stage, full, dvc_file) if view and rank_zero else []

@@ -82,7 +82,7 @@ def test_every_replication_generates_its_own_set_and_mm_set(dataset: dict, tmp_p
             assert summary[row][metric]["ci95"] > 0, (row, metric)  # redrawn every replication: a real spread
     assert summary["lgtm"]["multimodality"]["ci95"] > 0 and summary["real"]["fid"]["mean"] > 0
     assert results["protocol"] == "guo" and "Row cfg skipped" in " ".join(results["notes"])
-    assert results["counts"]["items"] == 40 and results["values"]["tmr"]["lgtm"]["fid"].__len__() == reps
+    assert results["counts"]["items"] == 40 and len(results["values"]["tmr"]["lgtm"]["fid"]) == reps
     again = evaluate_guo(protocol, items, p["features"], fake_evaluator(dataset), ReplayGenerator(dataset), 48,
                          tmp_path / "cache")
     assert again["values"] == results["values"] and again["cache"]["misses"] == 0  # deterministic, cached

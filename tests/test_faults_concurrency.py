@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motion.core.process import find_driver, is_wrapper_shell, read_process
+from motion.core.process import is_wrapper_shell, read_process
 from stages.entry import declared_outputs, secret_values, stage_main
 from stages.settings import load_settings
 from tests.support.workspace import REPO_ROOT, env_with_venv
@@ -136,14 +136,15 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 @needs_proc
 def test_wrapper_shells_are_skipped_when_finding_the_driver(tmp_path):
+    """python (the driver) -> sh -c -> python: the inner process's driver is the outer python, not sh."""
     probe = "from motion.core.process import find_driver; print(find_driver().pid)"
     inner = f"{sys.executable} -c '{probe}'"
-    out = subprocess.run([sys.executable, "-c", f"import subprocess; subprocess.run({['sh', '-c', inner]!r})"],
-                         capture_output=True, text=True, cwd=REPO_ROOT, env=env_with_venv(), check=True)
-    driver = int(out.stdout.strip())
-    assert driver != os.getpid()  # the python that ran sh -c, not sh, and not this test process
-    assert not is_wrapper_shell(read_process(os.getpid()))
-    assert find_driver() is not None
+    outer = f"import os, subprocess; print(os.getpid(), flush=True); subprocess.run({['sh', '-c', inner]!r})"
+    out = subprocess.run([sys.executable, "-c", outer], capture_output=True, text=True, cwd=REPO_ROOT,
+                         env=env_with_venv(), check=True)
+    outer_pid, driver = map(int, out.stdout.split())
+    assert driver == outer_pid
+    assert is_wrapper_shell(read_process(os.getpid())) is False
 
 
 @needs_proc
