@@ -111,10 +111,10 @@ def main() -> None:
         raise SystemExit(f"bench_studio: {reason}")
     torch.set_num_threads(1)
     settings = load_settings(path=args.params)
-    trained = Path(settings.paths.lgtm) / "model.safetensors"
+    trained = Path(settings.pipeline_lgtm()) / "model.safetensors"
     with tempfile.TemporaryDirectory() as tmp:
         if trained.is_file():
-            params_path, model = Path(args.params), f"trained ({settings.paths.lgtm})"
+            params_path, model = Path(args.params), f"trained ({settings.pipeline_lgtm()})"
         else:
             embeddings.make_encoder = fake_encoder  # the fake workspace's text encoder
             params_path = cpu_model_workspace(Path(tmp) / "ws", settings)

@@ -1,7 +1,7 @@
 """Does LGTM move the part a single-part prompt names? Share of motion energy per body part.
 
 For each single-part prompt ("waves the right hand", "kicks with the left leg", "nods") it samples K
-motions from the trained LGTM (paths.lgtm, sampler of lgtm.sampling) and measures, per part,
+motions from the trained LGTM (models.lgtm, sampler of lgtm.sampling) and measures, per part,
 the energy of the part's joints (mean squared speed of root-relative joint positions, summed over
 the part's joints of motion.core.parts.PART_JOINTS); the share of the named part is compared with the same
 measure on the real synthetic motions that perform that action alone (originals and mirrors).
@@ -70,7 +70,8 @@ def main() -> None:
         torch.set_num_threads(settings.compute.threads.prompt_study)
     sampling = convert(SamplingConfig, settings.lgtm.sampling)
     split, splitter = settings.split_texts.backend, convert(SplitSettings, settings.split_texts)
-    trained = TrainedLGTM.at(to_dict(paths), settings.lgtm.text_latents, settings.seed)
+    trained = TrainedLGTM.at({**to_dict(paths), "lgtm": settings.pipeline_lgtm()}, settings.lgtm.text_latents,
+                             settings.seed)
     tokens = TokenSource(paths.embeddings, lambda: make_encoder(encoder_settings(settings.embed_texts, "cpu")))
     generator = LGTMGenerator.load(trained, "cpu", batch_size=1, tokens=lambda: tokens)
     mean, std, window = generator.mean, generator.std, generator.window

@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(1)
     settings = load_settings(path=args.params)
     with tempfile.TemporaryDirectory() as tmp:
-        if (Path(settings.paths.lgtm) / "model.safetensors").is_file():
+        if (Path(settings.pipeline_lgtm()) / "model.safetensors").is_file():
             params_path = Path(args.params)
         else:
             embeddings.make_encoder = fake_encoder

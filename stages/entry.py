@@ -52,8 +52,9 @@ def _lookup(tree: Any, key: str) -> Any:
 
 def declared_values(stage: str, path: Path, settings: Settings | None = None) -> dict[str, Any]:
     """The values (profile applied) of the params keys ``stage`` declares: of ``settings``, else read from ``path``."""
-    tree = to_dict(settings if settings is not None else parse_settings(read_yaml(path), path))
-    return {key: _lookup(tree, key) for key in sorted(declared_params(stage, dvc_file_for(path)))}
+    raw = read_yaml(path)
+    tree = to_dict(settings if settings is not None else parse_settings(raw, path))
+    return {key: _lookup(tree, key) for key in sorted(declared_params(stage, dvc_file_for(path), raw))}
 
 
 def changed_keys(before: Any, after: Any, key: str) -> list[str]:
@@ -83,7 +84,7 @@ def declared_outputs(stage: str, settings: Settings, dvc_file: Path) -> list[Pat
     name, _, item = stage.partition("@")
     spec = stages.get(name, {})
     spec = spec.get("do", spec)
-    tree = {**to_dict(settings), "item": item}
+    tree = {**to_dict(settings), "item": item, "key": item}  # a foreach over a list (${item}) or a dict (${key})
     outputs = []
     for entry in spec.get("outs") or []:
         text = entry if isinstance(entry, str) else next(iter(entry))

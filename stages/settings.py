@@ -59,6 +59,7 @@ class Paths:
     embeddings: str
     tmr: str
     tmr_eval: str
+    evaluator: str
     lgtm: str
     evaluate: str
     prompt_study: str
@@ -300,10 +301,20 @@ class TMREval:
 
 
 @dataclass(frozen=True)
-class TMR:
-    """Stages train_tmr@<encoder> and eval_tmr."""
+class TMREvaluatorRuns:
+    """The evaluator TMRs (``train_evaluator@<encoder>``): trained as the conditioning ones, on the same training
+    split, with their own seed (params ``seed`` + ``seed``), and never used to condition a model."""
 
     encoders: list[str]
+    seed: PosInt
+
+
+@dataclass(frozen=True)
+class TMR:
+    """Stages train_tmr@<encoder>, train_evaluator@<encoder> and eval_tmr."""
+
+    encoders: list[str]
+    evaluator: TMREvaluatorRuns
     one_per_motion: bool
     model: TMRModel
     train: TMRTrain
@@ -332,10 +343,29 @@ class LGTMModel:
     window: PosInt
     channel_attention: bool
     conv_norm: Literal["layer", "batch"]
-    full_body_attention: bool                  # false: the "no_optimizer" ablation
-    smoothnet: bool                            # false: the "no_smoothnet" ablation
+    baseline_layers: PosInt                    # the whole_body architecture (variant baseline) only
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained variant of the evaluation: LGTM, or LGTM trained without one component, or the baseline.
+
+    The ablation switches live only here (not in ``lgtm.model``), so every ablation is a model trained
+    without its component, under the same data, steps and seeds as the full model.
+    """
+
+    texts: Literal["parts", "caption"]         # caption: the whole caption in all seven slots, in training and test
     architecture: Literal["lgtm", "whole_body"]  # whole_body: the MDM-style baseline (models.baseline)
-    baseline_layers: PosInt                    # whole_body only
+    full_body_attention: bool                  # false: the "no_optimizer" ablation (part streams decoded directly)
+    smoothnet: bool                            # false: the "no_smoothnet" ablation
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run ``train_lgtm@<run>``: a variant and its training seed (params ``seed`` + ``seed``)."""
+
+    variant: str
+    seed: NonNegInt
 
 
 @dataclass(frozen=True)
@@ -373,8 +403,22 @@ class LGTM:
 
     text_latents: Literal["tmr", "random"]
     model: LGTMModel
+    variants: dict[str, Variant]
+    runs: dict[str, Run]
     train: LGTMTrain
     sampling: Sampling
+
+    def __post_init__(self) -> None:
+        for name, run in self.runs.items():
+            if run.variant not in self.variants:
+                raise ValueError(f"lgtm.runs.{name}.variant is {run.variant!r}: use one of lgtm.variants "
+                                 f"({', '.join(self.variants)})")
+        seen: dict[tuple[str, int], str] = {}
+        for name, run in self.runs.items():
+            other = seen.setdefault((run.variant, run.seed), name)
+            if other != name:
+                raise ValueError(f"lgtm.runs.{name} repeats lgtm.runs.{other} (variant {run.variant}, seed "
+                                 f"{run.seed}): give it another seed")
 
 
 # ----------------------------------------------------------------------------- evaluation and study
@@ -411,10 +455,37 @@ class T2M:
 
 
 @dataclass(frozen=True)
+class CurvePoint:
+    """One point of the sampler curve: a sampler and its number of steps."""
+
+    name: str
+    sampler: SamplerName
+    steps: Annotated[int, Range(1, 1000)]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The sampler curve of evaluate: FID / R-precision vs steps of models.lgtm, in the evaluator space."""
+
+    items: NonNegInt             # test items it draws from (0 = all): a seeded subset, the same for every point
+    replications: PosInt
+    reference: str               # the point whose FID CI the others are held against (the most steps)
+    points: list[CurvePoint]
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.points]
+        if self.points and self.reference not in names:
+            raise ValueError(f"evaluate.curve.reference {self.reference!r} is not a point: use one of "
+                             f"{', '.join(names)}")
+
+
+@dataclass(frozen=True)
 class Evaluate:
     """Stage evaluate."""
 
     protocol: Literal["lgtm", "guo"]  # lgtm: caption-level (max_captions, generation_seeds); guo: motion items
+    variants: list[str]          # trained variants (lgtm.variants), one row each over all their runs
+    sampling: SamplingOverrides  # the variant rows' sampling: lgtm.sampling with these fields replaced
     batch_size: PosInt
     compare: list[list[str]]
     max_captions: NonNegInt
@@ -425,6 +496,7 @@ class Evaluate:
     mm_repeats: PosInt
     mm_times: PosInt
     rows: list[EvalRow]
+    curve: Curve
     t2m: T2M
 
 
@@ -475,15 +547,21 @@ class PromptStudy:
 
 @dataclass(frozen=True)
 class Models:
-    """Which LGTM and TMRs the consumers (evaluate, prompt_study, tools.generate) use, and where they are.
+    """Which models the consumers (evaluate, prompt_study, tools.generate) use, and where they are.
 
-    ``lgtm`` and ``tmr`` are spelled out (not derived from ``source``) because dvc.yaml interpolates them
-    into the consumers' deps: DVC then runs train_* (trained) or import_official (official) for them.
+    ``lgtm`` is the one LGTM that generation and the prompt study use; ``runs`` the folder of the LGTM runs the
+    evaluation compares (trained: ``paths.lgtm``, one ``<run>/`` per ``lgtm.runs`` entry; official: the released
+    model's folder, a single row); ``tmr`` the TMRs that condition LGTM; ``evaluator`` the TMRs that score it
+    (trained: ``paths.evaluator``, never used to condition a model; official: the released TMRs, labelled as
+    the conditioning space). They are spelled out (not derived from ``source``) because dvc.yaml interpolates
+    them into the consumers' deps: DVC then runs train_* (trained) or import_official (official) for them.
     """
 
     source: Literal["trained", "official"]
     lgtm: str
+    runs: str
     tmr: str
+    evaluator: str
 
 
 @dataclass(frozen=True)
@@ -566,27 +644,58 @@ class Settings:
     official: Official
 
     def __post_init__(self) -> None:
-        check_model_folders(self.models, self.paths, self.official)
+        check_model_folders(self.models, self.paths, self.official, self.lgtm.runs)
+        check_evaluation(self.evaluate, self.lgtm)
         check_sources(self.sources, self.models, self.embed_texts)
+
+    def pipeline_lgtm(self) -> str:
+        """The trained LGTM of generation, the prompt study and the studio: ``models.lgtm`` with the trained source,
+        else the first run of ``lgtm.runs`` under ``paths.lgtm``."""
+        if self.models.source == "trained":
+            return self.models.lgtm
+        return str(Path(self.paths.lgtm) / next(iter(self.lgtm.runs)))
 
 
 def _same(a: str, b: str) -> bool:
     return Path(a) == Path(b)
 
 
-def check_model_folders(models: Models, paths: Paths, official: Official) -> None:
-    """Catch a half-made switch: trained models are the train stages' outputs (``models.lgtm`` = ``paths.lgtm``,
-    ``models.tmr`` = ``paths.tmr``); released ones are anything but those folders (normally ``<official.out>/...``)."""
-    released = {"lgtm": str(Path(official.out) / "lgtm"), "tmr": str(Path(official.out) / "tmr")}
-    trained = {"lgtm": paths.lgtm, "tmr": paths.tmr}
-    for key in ("lgtm", "tmr"):
+def check_model_folders(models: Models, paths: Paths, official: Official, runs: dict[str, Run]) -> None:
+    """Catch a half-made switch: trained models are the train stages' outputs (``models.runs`` = ``paths.lgtm``
+    and ``models.lgtm`` one of its runs, ``models.tmr`` = ``paths.tmr``, ``models.evaluator`` =
+    ``paths.evaluator``); released ones are anything but those folders (normally ``<official.out>/...``)."""
+    released = {"lgtm": str(Path(official.out) / "lgtm"), "runs": str(Path(official.out) / "lgtm"),
+                "tmr": str(Path(official.out) / "tmr"), "evaluator": str(Path(official.out) / "tmr")}
+    trained = {"runs": paths.lgtm, "tmr": paths.tmr, "evaluator": paths.evaluator}
+    for key in ("runs", "tmr", "evaluator"):
         value = getattr(models, key)
         if models.source == "trained" and not _same(value, trained[key]):
-            raise ValueError(f"models.source is trained but models.{key} is {value}, not paths.{key} "
-                             f"({trained[key]}): set models.{key}: {trained[key]}")
+            raise ValueError(f"models.source is trained but models.{key} is {value}, not paths."
+                             f"{'lgtm' if key == 'runs' else key} ({trained[key]}): set models.{key}: {trained[key]}")
         if models.source == "official" and _same(value, trained[key]):
-            raise ValueError(f"models.source is official but models.{key} is paths.{key} (the trained models): "
+            raise ValueError(f"models.source is official but models.{key} is a trained folder: "
                              f"set models.{key}: {released[key]}")
+    lgtm = Path(models.lgtm)
+    if models.source == "trained" and not (_same(str(lgtm.parent), paths.lgtm) and lgtm.name in runs):
+        raise ValueError(f"models.source is trained but models.lgtm is {models.lgtm}, not a run of lgtm.runs under "
+                         f"paths.lgtm: set models.lgtm: {Path(paths.lgtm) / next(iter(runs), 'lgtm')}")
+    if models.source == "official" and not _same(models.lgtm, models.runs):
+        raise ValueError(f"models.source is official but models.runs is {models.runs}, not models.lgtm: "
+                         f"set models.runs: {models.lgtm}")
+
+
+def check_evaluation(evaluate: Evaluate, lgtm: LGTM) -> None:
+    """Every evaluated variant exists and has a run; rows and curve points do not reuse a variant's name."""
+    for name in evaluate.variants:
+        if name not in lgtm.variants:
+            raise ValueError(f"evaluate.variants names {name!r}: use one of lgtm.variants ({', '.join(lgtm.variants)})")
+        if not any(run.variant == name for run in lgtm.runs.values()):
+            raise ValueError(f"evaluate.variants names {name!r}, which no lgtm.runs entry trains: add a run")
+    names = [*evaluate.variants, *(r.name for r in evaluate.rows), "real"]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ValueError(f"evaluate row name(s) {', '.join(clash)} used twice (variants, rows and real share "
+                         "one table)")
 
 
 def check_sources(sources: dict[str, SourceSwitch], models: Models, embed_texts: EmbedTexts) -> None:
@@ -616,11 +725,15 @@ def parse_settings(raw: dict[str, Any], file: str | Path = PARAMS_FILE) -> Setti
     return build(Settings, apply_profile(raw, file), file)
 
 
-def declared_params(stage: str, dvc_file: str | Path = DVC_FILE) -> set[str]:
-    """The dotted params keys that ``stage`` (``train_tmr@head`` or ``train_tmr``) lists in dvc.yaml."""
+def declared_params(stage: str, dvc_file: str | Path = DVC_FILE, params: dict[str, Any] | None = None) -> set[str]:
+    """The dotted params keys that ``stage`` (``train_tmr@head`` or ``train_tmr``) lists in dvc.yaml.
+
+    In a ``foreach`` instance (``train_lgtm@lgtm_seed1``) ``${key}`` is the instance's key and ``${item.<field>}``
+    its entry's field in the dict the stage loops over (read from ``params``, the raw params file), as DVC
+    resolves them."""
     dvc_file = Path(dvc_file)
     stages = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("stages", {})
-    name = stage.split("@", 1)[0]
+    name, _, key = stage.partition("@")
     if name not in stages:
         raise SettingsError(dvc_file, f"stages.{name}", "no such stage", f"one of: {', '.join(stages)}")
     spec = stages[name].get("do", stages[name])
@@ -632,17 +745,40 @@ def declared_params(stage: str, dvc_file: str | Path = DVC_FILE) -> set[str]:
             for file, listed in entry.items():
                 if Path(file).name == PARAMS_FILE.name:
                     keys.update(listed or [])
+    if key:
+        item = _foreach_item(stages[name].get("foreach"), key, params)
+        keys = {_resolve_item(k, key, item) for k in keys}
     return keys
+
+
+def _foreach_item(foreach: Any, key: str, params: dict[str, Any] | None) -> Any:
+    """The entry ``key`` of a stage's ``foreach`` (``${a.b}`` looked up in ``params``), or None for a list."""
+    if not (isinstance(foreach, str) and foreach.startswith("${") and params is not None):
+        return None
+    node: Any = params
+    for part in foreach[2:-1].split("."):
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return node.get(key) if isinstance(node, dict) else None
+
+
+def _resolve_item(declared: str, key: str, item: Any) -> str:
+    """``declared`` with ``${key}`` and ``${item.<field>}`` replaced as DVC does for a foreach instance."""
+    out = declared.replace("${key}", key)
+    if isinstance(item, dict):
+        for field_name, value in item.items():
+            out = out.replace("${item." + field_name + "}", str(value))
+    return out
 
 
 def load_settings(stage: str | None = None, path: str | Path | None = None) -> Settings:
     """Read and check the params file; with ``stage``, the view limited to that stage's declared params."""
     path = Path(path) if path else params_file()
-    settings = parse_settings(read_yaml(path), path)
+    raw = read_yaml(path)
+    settings = parse_settings(raw, path)
     if stage is None:
         return settings
     check_outputs(settings, path.resolve().parent)
-    return stage_view(settings, declared_params(stage, dvc_file_for(path)), stage)
+    return stage_view(settings, declared_params(stage, dvc_file_for(path), raw), stage)
 
 
 def settings_or_exit(stage: str, view: bool = True) -> Settings:

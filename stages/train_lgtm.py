@@ -1,8 +1,11 @@
-"""Stage train_lgtm: cache the 7 TMR text latents of every caption, then train the LGTM denoiser.
+"""Stage train_lgtm@<run>: cache the 7 TMR text latents of every caption, then train one LGTM variant.
 
-Reads ``paths`` and ``lgtm`` from params.yaml; the features, poses/texts (captions), the part texts of
+``python -m stages.train_lgtm <run>`` trains the entry ``lgtm.runs.<run>``: the variant it names
+(``lgtm.variants``: the architecture, the ablation switches and which texts fill the seven slots, the part
+texts or, without the partition, the caption seven times) on ``lgtm.model``/``lgtm.train``, with the seed
+params ``seed`` + the run's ``seed``. Reads the features, poses/texts (captions), the part texts of
 split_texts, the token features of embed_texts and the trained TMRs (``paths.tmr``/<name>). Writes into
-``paths.lgtm``: text_latents.npz (all splits, for evaluation too), model.safetensors
+``paths.lgtm``/<run>: text_latents.npz (all splits, for evaluation too), model.safetensors
 (best validation weights), config.json, metrics.json, dvclive/ (curves + PNG plots) and checkpoints/
 (last + best; an interrupted run resumes from last when its settings and data are unchanged).
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -38,20 +42,39 @@ from stages.settings import Settings
 LATENTS_FILE = "text_latents.npz"
 
 
-def build_latents(settings: Settings, segments: list, text_dim: int, device: str) -> TextLatentCache:
+def slot_texts(segment, part_texts, texts: str) -> list[str]:
+    """The 7 texts of a caption in TEXT_SLOTS order: caption + part texts (``parts``), or the caption seven
+    times (``caption``: the variant without the partition, as its evaluation conditions it)."""
+    if texts == "caption":
+        return [segment.text] * 7
+    return segment_texts(segment, part_texts)
+
+
+def build_latents(settings: Settings, segments: list, text_dim: int, device: str, texts: str) -> TextLatentCache:
     """Encode the 7 texts of every caption once with the frozen TMR text encoders (or ``text_dim``-d random ones)."""
     paths = settings.paths
     part_texts = read_part_annotations(Path(paths.texts) / "body_part_annotations.json", "run `dvc repro split_texts`")
     provider = text_latents(settings.lgtm.text_latents, dim=text_dim, seed=settings.seed, tmr_root=paths.tmr,
                             embeddings=paths.embeddings, device=device)
-    return build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
-                                   provider)
+    return build_text_latent_cache([s.seg_id for s in segments],
+                                   [slot_texts(s, part_texts, texts) for s in segments], provider)
 
 
-def run(settings: Settings) -> None:
-    """Build the latent cache (rank 0), then train with the ``lgtm`` settings of the active profile."""
+def variant_config(settings: Settings, run_name: str) -> tuple[LGTMConfig, int, str]:
+    """The model config of run ``run_name`` (``lgtm.model`` + its variant's switches), its seed and slot texts."""
+    lgtm = settings.lgtm
+    run_spec = lgtm.runs[run_name]
+    variant = lgtm.variants[run_spec.variant]
+    switches = {"architecture": variant.architecture, "full_body_attention": variant.full_body_attention,
+                "smoothnet": variant.smoothnet}
+    return (convert(LGTMConfig, lgtm.model, **switches), settings.seed + run_spec.seed, variant.texts)
+
+
+def run(settings: Settings, run_name: str) -> None:
+    """Build the latent cache (rank 0), then train run ``run_name`` with the ``lgtm`` settings of the profile."""
     paths, lgtm = settings.paths, settings.lgtm
-    seed_everything(settings.seed)
+    model_cfg, seed, texts = variant_config(settings, run_name)
+    seed_everything(seed)
     if settings.compute.threads.train_lgtm:
         torch.set_num_threads(settings.compute.threads.train_lgtm)
     from motion.core.device import claim_gpu, resolve_device
@@ -60,9 +83,8 @@ def run(settings: Settings) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun each rank takes its LOCAL_RANK GPU
         device = claim_gpu(device)
     rank, world, device = setup_distributed(device)
-    model_cfg = convert(LGTMConfig, lgtm.model)
-    train_cfg = convert(TrainConfig, lgtm.train, seed=settings.seed)
-    out = Path(paths.lgtm)
+    train_cfg = convert(TrainConfig, lgtm.train, seed=seed)
+    out = Path(paths.lgtm) / run_name
     features, texts = Path(paths.features), Path(paths.poses) / "texts"
     lo, hi = settings.captions.min_frames, settings.captions.max_frames
     rule = SpanRule("lgtm", lo, hi)
@@ -71,7 +93,7 @@ def run(settings: Settings) -> None:
     if rank == 0:
         unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
         every = sorted(unique.values(), key=lambda s: s.seg_id)
-        cache = build_latents(settings, every, model_cfg.text_dim, device)
+        cache = build_latents(settings, every, model_cfg.text_dim, device, texts)
         cache.save(out / LATENTS_FILE)
         print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
     if world > 1:
@@ -86,7 +108,8 @@ def run(settings: Settings) -> None:
                         "check the features stage output or captions.min_frames / max_frames")
     metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device)
     if rank == 0:
-        print(f"train_lgtm: {metrics.get('step')} steps ({settings.profile} profile, "
+        print(f"train_lgtm {run_name} ({lgtm.runs[run_name].variant}, seed {seed}): {metrics.get('step')} steps "
+              f"({settings.profile} profile, "
               f"{metrics.get('trainable_parameters'):,} parameters), val loss {metrics.get('val_loss')} -> {out}")
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -94,8 +117,18 @@ def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    """Run the stage with the settings of params.yaml (under torchrun: every rank)."""
-    stage_main("train_lgtm", run)
+    """Train the run named on the command line (under torchrun: every rank)."""
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.train_lgtm <run>   (a key of lgtm.runs in params.yaml)")
+    name = sys.argv[1]
+
+    def body(settings: Settings) -> None:
+        if name not in settings.lgtm.runs:
+            raise SystemExit(f"train_lgtm: no run {name!r} in lgtm.runs of params.yaml: use one of "
+                             f"{', '.join(settings.lgtm.runs)}")
+        run(settings, name)
+
+    stage_main(f"train_lgtm@{name}", body)
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,8 @@ from tests.support.evaluation import (
     ReplayGenerator,
     evaluate_settings,
     fake_evaluator,
+    fake_spaces,
+    replay_runs,
     tiny_tmrs,
     write_dataset,
     written_captions,
@@ -70,11 +72,12 @@ def test_cache_key_and_second_call_skips_the_sampler(dataset: dict, tmp_path: Pa
     texts = condition_texts(list(gen.captions.values())[:5], "parts")
     lengths = [40] * 5
     setting = SamplingConfig("ddim", 3, 0.0, 1.0)
-    first, hit = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
-    assert not hit and len(gen.calls) == 1
-    again, hit = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
-    assert hit and len(gen.calls) == 1
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    first = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
+    assert not first.hit and len(gen.calls) == 1 and first.seconds > 0
+    again = cached_generate(gen, texts, lengths, setting, 1, tmp_path / "c")
+    assert again.hit and len(gen.calls) == 1
+    assert again.seconds == first.seconds  # the sampling's wall time is stored with the set
+    assert all(np.array_equal(a, b) for a, b in zip(first.motions, again.motions))
     key = sample_key("replay", setting, 1, texts, lengths)
     assert key != sample_key("replay", setting, 2, texts, lengths)
     assert key != sample_key("replay", SamplingConfig("ddim", 4, 0.0, 1.0), 1, texts, lengths)
@@ -154,44 +157,78 @@ def test_t2m_evaluator_adapter_loads_a_checkpoint_and_encodes(tmp_path: Path) ->
 # ----------------------------------------------------------------------------- the stage
 
 def test_stage_writes_all_outputs_and_a_rerun_uses_the_cache(dataset: dict, tmp_path: Path) -> None:
-    ev = fake_evaluator(dataset)
-    gen = ReplayGenerator(dataset)
-    results = stage.run(evaluate_settings(dataset), ev, gen, WINDOW)
+    runs = replay_runs(dataset)
+    results = stage.run(evaluate_settings(dataset), fake_spaces(dataset), runs, WINDOW)
     stage.write_outputs(results, dataset["paths"]["evaluate"], Path(dataset["paths"]["metrics"]) / "evaluate.json")
     out = Path(dataset["paths"]["evaluate"])
     assert {f.name for f in out.iterdir()} >= {"report.md", "results.json", "fid.png", "r_precision_top1.png",
-                                                "diversity.png", "multimodality.png", "part_similarity.png"}
+                                                "diversity.png", "multimodality.png", "part_similarity.png",
+                                                "sampler_curve.png"}
     metrics = json.loads((Path(dataset["paths"]["metrics"]) / "evaluate.json").read_text())
-    assert set(metrics) >= {"real", "lgtm", "lgtm_whole_body_text", "counts"} and "cfg" not in metrics
+    assert set(metrics) >= {"real", "lgtm", "no_partition", "caption_only", "tmr", "curve", "counts"}
+    assert "cfg" not in metrics
     assert metrics["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)  # Real vs itself
     assert metrics["lgtm"]["fid"]["mean"] > 0 and "multimodality" in metrics["lgtm"]
     assert "right_arm.similarity" in metrics["lgtm"] and "head.r_precision_top1" in metrics["lgtm"]
+    assert set(metrics["curve"]) == {"real", "ddim_4", "dpm_2"}
     counts = results["counts"]
-    assert counts["captions"] == 32 and counts["motions"]["lgtm"] == 2 * 32 + 3 * 4
-    assert counts["motions"]["real"] == 32 and results["cache"] == {"hits": 0, "misses": 5}
+    # the lgtm variant pools its two training runs: 2 generated sets of 32 + an MM set of 3 x 4 each
+    assert counts["captions"] == 32 and counts["motions"]["lgtm"] == 2 * (2 * 32 + 3 * 4)
+    assert results["units"]["lgtm"] == [f"{run}/r{r}" for run in ("lgtm", "lgtm_seed1") for r in range(3)]
+    assert len(results["values"]["evaluator"]["lgtm"]["fid"]) == 6
+    assert set(results["per_run"]["evaluator"]["lgtm"]) == {"lgtm", "lgtm_seed1"}
+    assert counts["motions"]["real"] == 32
     assert "cache" not in json.loads((out / "results.json").read_text())  # outputs independent of the cache
     report = (out / "report.md").read_text()
-    assert "| lgtm | 76 |" in report and "real vs lgtm" in report and "Diversity uses 32 pairs" in report
-    assert "Row cfg skipped" in report
-    # the ablation row was conditioned on the caption only; LGTM on the part texts
-    whole = [c for c in gen.calls if c[1].steps == 3 and all(len(set(t)) == 1 for t in c[0])]
-    assert len(whole) == 2
-    assert any(len(set(t)) > 1 for t in gen.calls[0][0])
+    assert "| lgtm | 152 |" in report and "**no_partition vs lgtm**" in report and "Diversity uses 32 pairs" in report
+    assert "Row cfg skipped" in report and "Holm" in report and "## Sampler curve" in report
+    assert report.index("## Whole-body metrics: `evaluator` (primary)") < report.index("## Whole-body metrics: `tmr`")
+    # no_partition and the caption_only row are conditioned on the caption in all seven slots; lgtm on the parts
+    assert all(len(set(t)) == 1 for texts, _, _ in runs["no_partition"].calls for t in texts)
+    assert any(len(set(t)) > 1 for t in runs["lgtm"].calls[0][0])
     # a rerun recomputes metrics from the cache only, with the same numbers
-    calls = len(gen.calls)
-    again = stage.run(evaluate_settings(dataset), ev, gen, WINDOW)
-    assert len(gen.calls) == calls and again["cache"]["hits"] == 5
-    assert again["summary"] == results["summary"]
+    calls = sum(len(g.calls) for g in runs.values())
+    again = stage.run(evaluate_settings(dataset), fake_spaces(dataset), runs, WINDOW)
+    assert sum(len(g.calls) for g in runs.values()) == calls and again["cache"]["misses"] == 0
+    assert again["summary"] == results["summary"] and again["timing"] == results["timing"]
+
+
+def test_every_variant_is_tested_against_lgtm_with_holms_correction(dataset: dict) -> None:
+    results = stage.run(evaluate_settings(dataset), fake_spaces(dataset), replay_runs(dataset), WINDOW)
+    tests = results["comparisons"]["evaluator"]
+    assert set(tests) == {"no_partition vs lgtm", "real vs lgtm"}
+    tested = [t for pair in tests.values() for t in pair.values() if t.get("testable")]
+    assert tested and all(t["p_holm"] >= t["p_value"] for t in tested)
+    assert all(t["significant"] == (t["p_holm"] < 0.05) for t in tested)
+    from motion.study.statistics import holm
+
+    assert sorted(t["p_holm"] for t in tested) == sorted(holm([t["p_value"] for t in tested]))
 
 
 def test_exact_generations_match_real(dataset: dict) -> None:
-    dataset["evaluate"]["rows"] = [{"name": "lgtm", "sampler": "ddim", "steps": 3}]
-    ev = fake_evaluator(dataset)
-    results = stage.run(evaluate_settings(dataset), ev, ReplayGenerator(dataset, noise=0.0), WINDOW)
-    real, lgtm = results["summary"]["tmr"]["real"], results["summary"]["tmr"]["lgtm"]
+    dataset["evaluate"].update(rows=[], variants=["lgtm"])
+    results = stage.run(evaluate_settings(dataset), fake_spaces(dataset), replay_runs(dataset, noise=0.0), WINDOW)
+    real, lgtm = results["summary"]["evaluator"]["real"], results["summary"]["evaluator"]["lgtm"]
     assert lgtm["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
-    for key in ("r_precision_top1", "mm_dist", "diversity", "torso.similarity"):
+    for key in ("r_precision_top1", "mm_dist", "diversity", "torso.similarity", "named_part_energy"):
         assert lgtm[key]["mean"] == pytest.approx(real[key]["mean"], abs=1e-6)
+
+
+def test_named_part_energy_is_the_share_of_the_moving_part() -> None:
+    from motion.core.parts import PART_JOINTS, RIC
+    from motion.eval.evaluation import TestCaption, named_part_energy, part_energy_shares
+
+    frames = np.zeros((30, FEATURE_DIM))
+    ric = np.zeros((30, 21, 3))
+    for j in PART_JOINTS["right_arm"]:
+        ric[:, j - 1, 1] = np.sin(np.arange(30) / 3)  # only the right arm's joints move
+    frames[:, RIC] = ric.reshape(30, -1)
+    shares = part_energy_shares(frames)
+    assert shares.sum() == pytest.approx(1.0) and shares[2] == pytest.approx(1.0)  # PART_NAMES[2] == right_arm
+    one = TestCaption("a_0", "a", "waves", "", ("",) * 6, 0, 30, ("right_arm",))
+    two = TestCaption("b_0", "b", "waves and kicks", "", ("",) * 6, 0, 30, ("right_arm", "left_leg"))
+    assert named_part_energy([frames, frames], [one, two]) == pytest.approx(1.0)  # only single-part captions count
+    assert named_part_energy([frames], [two]) is None
 
 
 def test_compare_rows_marks_constant_metrics_untestable() -> None:
@@ -224,6 +261,8 @@ def write_trained(dataset: dict, tmp_path: Path) -> None:
 
     for name, model in tiny_tmrs().items():
         save_tmr(model, Path(dataset["paths"]["tmr"]) / name)
+    for name, model in tiny_tmrs(seed=1).items():
+        save_tmr(model, Path(dataset["paths"]["evaluator"]) / name)
     caps = written_captions(dataset)
     known = sorted({t for c in caps for t in (c.caption, *c.part_texts)})
 
@@ -240,9 +279,10 @@ def write_trained(dataset: dict, tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
                      smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=WINDOW, text_dim=8)
-    lgtm = Path(dataset["paths"]["lgtm"])
-    save_model(LGTM(cfg).eval(), lgtm / "model.safetensors")
-    write_json(lgtm / "config.json", {"model": cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
+    for run in dataset["lgtm"]["runs"]:
+        lgtm = Path(dataset["paths"]["lgtm"]) / run
+        save_model(LGTM(cfg).eval(), lgtm / "model.safetensors")
+        write_json(lgtm / "config.json", {"model": cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
 
 
 def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path) -> None:
@@ -255,7 +295,7 @@ def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path
 
     write_trained(dataset, tmp_path)
     paths = {k: Path(v) for k, v in dataset["paths"].items()}
-    trained = TrainedLGTM(paths["lgtm"], paths["features"], paths["tmr"], paths["embeddings"], "random",
+    trained = TrainedLGTM(paths["lgtm"] / "lgtm", paths["features"], paths["tmr"], paths["embeddings"], "random",
                           dataset["seed"])
     gen = LGTMGenerator.load(trained, "cpu", batch_size=4)
     assert not gen.supports_guidance and gen.fingerprint.startswith("random:")
@@ -275,16 +315,18 @@ def test_lgtm_generator_denormalises_and_is_seeded(dataset: dict, tmp_path: Path
 def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """python -m stages.evaluate on saved tiny TMRs, a tiny LGTM (random text latents) and real loaders."""
     write_trained(dataset, tmp_path)
-    dataset["evaluate"].update(generation_seeds=1, mm_texts=2, mm_repeats=2,
-                                                 mm_times=2)
+    dataset["evaluate"].update(generation_seeds=1, mm_texts=2, mm_repeats=2, mm_times=2, rows=[])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
     monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
     stage.main()
     metrics = json.loads((Path(dataset["paths"]["metrics"]) / "evaluate.json").read_text())
-    assert np.isfinite(metrics["lgtm"]["fid"]["mean"]) and "t2m" not in metrics
-    assert metrics["counts"]["motions_lgtm_whole_body_text"] == 32
+    assert np.isfinite(metrics["lgtm"]["fid"]["mean"]) and "t2m" not in metrics and "tmr" in metrics
+    assert metrics["counts"]["motions_no_partition"] == 32 + 2 * 2
+    results = json.loads((Path(dataset["paths"]["evaluate"]) / "results.json").read_text())
+    assert results["variants"]["lgtm"]["runs"] == {"lgtm": 3, "lgtm_seed1": 4}  # params seed + the run's seed
+    assert list(results["spaces"]) == ["evaluator", "tmr"]
     before = sorted(p.name for p in (Path(dataset["paths"]["cache"]) / "eval_samples").iterdir())
-    assert len(before) == 3
+    assert len(before) == 3 * 2 + 2 * 2  # a set + an MM set per run; 2 curve points x 2 replications
     stage.main()  # the rerun finds every generated set in the cache
     assert sorted(p.name for p in (Path(dataset["paths"]["cache"]) / "eval_samples").iterdir()) == before
 
@@ -294,16 +336,16 @@ def test_stage_with_the_t2m_evaluator_as_the_primary_space(dataset: dict, tmp_pa
     """Guo's evaluator (a random tiny-vocabulary checkpoint) leads the metrics and the report; TMR follows."""
     from models.t2m_evaluator import T2MEvaluator
 
-    dataset["evaluate"].update(rows=[{"name": "lgtm", "sampler": "ddim", "steps": 3}],
-                                                 generation_seeds=1)
+    dataset["evaluate"].update(rows=[], variants=["lgtm"], generation_seeds=1)
     t2m = T2MEvaluator.load(*write_t2m_files(tmp_path))
-    results = stage.run(evaluate_settings(dataset), fake_evaluator(dataset), ReplayGenerator(dataset), WINDOW, t2m)
+    spaces = {"t2m": t2m, **fake_spaces(dataset)}
+    results = stage.run(evaluate_settings(dataset), spaces, replay_runs(dataset), WINDOW)
     assert results["summary"]["t2m"]["real"]["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert results["summary"]["t2m"]["lgtm"]["fid"]["mean"] > 0
     metrics, report = metrics_json(results), report_markdown(results)
-    assert list(results["summary"]) == ["t2m", "tmr"] and "t2m" not in metrics
+    assert list(results["summary"]) == ["t2m", "evaluator", "tmr"] and "t2m" not in metrics
     assert metrics["lgtm"] == results["summary"]["t2m"]["lgtm"] and "right_arm.similarity" in metrics["tmr"]["lgtm"]
-    assert report.index("(t2m evaluator, primary)") < report.index("(tmr evaluator)")
+    assert report.index("`t2m` (primary)") < report.index("## Whole-body metrics: `evaluator`")
 
 
 def test_stage_main_names_the_missing_models(dataset: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

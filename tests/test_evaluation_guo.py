@@ -12,7 +12,7 @@ import pytest
 from motion.eval.evaluation import TestCaption
 from motion.eval.guo import UNIT_LENGTH, GuoCaption, GuoItem, crop_length, draw_replication, evaluate_guo, group_items
 from stages.evaluate import evaluation_settings
-from tests.support.evaluation import ReplayGenerator, evaluate_settings, fake_evaluator, write_dataset
+from tests.support.evaluation import evaluate_settings, fake_spaces, replay_runs, write_dataset
 
 PARTS = ("p",) * 6
 
@@ -66,24 +66,28 @@ def test_every_replication_generates_its_own_set_and_mm_set(dataset: dict, tmp_p
     items = read_items(p["features"], Path(p["poses"]) / "texts", Path(p["texts"]) / "body_part_annotations.json",
                        40, 200)
     assert len(items) == 40  # one item per test motion (each has one caption)
-    generator = ReplayGenerator(dataset)
-    results = evaluate_guo(protocol, items, p["features"], fake_evaluator(dataset), generator, 48, tmp_path / "cache")
+    runs = replay_runs(dataset)
+    results = evaluate_guo(protocol, items, p["features"], fake_spaces(dataset), runs, 48, tmp_path / "cache")
     reps = protocol.metrics.replications
-    rows = [r for r in protocol.rows if r.sampling.guidance_scale == 1.0]  # the cfg row is skipped (no guidance)
-    seeds = [seed for _, _, seed in generator.calls]
-    assert len(generator.calls) == reps * len(rows) + reps  # a set per row and replication + the lgtm row's MM set
+    # every replication: a set per row and run; the variant rows (lgtm: 2 runs, no_partition: 1) also an MM set
+    calls = {run: g.calls for run, g in runs.items()}
+    assert len(calls["lgtm"]) == reps * (2 + 1)  # lgtm row set + MM set, and the caption_only row of models.lgtm
+    assert len(calls["lgtm_seed1"]) == reps * 2 and len(calls["no_partition"]) == reps * 2
+    seeds = [seed for _, _, seed in calls["lgtm_seed1"]]
     assert sorted(set(seeds)) == sorted({settings.seed + r for r in range(reps)}
                                         | {settings.seed + 100_000 + r for r in range(reps)})
-    lengths = {len(texts) for texts, _, _ in generator.calls}
-    assert lengths == {40, protocol.mm_texts * protocol.mm_repeats}
-    summary = results["summary"]["tmr"]
-    for row in ("real", "lgtm"):
+    assert {len(texts) for texts, _, _ in calls["lgtm_seed1"]} == {40, protocol.mm_texts * protocol.mm_repeats}
+    # the runs of a row generate from the row's draw of the replication: the same texts and lengths
+    assert [c[0] for c in calls["lgtm"][:2]] == [c[0] for c in calls["lgtm_seed1"][:2]]
+    summary = results["summary"]["evaluator"]
+    for row in ("real", "lgtm", "no_partition"):
         for metric in ("fid", "mm_dist", "diversity", "whole_body.similarity"):
             assert summary[row][metric]["ci95"] > 0, (row, metric)  # redrawn every replication: a real spread
     assert summary["lgtm"]["multimodality"]["ci95"] > 0 and summary["real"]["fid"]["mean"] > 0
     assert results["protocol"] == "guo" and "Row cfg skipped" in " ".join(results["notes"])
-    assert results["counts"]["items"] == 40 and len(results["values"]["tmr"]["lgtm"]["fid"]) == reps
-    again = evaluate_guo(protocol, items, p["features"], fake_evaluator(dataset), ReplayGenerator(dataset), 48,
+    assert results["counts"]["items"] == 40 and len(results["values"]["evaluator"]["lgtm"]["fid"]) == 2 * reps
+    assert len(results["values"]["evaluator"]["no_partition"]["fid"]) == reps
+    again = evaluate_guo(protocol, items, p["features"], fake_spaces(dataset), replay_runs(dataset), 48,
                          tmp_path / "cache")
     assert again["values"] == results["values"] and again["cache"]["misses"] == 0  # deterministic, cached
 
@@ -93,8 +97,9 @@ def test_the_stage_runs_guos_protocol_and_writes_its_report(dataset: dict, tmp_p
     from tests.support.params import settings_of, with_overrides
 
     params = with_overrides({"evaluate.protocol": "guo", "evaluate.replications": 2}, dataset)
-    results = stage.run(settings_of(params, "evaluate"), fake_evaluator(dataset), ReplayGenerator(dataset), 48)
+    results = stage.run(settings_of(params, "evaluate"), fake_spaces(dataset), replay_runs(dataset), 48)
     stage.write_outputs(results, tmp_path / "out", tmp_path / "metrics.json")
     report = (tmp_path / "out" / "report.md").read_text()
     assert results["protocol"] == "guo" and "| lgtm |" in report.replace("**", "")
-    assert (tmp_path / "metrics.json").is_file()
+    assert results["curve"]["counts"]["items"] == 12  # the curve's seeded subset of the 40 items
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "out" / "sampler_curve.png").is_file()

@@ -125,7 +125,7 @@ def test_ddp_two_gloo_processes_equal_one_big_batch(tmp_path: Path) -> None:
     assert (gap > 1e-5).float().mean() < 0.02
 
 
-def test_train_lgtm_stage(tmp_path: Path, stage_params) -> None:
+def test_train_lgtm_stage(tmp_path: Path, stage_params, monkeypatch: pytest.MonkeyPatch) -> None:
     from models.text_latents import TextLatentCache
     from stages import train_lgtm
 
@@ -140,8 +140,9 @@ def test_train_lgtm_stage(tmp_path: Path, stage_params) -> None:
                   "compute.device": "cpu", "compute.threads.train_lgtm": 1, "lgtm.text_latents": "random",
                   "captions.min_frames": 10, "captions.max_frames": 200, "lgtm.model": tiny,
                   **{f"lgtm.train.{k}": v for k, v in train.items()}})
+    monkeypatch.setattr("sys.argv", ["train_lgtm", "lgtm"])
     train_lgtm.main()
-    out = tmp_path / "out" / "lgtm"
+    out = tmp_path / "out" / "lgtm" / "lgtm"  # paths.lgtm / <run>
     cache = TextLatentCache.load(out / "text_latents.npz")
     assert len(cache) == 12 and "000005_1" in cache and cache.dim == 256  # every split, both captions
     config = json.loads((out / "config.json").read_text())

@@ -155,8 +155,8 @@ def test_half_made_switches_are_one_line_errors(tmp_path: Path) -> None:
     from stages.settings import parse_settings
 
     official = with_overrides({"models.source": "official"})
-    with pytest.raises(SettingsError, match="models.source is official but models.lgtm is paths.lgtm .*"
-                                            "set models.lgtm: data/official/lgtm"):
+    with pytest.raises(SettingsError, match="models.source is official but models.runs is a trained folder: "
+                                            "set models.runs: data/official/lgtm"):
         parse_settings(official)
     moved = real_params()
     moved["paths"]["tmr"] = "elsewhere/tmr"
@@ -195,10 +195,12 @@ def dvc_graph(tmp_path: Path, params: dict, target: str) -> str:
 
 def test_the_official_source_needs_no_training_stage(tmp_path: Path) -> None:
     official = with_overrides({"models": {"source": "official", "lgtm": "data/official/lgtm",
-                                          "tmr": "data/official/tmr"}})
+                                          "runs": "data/official/lgtm", "tmr": "data/official/tmr",
+                                          "evaluator": "data/official/tmr"}})
     for target in ("evaluate", "prompt_study"):
         graph = dvc_graph(tmp_path / target, official, target)
         assert '"import_official" -> ' in graph and "train_" not in graph and "eval_tmr" not in graph
     trained = dvc_graph(tmp_path / "trained", real_params(), "evaluate")
-    assert '"train_lgtm" -> "evaluate"' in trained and '"train_tmr@head" -> "evaluate"' in trained
+    assert '"train_lgtm@lgtm" -> "evaluate"' in trained and '"train_tmr@head" -> "evaluate"' in trained
+    assert '"train_lgtm@baseline_seed1" -> "evaluate"' in trained and '"train_evaluator@head" -> "evaluate"' in trained
     assert "import_official" not in trained

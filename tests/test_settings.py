@@ -41,7 +41,8 @@ def test_paper_profile_lays_its_values_over_the_base() -> None:
     assert (paper.lgtm.model.dim, paper.lgtm.sampling.steps, paper.tmr.train.crop_frames) == (128, 1000, None)
     assert paper.lgtm.sampling.sampler == cpu.lgtm.sampling.sampler  # not overridden: the base value
     assert paper.compute.threads.train_tmr == 0 and paper.compute.threads.embed_texts == cpu.compute.threads.embed_texts
-    assert len(paper.evaluate.rows) == 5 and paper.evaluate.rows[-1].guidance_scale == 2.5
+    assert len(paper.evaluate.rows) == 1 and paper.evaluate.rows[-1].guidance_scale == 2.5
+    assert (paper.evaluate.curve.items, paper.evaluate.curve.replications, paper.evaluate.replications) == (0, 20, 20)
 
 
 def test_settings_are_frozen() -> None:
@@ -63,7 +64,11 @@ def test_settings_are_frozen() -> None:
     (lambda r: r.__setitem__("profile", "gpu"), "profile: 'gpu' is not a profile"),
     (lambda r: r["profiles"]["paper"]["lgtm"].__setitem__("sampler", "x"), "profiles.paper.lgtm.sampler: overrides"),
     (lambda r: r["captions"].__setitem__("max_frames", 10), "captions: max_frames (10) must exceed min_frames (40)"),
-    (lambda r: r["evaluate"]["rows"][0].__setitem__("stepz", 3), "evaluate.rows[0].stepz: unknown key"),
+    (lambda r: r["evaluate"]["curve"]["points"][0].__setitem__("stepz", 3),
+     "evaluate.curve.points[0].stepz: unknown key"),
+    (lambda r: r["lgtm"]["runs"]["lgtm"].__setitem__("variant", "nope"),
+     "lgtm.runs.lgtm.variant is 'nope': use one of"),
+    (lambda r: r["evaluate"].__setitem__("variants", ["lgtm", "lgtm"]), "evaluate row name(s) lgtm used twice"),
     (lambda r: r.__setitem__("sed", 1), "sed: unknown key"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_key(mutate, expected: str) -> None:
@@ -96,7 +101,7 @@ def test_stage_view_refuses_undeclared_settings() -> None:
 def test_every_stage_view_of_the_real_files_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     for stage in ("download", "poses", "features", "split_texts", "embed_texts", "train_tmr@head", "eval_tmr",
-                  "train_lgtm", "evaluate", "prompt_study"):
+                  "train_lgtm@lgtm", "train_lgtm@baseline_seed1", "train_evaluator@head", "evaluate", "prompt_study"):
         assert declared_params(stage), stage
         load_settings(stage)
 

@@ -121,13 +121,33 @@ def key_exists(tree: dict, key: str) -> bool:
 
 @pytest.mark.parametrize("stage", sorted(stage_specs()))
 def test_declared_params_exist(stage: str) -> None:
-    missing = [k for k in declared_params(stage, ROOT / "dvc.yaml") if not key_exists(PARAMS, k)]
-    assert not missing, f"stage {stage} declares params {missing} that params.yaml does not have"
+    for instance in instances(stage):
+        missing = [k for k in declared_params(instance, ROOT / "dvc.yaml", PARAMS) if not key_exists(PARAMS, k)]
+        assert not missing, f"stage {instance} declares params {missing} that params.yaml does not have"
+
+
+def instances(stage: str) -> list[str]:
+    """The stage, or each ``stage@key`` of a foreach over a params dict (its params interpolate ``${key}``)."""
+    foreach = DVC[stage].get("foreach")
+    if isinstance(foreach, str) and foreach.startswith("${"):
+        node = PARAMS
+        for part in foreach[2:-1].split("."):
+            node = node[part]
+        if isinstance(node, dict):
+            return [f"{stage}@{key}" for key in node]
+    return [stage]
+
+
+def test_foreach_instances_declare_their_own_entry() -> None:
+    """train_lgtm@<run> tracks exactly its run's entry and its variant's switches, so adding a run retrains none."""
+    assert {"lgtm.runs.no_smoothnet", "lgtm.variants.no_smoothnet"} <= declared_params(
+        "train_lgtm@no_smoothnet", ROOT / "dvc.yaml", PARAMS)
+    assert "lgtm.runs.lgtm" not in declared_params("train_lgtm@no_smoothnet", ROOT / "dvc.yaml", PARAMS)
 
 
 @pytest.mark.parametrize("stage", sorted(stage_specs()))
 def test_profile_overrides_of_declared_params_are_declared(stage: str) -> None:
-    declared = declared_params(stage, ROOT / "dvc.yaml")
+    declared = declared_params(instances(stage)[0], ROOT / "dvc.yaml", PARAMS)
     base = {k for k in declared if not k.startswith("profiles.") and k != "profile"}
     for profile, keys in overlaid_keys(PARAMS["profiles"]).items():
         for key in keys:

@@ -13,7 +13,8 @@ from motion.core.settings import SettingsError
 from tests.support.params import PARAMS_FILE, real_params, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-SWITCHED = {"models.source", "models.lgtm", "models.tmr", "embed_texts.encoder", "embed_texts.token_dtype",
+SWITCHED = {"models.source", "models.lgtm", "models.runs", "models.tmr", "models.evaluator",
+            "embed_texts.encoder", "embed_texts.token_dtype",
             "lgtm.sampling.timestep_spacing"}
 
 
@@ -77,7 +78,8 @@ def test_the_switched_file_makes_the_consumers_depend_on_the_import(tmp_path: Pa
 def test_a_half_made_official_switch_names_the_command() -> None:
     from stages.settings import parse_settings
 
-    official = {"models": {"source": "official", "lgtm": "data/official/lgtm", "tmr": "data/official/tmr"}}
+    official = {"models": {"source": "official", "lgtm": "data/official/lgtm", "runs": "data/official/lgtm",
+                           "tmr": "data/official/tmr", "evaluator": "data/official/tmr"}}
     with pytest.raises(SettingsError, match="models.source is official but embed_texts.encoder is minilm, the released "
                                             "TMRs read distilbert: run python -m tools.switch_source official"):
         parse_settings(with_overrides(official))
@@ -99,8 +101,9 @@ def test_bad_files_are_one_line_errors_and_stay_as_they_were(tmp_path: Path) -> 
     params = tmp_path / "params.yaml"
     raw = real_params()
     text = yaml.safe_dump(raw, sort_keys=False).replace(
-        "models:\n  source: trained\n  lgtm: data/lgtm\n  tmr: data/tmr\n",
-        "models: {source: trained, lgtm: data/lgtm, tmr: data/tmr}\n")
+        "models:\n  source: trained\n  lgtm: data/lgtm/lgtm\n  runs: data/lgtm\n  tmr: data/tmr\n"
+        "  evaluator: data/evaluator\n",
+        "models: {source: trained, lgtm: data/lgtm/lgtm, runs: data/lgtm, tmr: data/tmr, evaluator: data/evaluator}\n")
     assert "models: {source" in text
     params.write_text(text)
     with pytest.raises(DataError, match=r"models.source is not a one-line `key: value` -- fix: write models.source "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +54,7 @@ class TestCaption:
     part_texts: tuple[str, ...]
     start: int
     length: int
+    moving: tuple[str, ...] = ()  # the parts its split names as moving (non-idle): part energy of single-part ones
 
 
 def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_annotations: str | Path,
@@ -63,6 +64,7 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
     a seeded subset of ``max_captions`` when 0 < max_captions < all."""
     from motion.data.captions import read_captions, read_part_annotations
     from motion.datasets import SpanRule, file_captions, read_segments, read_split, segment_texts
+    from motion.text.schema import active_parts
 
     segments = read_segments(features_dir, file_captions(captions_dir, read_split(features_dir, split)),
                              SpanRule("lgtm", min_frames, max_frames))
@@ -82,7 +84,8 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
         length = min(span, window)
         out.append(TestCaption(s.seg_id, s.motion_id, s.text, tokens[s.motion_id][int(s.seg_id.rsplit("_", 1)[1])],
                                tuple(segment_texts(s, parts)[1:]),
-                               s.start + (span - length) // 2, length))
+                               s.start + (span - length) // 2, length,
+                               tuple(sorted(active_parts(parts.get(s.seg_id, {}))))))
     return out
 
 
@@ -202,9 +205,20 @@ def sample_key(fingerprint: str, setting: SamplingConfig, seed: int, texts: Sequ
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """A generated set, whether it came from the cache, and the wall time of the sampling that made it."""
+
+    motions: list[np.ndarray]
+    hit: bool
+    seconds: float  # stored with the cached set, so a rerun from the cache reports the same figure
+
+
 def cached_generate(generator: MotionGenerator, texts: Sequence[tuple[str, ...]], lengths: Sequence[int],
-                    setting: SamplingConfig, seed: int, cache_dir: str | Path) -> tuple[list[np.ndarray], bool]:
-    """Generated motions from ``<cache_dir>/<key>.npz`` when present, else sampled and stored; (motions, hit)."""
+                    setting: SamplingConfig, seed: int, cache_dir: str | Path) -> Sampled:
+    """Generated motions from ``<cache_dir>/<key>.npz`` when present, else sampled (timed) and stored."""
+    import time
+
     from motion.core.io import atomic_path
 
     key = sample_key(generator.fingerprint, setting, seed, texts, lengths)
@@ -212,31 +226,101 @@ def cached_generate(generator: MotionGenerator, texts: Sequence[tuple[str, ...]]
     if path.is_file():
         with np.load(path) as data:
             flat, lens = data["features"], data["lengths"]
+            seconds = float(data["seconds"]) if "seconds" in data.files else float("nan")
         if list(lens) == list(map(int, lengths)):
-            return np.split(flat, np.cumsum(lens)[:-1]), True
+            return Sampled(np.split(flat, np.cumsum(lens)[:-1]), True, seconds)
+    start = time.perf_counter()
     motions = generator.generate(texts, lengths, setting, seed)
+    seconds = time.perf_counter() - start
     for m, n in zip(motions, lengths):
         if m.shape != (n, FEATURE_DIM) or not np.isfinite(m).all():
             raise ValueError(f"the generator returned a motion of shape {m.shape} (or NaN) for length {n}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, features=np.concatenate(motions).astype(np.float32), lengths=np.asarray(lengths, np.int64))
-    return [m.astype(np.float32) for m in motions], False
+            np.savez(f, features=np.concatenate(motions).astype(np.float32), lengths=np.asarray(lengths, np.int64),
+                     seconds=np.float64(seconds))
+    return Sampled([m.astype(np.float32) for m in motions], False, seconds)
 
 
-# ----------------------------------------------------------------------------- metrics of one row
+# ----------------------------------------------------------------------------- metric spaces and embedded sets
+
+def tmr_spaces(spaces: dict[str, Evaluator]) -> list[str]:
+    """The spaces with part encoders (TMRs): they get the part-level metrics."""
+    return [name for name, ev in spaces.items() if isinstance(ev, TMREvaluator)]
+
 
 @dataclass
-class RowData:
-    """Evaluator embeddings of one row: whole-body motions per generation seed, MM set, part latents per seed."""
+class SpaceTexts:
+    """Caption embeddings per metric space, and per TMR space and encoder the part-text latents and raw texts."""
 
-    name: str
-    motions: list[np.ndarray]                               # [seed] (N, D) in the metric space
-    parts: dict[str, list[np.ndarray]] = field(default_factory=dict)  # encoder -> [seed] (N, d) TMR latents
-    mm: np.ndarray | None = None                            # (texts, repeats, D)
-    num_samples: int = 0                                    # generated (or real) motions behind the row
+    whole: dict[str, np.ndarray]
+    parts: dict[str, dict[str, tuple[np.ndarray, list[str]]]]
 
+
+def text_embeddings(captions: Sequence[TestCaption], spaces: dict[str, Evaluator]) -> SpaceTexts:
+    """Embeddings of the captions in every space; in TMR spaces also of the six part texts (part metrics)."""
+    texts = [c.caption for c in captions]
+    tokens = [c.tokens for c in captions]
+    whole = {s: ev.encode_texts(texts, tokens) for s, ev in spaces.items()}
+    parts: dict[str, dict[str, tuple[np.ndarray, list[str]]]] = {}
+    for space in tmr_spaces(spaces):
+        ev = spaces[space]
+        parts[space] = {WHOLE_BODY: (whole[space], texts)}
+        for k, part in enumerate(TEXT_SLOTS[1:]):
+            raw = [c.part_texts[k] for c in captions]
+            parts[space][part] = (ev.encode_texts(raw, encoder=part), raw)
+    return SpaceTexts(whole, parts)
+
+
+def part_energy_shares(features: np.ndarray) -> np.ndarray:
+    """(6,) share of each part (PART_NAMES order) in a motion's energy: the mean squared frame-to-frame speed of
+    its joints' root-relative positions (the ric features, in the root's facing frame), summed over the part's
+    joints; the root (torso) contributes through its ric joints only."""
+    from motion.core.parts import PART_JOINTS, RIC
+
+    ric = np.asarray(features, np.float64)[:, RIC].reshape(len(features), 21, 3)  # joints 1..21
+    if len(ric) < 2:
+        return np.full(len(PART_NAMES), 1.0 / len(PART_NAMES))
+    speed2 = (np.diff(ric, axis=0) ** 2).sum(-1).mean(0)
+    energy = np.array([speed2[[j - 1 for j in PART_JOINTS[p] if j > 0]].sum() for p in PART_NAMES])
+    total = energy.sum()
+    return energy / total if total > 0 else np.full(len(PART_NAMES), 1.0 / len(PART_NAMES))
+
+
+def named_part_energy(motions: Sequence[np.ndarray], captions: Sequence[TestCaption]) -> float | None:
+    """Mean share of motion energy in the named part over the single-part captions (those whose split names
+    exactly one moving part); None when there are none. Text-free: it needs no evaluator."""
+    shares = [part_energy_shares(m)[PART_NAMES.index(c.moving[0])]
+              for m, c in zip(motions, captions) if len(c.moving) == 1]
+    return float(np.mean(shares)) if shares else None
+
+
+@dataclass
+class EmbeddedSet:
+    """One generated (or real) set in every metric space: whole-body latents, part latents (TMR spaces), the
+    MultiModality set, and the named-part energy of its single-part captions."""
+
+    whole: dict[str, np.ndarray]
+    parts: dict[str, dict[str, np.ndarray]]
+    mm: dict[str, np.ndarray] | None
+    energy: float | None
+    count: int  # motions behind it (the MM set included)
+
+
+def embed_set(spaces: dict[str, Evaluator], motions: list[np.ndarray], captions: Sequence[TestCaption],
+              mm: list[np.ndarray] | None = None, mm_repeats: int = 1) -> EmbeddedSet:
+    """Embed a set (de-normalised features per caption) and its MM set in every space."""
+    whole = {s: ev.encode_motions(motions) for s, ev in spaces.items()}
+    parts = {s: {e: spaces[s].encode_motions(motions, e) for e in TEXT_SLOTS} for s in tmr_spaces(spaces)}
+    mm_emb = None
+    if mm:
+        mm_emb = {s: ev.encode_motions(mm).reshape(-1, mm_repeats, whole[s].shape[1]) for s, ev in spaces.items()}
+    return EmbeddedSet(whole, parts, mm_emb, named_part_energy(motions, captions),
+                       len(motions) + (len(mm) if mm else 0))
+
+
+# ----------------------------------------------------------------------------- metrics of one set
 
 @dataclass(frozen=True)
 class MetricSettings:
@@ -251,7 +335,7 @@ class MetricSettings:
 def replication_values(motion: np.ndarray, real: np.ndarray, texts: np.ndarray, parts: dict[str, np.ndarray],
                        part_texts: dict[str, tuple[np.ndarray, list[str]]], mm: np.ndarray | None,
                        rng: np.random.Generator, settings: MetricSettings) -> dict[str, float]:
-    """Every metric of one replication: a generated set's embeddings ``motion`` (N, D) against the real ones
+    """Every metric of one replication in one space: a set's embeddings ``motion`` (N, D) against the real ones
     and the caption embeddings, its part latents ``parts`` (encoder -> (N, d)), the MM set, and ``rng`` for
     the R-precision batches, the Diversity and MultiModality pairs."""
     n = len(texts)
@@ -271,32 +355,34 @@ def replication_values(motion: np.ndarray, real: np.ndarray, texts: np.ndarray, 
     return {k: float(v) for k, v in out.items()}
 
 
-def row_metrics(row: RowData, real: np.ndarray, texts: np.ndarray, part_texts: dict[str, tuple[np.ndarray, list[str]]],
-                settings: MetricSettings) -> dict[str, np.ndarray]:
-    """Per-replication values (replications,) of every metric of a row (replication r scores set r % sets)."""
-    children = np.random.SeedSequence(settings.seed).spawn(settings.replications)
-    values: dict[str, list[float]] = {}
-    for r, child in enumerate(children):
-        k = r % len(row.motions)
-        parts = {enc: row.parts[enc][k] for enc in part_texts}
-        one = replication_values(row.motions[k], real, texts, parts, part_texts, row.mm,
-                                 np.random.default_rng(child), settings)
-        for name, value in one.items():
-            values.setdefault(name, []).append(value)
-    return {k: np.asarray(v) for k, v in values.items()}
+NAMED_PART_ENERGY = "named_part_energy"
+
+
+def score_set(emb: EmbeddedSet, reference: dict[str, np.ndarray], texts: SpaceTexts, seed: Any,
+              settings: MetricSettings) -> dict[str, dict[str, float]]:
+    """Every metric of one set in every space (the same R-precision/Diversity/MM draws in each, from ``seed``);
+    the text-free named-part energy goes with the first (primary) space."""
+    out = {}
+    for k, space in enumerate(emb.whole):
+        one = replication_values(emb.whole[space], reference[space], texts.whole[space], emb.parts.get(space, {}),
+                                 texts.parts.get(space, {}), None if emb.mm is None else emb.mm[space],
+                                 np.random.default_rng(seed), settings)
+        if k == 0 and emb.energy is not None:
+            one[NAMED_PART_ENERGY] = emb.energy
+        out[space] = one
+    return out
 
 
 def summarise(values: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """{metric: {mean, ci95}} of per-replication values."""
+    """{metric: {mean, ci95}} of per-unit values (units: training runs x replications)."""
     return {k: dict(zip(("mean", "ci95"), mean_ci95(v))) for k, v in sorted(values.items())}
 
 
 def compare_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], alpha: float = 0.05) -> dict[str, dict]:
-    """Welch's test of a - b for every metric the two rows share (needs >= 2 replications).
+    """Welch's test of a - b for every metric the two rows share (needs >= 2 units each).
 
-    Metrics constant over the replications of both rows (FID, MM-Dist, similarities when each row has one
-    generated set; R-precision with a single batch) get ``{"testable": False}``: their CI is zero only because
-    nothing was redrawn.
+    Metrics constant over the units of both rows (a deterministic metric of a single generated set) get
+    ``{"testable": False}``: their CI is zero only because nothing was redrawn.
     """
     out: dict[str, dict] = {}
     for k in sorted(set(a) & set(b)):
@@ -309,15 +395,39 @@ def compare_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], alpha: floa
     return out
 
 
+TESTED_METRICS = ("r_precision_top1", "r_precision_top2", "r_precision_top3", "fid", "mm_dist", "diversity",
+                  "multimodality", NAMED_PART_ENERGY)
+
+
+def compare_table(values: dict[str, dict[str, np.ndarray]], pairs: Sequence[tuple[str, str]],
+                  alpha: float = 0.05) -> dict[str, dict[str, dict]]:
+    """Welch's tests of every pair on the table's metrics (``TESTED_METRICS``), Holm-corrected across all of
+    them: each test gets ``p_holm`` and ``significant`` at family-wise level ``alpha``."""
+    from motion.study.statistics import holm
+
+    out = {f"{a} vs {b}": {m: t for m, t in compare_rows(values[a], values[b], alpha).items() if m in TESTED_METRICS}
+           for a, b in pairs}
+    tested = [(pair, m) for pair, tests in out.items() for m, t in tests.items() if t.get("testable")]
+    for (pair, m), p_holm in zip(tested, holm([out[pair][m]["p_value"] for pair, m in tested])):
+        out[pair][m]["p_holm"] = p_holm
+        out[pair][m]["significant"] = bool(p_holm < alpha)
+    return out
+
+
+# ----------------------------------------------------------------------------- rows and the protocol
+
 @dataclass(frozen=True)
 class EvaluationRow:
-    """One generated row: how it samples, which texts condition it (parts | whole_body), whether it has an MM set."""
+    """One generated row: how it samples, which texts condition it (parts | whole_body), whether it has an MM set,
+    and the training runs behind it (a trained variant's seeds: its values pool runs x replications)."""
 
     name: str
     sampling: SamplingConfig
     conditioning: str
     multimodality: bool
     config: dict[str, Any]  # the row as written in params.yaml (shown in the report)
+    runs: tuple[str, ...] = ("lgtm",)  # keys of the generators (training runs) that generate it
+    kind: str = "sampler"              # variant (a trained variant at the default sampler) | sampler (a setting)
 
 
 @dataclass(frozen=True)
@@ -325,29 +435,14 @@ class EvaluationSettings:
     """The protocol of one evaluation: metric sizes and seed, generated sets per row, the MM set, rows, tests."""
 
     metrics: MetricSettings
-    generation_seeds: int            # independent generated sets per row (replication r uses set r % n)
+    generation_seeds: int            # independent generated sets per row and run (replication r uses set r % n)
     mm_texts: int                    # MultiModality: texts x repeats generations
     mm_repeats: int
     rows: tuple[EvaluationRow, ...]
-    compare: tuple[tuple[str, str], ...]  # row pairs for Welch's tests
+    compare: tuple[tuple[str, str], ...]  # row pairs for Welch's tests (Holm-corrected across the table)
 
 
 REAL = "real"
-
-
-def embed_row(name: str, motions_per_seed: list[list[np.ndarray]], spaces: dict[str, Evaluator],
-              tmr: TMREvaluator, mm: list[np.ndarray] | None, mm_shape: tuple[int, int]) -> dict[str, RowData]:
-    """Evaluator embeddings of one row in every metric space (part latents with the TMRs, in the TMR space)."""
-    out = {}
-    for space, ev in spaces.items():
-        data = RowData(name, [ev.encode_motions(m) for m in motions_per_seed],
-                       num_samples=sum(len(m) for m in motions_per_seed) + (len(mm) if mm else 0))
-        if mm:
-            data.mm = ev.encode_motions(mm).reshape(*mm_shape, -1)
-        if space == "tmr":
-            data.parts = {e: [tmr.encode_motions(m, e) for m in motions_per_seed] for e in TEXT_SLOTS}
-        out[space] = data
-    return out
 
 
 def protocol_notes(n: int, settings: EvaluationSettings) -> list[str]:
@@ -362,96 +457,151 @@ def protocol_notes(n: int, settings: EvaluationSettings) -> list[str]:
     return notes
 
 
-def text_embeddings(captions: Sequence[TestCaption], spaces: dict[str, Evaluator],
-                    tmr: TMREvaluator) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, list[str]]]]:
-    """Caption embeddings per metric space, and per TMR slot the latents and raw texts of the part metrics."""
-    texts = [c.caption for c in captions]
-    tokens = [c.tokens for c in captions]
-    text_emb = {s: ev.encode_texts(texts, tokens) for s, ev in spaces.items()}
-    part_texts = {WHOLE_BODY: (text_emb["tmr"], texts)}
-    for k, part in enumerate(TEXT_SLOTS[1:]):
-        raw = [c.part_texts[k] for c in captions]
-        part_texts[part] = (tmr.encode_texts(raw, encoder=part), raw)
-    return text_emb, part_texts
+def usable_rows(settings: EvaluationSettings, generators: dict[str, MotionGenerator]) -> tuple[list[EvaluationRow],
+                                                                                               list[str]]:
+    """The rows every generator of which exists and supports the row's guidance, and a note per skipped row."""
+    rows, notes = [], []
+    for row in settings.rows:
+        missing = [r for r in row.runs if r not in generators]
+        if missing:
+            notes.append(f"Row {row.name} skipped: no model for run(s) {', '.join(missing)}.")
+        elif row.sampling.guidance_scale != 1.0 and not all(generators[r].supports_guidance for r in row.runs):
+            notes.append(f"Row {row.name} skipped: guidance_scale {row.sampling.guidance_scale} needs a model trained "
+                         "with lgtm cond_drop_prob > 0 (this one has no unconditional branch).")
+        else:
+            rows.append(row)
+    return rows, notes
 
 
-@dataclass
-class Generated:
-    """A row's generated sets (one per generation seed), its MultiModality set, and the cache hits behind them."""
+class Table:
+    """Per-unit metric values of every row in every space, the units behind them and what generated them."""
 
-    per_seed: list[list[np.ndarray]]
-    mm: list[np.ndarray] | None
-    hits: int
-    misses: int
+    def __init__(self, spaces: Sequence[str]) -> None:
+        self.values: dict[str, dict[str, dict[str, list[float]]]] = {s: {} for s in spaces}
+        self.units: dict[str, list[str]] = {}
+        self.motions: dict[str, int] = {}
+        self.seconds: dict[str, list[float]] = {}
+        self.samples: dict[str, int] = {}
+        self.hits = self.misses = 0
+
+    def put(self, row: str, unit: str, scored: dict[str, dict[str, float]], motions: int) -> None:
+        """Add one unit's values (space -> metric -> value)."""
+        for space, one in scored.items():
+            for name, value in one.items():
+                self.values[space].setdefault(row, {}).setdefault(name, []).append(value)
+        self.units.setdefault(row, []).append(unit)
+        self.motions[row] = self.motions.get(row, 0) + motions
+
+    def sampled(self, row: str, got: Sampled, count: int) -> None:
+        """Record a generated set's cache state and wall time (``count`` motions)."""
+        self.hits, self.misses = self.hits + got.hit, self.misses + (not got.hit)
+        self.seconds.setdefault(row, []).append(got.seconds)
+        self.samples[row] = self.samples.get(row, 0) + count
+
+    def arrays(self) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        return {s: {r: {k: np.asarray(v) for k, v in rv.items()} for r, rv in sv.items()}
+                for s, sv in self.values.items()}
+
+    def per_run(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """space -> row -> run -> metric -> mean over that run's replications (the training-seed spread)."""
+        out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+        for space, rows in self.values.items():
+            for row, metrics in rows.items():
+                runs = [u.split("/", 1)[0] for u in self.units[row]]
+                for run in dict.fromkeys(runs):
+                    pick = [i for i, r in enumerate(runs) if r == run]
+                    out.setdefault(space, {}).setdefault(row, {})[run] = {
+                        k: float(np.mean([v[i] for i in pick])) for k, v in sorted(metrics.items())}
+        return out
+
+    def timing(self) -> dict[str, dict[str, float]]:
+        """Wall time per generated motion of each row (from the sampling runs, stored with the cached sets)."""
+        return {r: {"seconds_per_motion": float(np.nansum(s) / max(self.samples[r], 1)),
+                    "motions": self.samples[r]} for r, s in self.seconds.items()}
 
 
-def generate_row(row: EvaluationRow, generator: MotionGenerator, captions: Sequence[TestCaption], seeds: list[int],
-                 mm_idx: np.ndarray, mm_repeats: int, mm_seed: int, cache_dir: str | Path) -> Generated:
-    """Every generated set of one row (cached): one per seed, plus the MM set when the row has one."""
-    cond = condition_texts(captions, row.conditioning)
-    lengths = [c.length for c in captions]
-    out = Generated([], None, 0, 0)
-    for s in seeds:
-        motions, hit = cached_generate(generator, cond, lengths, row.sampling, s, cache_dir)
-        out.per_seed.append(motions)
-        out.hits, out.misses = out.hits + hit, out.misses + (not hit)
-    if row.multimodality:
-        mm_cond = [cond[i] for i in mm_idx for _ in range(mm_repeats)]
-        mm_len = [lengths[i] for i in mm_idx for _ in range(mm_repeats)]
-        out.mm, hit = cached_generate(generator, mm_cond, mm_len, row.sampling, mm_seed, cache_dir)
-        out.hits, out.misses = out.hits + hit, out.misses + (not hit)
-    return out
+def results_of(table: Table, settings: EvaluationSettings, rows: Sequence[EvaluationRow], counts: dict[str, Any],
+               notes: list[str], extra_settings: dict[str, Any]) -> dict[str, Any]:
+    """The results layout both protocols share (summaries, per-unit values, Holm-corrected tests, counts)."""
+    arrays = table.arrays()
+    names = [REAL] + [row.name for row in rows]
+    pairs = [tuple(p) for p in settings.compare if all(x in names for x in p)]
+    return {
+        "summary": {s: {r: summarise(arrays[s][r]) for r in names if r in arrays[s]} for s in arrays},
+        "values": {s: {r: {k: v.tolist() for k, v in rv.items()} for r, rv in sv.items()} for s, sv in arrays.items()},
+        "per_run": table.per_run(),
+        "units": table.units,
+        "comparisons": {s: compare_table(arrays[s], pairs) for s in arrays},
+        "timing": table.timing(),
+        "counts": {**counts, "motions": table.motions},
+        "cache": {"hits": table.hits, "misses": table.misses},  # how this run got its samples (cache state)
+        "rows": {REAL: {"real": True}, **{row.name: {**row.config, "kind": row.kind, "runs": list(row.runs)}
+                                          for row in rows}},
+        "notes": notes,
+        "settings": {**asdict(settings.metrics), **extra_settings, "evaluator_normalisation": EVALUATOR_NORMALISATION},
+    }
+
+
+def generate_row(row: EvaluationRow, generator: MotionGenerator, captions: Sequence[TestCaption], seed: int,
+                 cache_dir: str | Path) -> Sampled:
+    """One generated set of a row's run (cached)."""
+    return cached_generate(generator, condition_texts(captions, row.conditioning), [c.length for c in captions],
+                           row.sampling, seed, cache_dir)
+
+
+def generate_mm(row: EvaluationRow, generator: MotionGenerator, captions: Sequence[TestCaption], mm_idx: np.ndarray,
+                repeats: int, seed: int, cache_dir: str | Path) -> Sampled:
+    """The MultiModality set of a row's run: ``repeats`` motions for each caption of ``mm_idx`` (cached)."""
+    cond = condition_texts([captions[i] for i in mm_idx for _ in range(repeats)], row.conditioning)
+    return cached_generate(generator, cond, [captions[i].length for i in mm_idx for _ in range(repeats)],
+                           row.sampling, seed, cache_dir)
 
 
 def evaluate(settings: EvaluationSettings, captions: Sequence[TestCaption], real: list[np.ndarray],
-             tmr: TMREvaluator, generator: MotionGenerator | None, window: int, cache_dir: str | Path,
-             t2m: Evaluator | None = None) -> dict[str, Any]:
-    """Evaluate Real and every row; returns results (summaries, per-replication values, comparisons, counts, notes).
+             spaces: dict[str, Evaluator], generators: dict[str, MotionGenerator], window: int,
+             cache_dir: str | Path) -> dict[str, Any]:
+    """Evaluate Real and every row (caption-level protocol); ``spaces`` are the metric spaces in report order
+    (the first is primary), ``generators`` the trained runs by name. A row's units are its runs x replications:
+    replication r of run j scores generated set ``r % generation_seeds`` of that run with its own draws.
 
     Generated sets are cached in ``cache_dir`` (``cached_generate``), so a rerun only recomputes metrics.
     """
     n, seed, m = len(captions), settings.metrics.seed, settings.metrics
     notes = protocol_notes(n, settings)
-    # Guo's T2M evaluator, when given, is the primary space (the paper's table; first in every results table);
-    # TMR keeps the part-level metrics
-    spaces: dict[str, Evaluator] = {"tmr": tmr} if t2m is None else {"t2m": t2m, "tmr": tmr}
-    text_emb, part_texts = text_embeddings(captions, spaces, tmr)
-    rows = {REAL: embed_row(REAL, [real], spaces, tmr, None, (0, 0))}
-    rows[REAL]["tmr"].num_samples = n
+    rows, skipped = usable_rows(settings, generators)
+    notes += skipped
+    texts = text_embeddings(captions, spaces)
+    real_emb = embed_set(spaces, real, captions)
+    table = Table(list(spaces))
+    children = np.random.SeedSequence(seed).spawn(m.replications)
+    for r, child in enumerate(children):
+        table.put(REAL, f"real/r{r}", score_set(real_emb, real_emb.whole, texts, child, m), n if r == 0 else 0)
     seeds = [seed + s for s in range(settings.generation_seeds)]
     if m.replications > len(seeds):
-        notes.append(f"{len(seeds)} generated set(s) per row for {m.replications} replications: the "
+        notes.append(f"{len(seeds)} generated set(s) per row and run for {m.replications} replications: the "
                      "CIs of FID, MM-Dist and similarities (deterministic given a set) reflect "
-                     + ("only one generation" if len(seeds) == 1 else f"{len(seeds)} generations") + ".")
+                     + ("only one generation" if len(seeds) == 1 else f"{len(seeds)} generations")
+                     + " per training run.")
     mm_idx = np.sort(np.random.default_rng([seed, 7]).choice(n, min(settings.mm_texts, n), replace=False))
-    hits = misses = 0
-    for row in settings.rows:
-        if generator is None:
-            raise ValueError("no trained LGTM to evaluate: run train_lgtm")
-        if row.sampling.guidance_scale != 1.0 and not generator.supports_guidance:
-            notes.append(f"Row {row.name} skipped: guidance_scale {row.sampling.guidance_scale} needs a model trained "
-                         "with lgtm cond_drop_prob > 0 (this one has no unconditional branch).")
-            continue
-        gen = generate_row(row, generator, captions, seeds, mm_idx, settings.mm_repeats, seed + 100_000, cache_dir)
-        hits, misses = hits + gen.hits, misses + gen.misses
-        rows[row.name] = embed_row(row.name, gen.per_seed, spaces, tmr, gen.mm, (len(mm_idx), settings.mm_repeats))
-    values = {space: {r: row_metrics(rows[r][space], rows[REAL][space].motions[0], text_emb[space],
-                                     part_texts if space == "tmr" else {}, m) for r in rows}
-              for space in spaces}
-    pairs = [tuple(p) for p in settings.compare if all(x in rows for x in p)]
-    configured = {row.name: dict(row.config) for row in settings.rows}
-    return {
-        "summary": {s: {r: summarise(v) for r, v in rows_v.items()} for s, rows_v in values.items()},
-        "values": {s: {r: {k: v.tolist() for k, v in rv.items()} for r, rv in rows_v.items()}
-                   for s, rows_v in values.items()},
-        "comparisons": {s: {f"{a} vs {b}": compare_rows(values[s][a], values[s][b]) for a, b in pairs}
-                        for s in spaces},
-        "counts": {"captions": n, "replications": m.replications, "generation_seeds": len(seeds),
-                   "diversity_pairs": min(m.diversity_times, n),
-                   "multimodality": f"{len(mm_idx)} texts x {settings.mm_repeats} motions, {m.mm_times} pairs each",
-                   "motions": {r: rows[r]["tmr"].num_samples for r in rows}},
-        "cache": {"hits": hits, "misses": misses},  # how this run got its samples: not an output (cache state)
-        "rows": {r: configured.get(r, {"real": True}) for r in rows},
-        "notes": notes,
-        "settings": {**asdict(m), "window": window, "evaluator_normalisation": EVALUATOR_NORMALISATION},
-    }
+    for row in rows:
+        for run in row.runs:
+            generator = generators[run]
+            sets = []
+            for s in seeds:
+                got = generate_row(row, generator, captions, s, cache_dir)
+                table.sampled(row.name, got, n)
+                sets.append(got.motions)
+            mm = None
+            if row.multimodality:
+                got = generate_mm(row, generator, captions, mm_idx, settings.mm_repeats, seed + 100_000, cache_dir)
+                table.hits, table.misses = table.hits + got.hit, table.misses + (not got.hit)
+                mm = got.motions
+            embedded = [embed_set(spaces, motions, captions, mm, settings.mm_repeats) for motions in sets]
+            for r, child in enumerate(children):
+                count = (n if r < len(seeds) else 0) + (len(mm) if mm and r == 0 else 0)  # each motion counted once
+                table.put(row.name, f"{run}/r{r}", score_set(embedded[r % len(seeds)], real_emb.whole, texts, child, m),
+                          count)
+    counts = {"captions": n, "replications": m.replications, "generation_seeds": len(seeds),
+              "diversity_pairs": min(m.diversity_times, n),
+              "multimodality": f"{len(mm_idx)} texts x {settings.mm_repeats} motions, {m.mm_times} pairs each"}
+    return {"protocol": "lgtm", **results_of(table, settings, rows, counts, notes, {"window": window})}

@@ -7,8 +7,8 @@ from typing import Any
 from motion.core.parts import PART_NAMES
 
 MAIN_METRICS = ("r_precision_top1", "r_precision_top2", "r_precision_top3", "fid", "mm_dist", "diversity",
-                "multimodality")
-ARROWS = {"fid": "↓", "mm_dist": "↓", "diversity": "→ Real", "multimodality": "↑"}
+                "multimodality", "named_part_energy")
+ARROWS = {"fid": "↓", "mm_dist": "↓", "diversity": "→ Real", "multimodality": "↑", "named_part_energy": "→ Real"}
 
 
 def cell(summary: dict[str, dict[str, float]], key: str, digits: int = 3) -> str:
@@ -42,12 +42,12 @@ def part_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def significance_lines(comparisons: dict[str, dict[str, dict[str, Any]]],
                        metrics: tuple[str, ...] = MAIN_METRICS) -> list[str]:
-    """One sentence per compared pair: which metric differences are significant (Welch, alpha 0.05)."""
+    """One sentence per compared pair: which metric differences are significant after Holm's correction."""
     lines = []
     for pair, tests in comparisons.items():
         a, b = pair.split(" vs ")
         tested = {m: t for m, t in tests.items() if m in metrics and t.get("testable", True)}
-        sig = [f"{m} (Δ {t['difference']:+.4g}, p = {t['p_value']:.3g})"
+        sig = [f"{m} (Δ {t['difference']:+.4g}, p = {t['p_value']:.3g}, Holm {t.get('p_holm', t['p_value']):.3g})"
                for m, t in tested.items() if t["significant"]]
         same = [m for m, t in tested.items() if not t["significant"]]
         untested = [f"{m} (Δ {t['difference']:+.4g})" for m, t in tests.items()
@@ -60,6 +60,93 @@ def significance_lines(comparisons: dict[str, dict[str, dict[str, Any]]],
             text += f"; not testable (the same value in every replication: nothing redrawn): {', '.join(untested)}"
         lines.append(text + ".")
     return lines
+
+
+def seed_lines(per_run: dict[str, dict[str, dict[str, float]]], metrics: tuple[str, ...] = ("r_precision_top1",
+                                                                                             "fid")) -> list[str]:
+    """Per row with several training runs: each run's mean of the headline metrics (the training-seed spread)."""
+    lines = []
+    for row, runs in per_run.items():
+        if len(runs) < 2:
+            continue
+        parts = [f"{run}: " + ", ".join(f"{m} {v[m]:.3f}" for m in metrics if m in v) for run, v in runs.items()]
+        lines.append(f"- `{row}`: " + "; ".join(parts))
+    return lines
+
+
+def curve_table(curve: dict[str, Any]) -> list[str]:
+    """The sampler curve: FID and R@1 per point with seconds per motion, and the fewest steps whose FID CI
+    overlaps the reference point's (with the speed-up over the reference)."""
+    space = next(iter(curve["summary"]))
+    rows, timing, ref = curve["summary"][space], curve["timing"], curve["reference"]
+    lines = ["| point | FID ↓ | R@1 ↑ | s / motion |", "|---|---|---|---|"]
+    for name, summary in rows.items():
+        if name == "real":
+            continue
+        t = timing.get(name, {}).get("seconds_per_motion")
+        lines.append(f"| {name} | {cell(summary, 'fid')} | {cell(summary, 'r_precision_top1')} | "
+                     f"{'—' if t is None else f'{t:.4f}'} |")
+    verdict = fewest_overlapping(curve)
+    lines.append("")
+    if verdict is None:
+        lines.append(f"No point's FID CI overlaps the reference `{ref}`'s.")
+    else:
+        name, steps, speedup = verdict
+        lines.append(f"Fewest steps whose FID 95% CI overlaps `{ref}`'s: `{name}` ({steps} steps), "
+                     f"{speedup:.1f}x faster per motion than `{ref}` (wall time of this run's sampling).")
+    return lines
+
+
+def fewest_overlapping(curve: dict[str, Any]) -> tuple[str, int, float] | None:
+    """(point, steps, speed-up) of the cheapest point whose FID CI overlaps the reference's, or None."""
+    space = next(iter(curve["summary"]))
+    rows, timing, ref = curve["summary"][space], curve["timing"], curve["reference"]
+    if ref not in rows or "fid" not in rows[ref]:
+        return None
+    lo, hi = rows[ref]["fid"]["mean"] - rows[ref]["fid"]["ci95"], rows[ref]["fid"]["mean"] + rows[ref]["fid"]["ci95"]
+    best = None
+    for name, spec in curve["rows"].items():
+        if name in ("real", ref) or name not in rows:
+            continue
+        f = rows[name]["fid"]
+        if f["mean"] - f["ci95"] <= hi and f["mean"] + f["ci95"] >= lo:
+            if best is None or spec["steps"] < best[1]:
+                best = (name, int(spec["steps"]))
+    if best is None:
+        return None
+    t_ref = timing[ref]["seconds_per_motion"]
+    t = timing[best[0]]["seconds_per_motion"]
+    return best[0], best[1], (t_ref / t) if t > 0 else float("nan")
+
+
+def curve_chart(curve: dict[str, Any], out_dir: str | Path) -> Path:
+    """sampler_curve.png: FID and R@1 (95% CI) against steps, one line per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    space = next(iter(curve["summary"]))
+    rows = curve["summary"][space]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for sampler in dict.fromkeys(spec["sampler"] for n, spec in curve["rows"].items() if n != "real"):
+        names = sorted((n for n, spec in curve["rows"].items() if spec.get("sampler") == sampler and n in rows),
+                       key=lambda n: curve["rows"][n]["steps"])
+        steps = [curve["rows"][n]["steps"] for n in names]
+        for ax, metric in zip(axes, ("fid", "r_precision_top1")):
+            have = [i for i, n in enumerate(names) if metric in rows[n]]
+            ax.errorbar([steps[i] for i in have], [rows[names[i]][metric]["mean"] for i in have],
+                        yerr=[rows[names[i]][metric]["ci95"] for i in have], marker="o", capsize=3, label=sampler)
+    for ax, metric in zip(axes, ("FID", "R-precision top-1")):
+        ax.set_xscale("log")
+        ax.set_xlabel("sampling steps")
+        ax.set_title(f"{metric} (mean, 95% CI)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out_dir) / "sampler_curve.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def bar_charts(rows: dict[str, dict[str, dict[str, float]]], out_dir: str | Path) -> list[Path]:
@@ -108,48 +195,100 @@ def bar_charts(rows: dict[str, dict[str, dict[str, float]]], out_dir: str | Path
 
 
 def primary_space(results: dict[str, Any]) -> str:
-    """The evaluator space the results lead with: ``t2m`` (Guo's evaluator) when it was given, else ``tmr``."""
+    """The metric space the results lead with: Guo's T2M evaluator when given, else the evaluator TMRs (the
+    conditioning TMRs only when nothing else is there)."""
     return next(iter(results["summary"]))
 
 
 def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
-    """The DVC metrics: ``<row>.<metric>.{mean,ci95}`` in the primary space (TMR, or Guo's T2M evaluator when
-    given), the other space under its name (``tmr.<row>...`` beside T2M, with the part-level metrics), counts."""
+    """The DVC metrics: ``<row>.<metric>.{mean,ci95}`` in the primary space, the other spaces under their names,
+    the sampler curve under ``curve``, counts."""
     primary = primary_space(results)
     out: dict[str, Any] = {row: s for row, s in results["summary"][primary].items()}
     for space, rows in results["summary"].items():
         if space != primary:
             out[space] = rows
+    if "curve" in results:
+        curve = results["curve"]
+        out["curve"] = {row: {k: s[k] for k in ("fid", "r_precision_top1") if k in s}
+                        for row, s in curve["summary"][next(iter(curve["summary"]))].items()}
     out["counts"] = {"captions": results["counts"]["captions"], "replications": results["counts"]["replications"],
                      **{f"motions_{r}": v for r, v in results["counts"]["motions"].items()}}
     return out
 
 
+def row_label(name: str, spec: dict[str, Any], variants: dict[str, Any]) -> str:
+    """What a row is, in words: a trained variant with its seeds, a sampler setting of one run, or Real."""
+    if spec.get("real"):
+        return "the test motions themselves"
+    if spec.get("kind") == "variant":
+        v = variants.get(name, {})
+        runs = v.get("runs", {})
+        what = {"lgtm": "LGTM", "no_partition": "LGTM trained without the partition (the caption in all seven slots)",
+                "no_optimizer": "LGTM trained without the full-body optimizer (part streams decoded directly)",
+                "no_smoothnet": "LGTM trained without SmoothNet",
+                "baseline": "MDM-style whole-body baseline (one transformer over the 263-d features)"}.get(name, name)
+        seeds = ", ".join(f"{r} (seed {s})" for r, s in runs.items()) or "the released weights"
+        sampler = {k: x for k, x in spec.items() if k in ("sampler", "steps")}
+        return f"trained variant: {what}; training runs {seeds}; sampler {sampler or 'lgtm.sampling'}"
+    return f"a sampler setting of run {', '.join(spec.get('runs', []))}: " + \
+        str({k: x for k, x in spec.items() if k not in ("kind", "runs")})
+
+
 def report_markdown(results: dict[str, Any]) -> str:
-    """report.md: the tables with 95% CIs, what each figure rests on, and the significance statements."""
+    """report.md: the tables with 95% CIs, what each row and space is, the Holm-corrected tests, the curve."""
     c = results["counts"]
     if results.get("protocol") == "guo":
         scope = (f"Guo et al.'s protocol: {c['items']} test motion items; every replication draws a caption and a "
-                 "crop (length a multiple of 4) per item and generates a new set per row")
+                 "crop (length a multiple of 4) per item and generates a new set per row and training run")
     else:
         scope = f"{c['captions']} test captions"
     lines = ["# Evaluation", "",
-             f"{scope}; {c['replications']} replications (mean ± 95% CI, 1.96·std/√n); "
-             f"{c['generation_seeds']} generated set(s) per row; Diversity on {c['diversity_pairs']} pairs; "
-             f"MultiModality on {c['multimodality']}. The **motions** column counts the motions each row rests on.",
+             f"{scope}; {c['replications']} replications. A row's units are its training runs x replications; "
+             "mean ± 95% CI = 1.96·std/√units, so a variant's CI includes the variance between its training seeds. "
+             f"Diversity on {c['diversity_pairs']} pairs; MultiModality on {c['multimodality']}. The **motions** "
+             "column counts the motions each row rests on.",
              f"Motions are fed to the evaluators as {results['settings']['evaluator_normalisation']}.", ""]
+    if results.get("synthetic"):
+        lines += ["**Synthetic data**: these numbers come from the embedded synthetic dataset, not HumanML3D; they "
+                  "check the pipeline and compare variants on this data only.", ""]
+    labels = results.get("spaces", {})
     primary = primary_space(results)
+    lines += ["## Metric spaces", ""] + [f"- `{s}`{' (primary)' if s == primary else ''}: {labels.get(s, s)}"
+                                          for s in results["summary"]] + [""]
+    variants = results.get("variants", {})
+    lines += ["## Rows", ""] + [f"- `{r}`: {row_label(r, spec, variants)}" for r, spec in results["rows"].items()]
+    lines.append("")
     for space, rows in results["summary"].items():
-        lead = ", primary" if primary != "tmr" and space == primary else ""
-        lines += [f"## Whole-body metrics ({space} evaluator{lead})", "", markdown_table(rows, c["motions"]), ""]
-        if space == "tmr":
-            lines += ["## Part-level metrics (part TMRs: similarity (cos+1)/2 / R-precision top-1)", "",
+        lead = " (primary)" if space == primary else ""
+        lines += [f"## Whole-body metrics: `{space}`{lead}", "", markdown_table(rows, c["motions"]), ""]
+        if space in results.get("per_run", {}):
+            spread = seed_lines(results["per_run"][space])
+            if spread:
+                lines += ["Per training run (the seed spread behind the pooled rows):", ""] + spread + [""]
+        if any("head.similarity" in s for s in rows.values()):
+            lines += [f"### Part-level metrics: `{space}` (part TMRs: similarity (cos+1)/2 / R-precision top-1)", "",
                       part_table(rows), ""]
-        lines += [f"### Significance ({space}; Welch's t-test over replications, α = 0.05)", ""]
+        lines += [f"### Tests: `{space}` (Welch's t-test over units, Holm-corrected over the table, α = 0.05)", ""]
         lines += significance_lines(results["comparisons"][space]) or ["- no comparison configured"]
         lines.append("")
-    rows_cfg = results["rows"]
-    lines += ["## Rows", ""] + [f"- `{r}`: {spec}" for r, spec in rows_cfg.items()] + [""]
+    if "named_part_energy" in next(iter(results["summary"].values())).get("real", {}):
+        lines += ["`named_part_energy`: for the test captions whose split names exactly one moving part, the share "
+                  "of motion energy (mean squared speed of the root-relative joints) in that part; Real is the "
+                  "reference. It needs no evaluator.", ""]
+    if "curve" in results:
+        curve = results["curve"]
+        lines += ["## Sampler curve", "",
+                  f"Run `{', '.join(next(iter(curve['rows'].values()), {}).get('runs', []) or ['lgtm'])}` "
+                  f"on {curve['counts']['items']} test items, {curve['counts']['replications']} replications, "
+                  f"space `{next(iter(curve['summary']))}`; timestep spacing as lgtm.sampling. Seconds per motion "
+                  "are the wall time of the sampling that produced the cached sets.", ""]
+        lines += curve_table(curve) + [""]
+        lines += ["Tests against the reference (Holm-corrected over the curve):", ""]
+        lines += significance_lines(curve["comparisons"][next(iter(curve["summary"]))], ("fid", "r_precision_top1"))
+        lines.append("")
+    if results.get("conclusions"):
+        lines += ["## What the numbers support", ""] + [f"- {x}" for x in results["conclusions"]] + [""]
     if results["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     return "\n".join(lines)

@@ -36,8 +36,8 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
         all_feats.append(feats)
         caption = f"a person {ACTIONS[action]} take {m}"
         (poses_texts / f"{mid}.txt").write_text(f"{caption}#a/DET person/NOUN#0.0#0.0\n")
-        parts[f"{mid}_0"] = {p: {"action": "x", "text": ACTIONS[action] if p == ACTION_PART[action] else "does nothing"}
-                             for p in PART_NAMES}
+        parts[f"{mid}_0"] = {p: {"action": "x", "text": ACTIONS[action]} if p == ACTION_PART[action] else
+                             {"action": "idle", "text": "does nothing"} for p in PART_NAMES}
         ids.append(mid)
     (features / "splits" / "test.txt").write_text("\n".join(ids) + "\n")
     stacked = np.concatenate(all_feats)
@@ -55,16 +55,21 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
         **{f"paths.{k}": str(v) for k, v in {
             "features": features, "poses": root / "poses", "texts": texts, "embeddings": root / "embeddings",
             "cache": root / "cache", "metrics": root / "metrics", "lgtm": root / "lgtm", "tmr": root / "tmr",
-            "evaluate": root / "evaluate"}.items()},
+            "evaluator": root / "evaluator", "evaluate": root / "evaluate"}.items()},
         "captions.min_frames": 40, "captions.max_frames": 200, "lgtm.text_latents": "random",
         "profile": "cpu", "compute.device": "cpu", "compute.threads.evaluate": 1,
-        "evaluate.batch_size": 16, "evaluate.compare": [["real", "lgtm"], ["lgtm", "lgtm_whole_body_text"]],
+        "lgtm.runs": {"lgtm": {"variant": "lgtm", "seed": 0}, "lgtm_seed1": {"variant": "lgtm", "seed": 1},
+                      "no_partition": {"variant": "no_partition", "seed": 0}},
+        "evaluate.batch_size": 16, "evaluate.compare": [["real", "lgtm"]],
         **{f"evaluate.{k}": v for k, v in {
+            "protocol": "lgtm", "variants": ["lgtm", "no_partition"], "sampling": {"sampler": "ddim", "steps": 3},
             "max_captions": 32, "replications": 3, "generation_seeds": 2, "diversity_times": 300,
             "mm_texts": 3, "mm_repeats": 4, "mm_times": 2,
-            "rows": [{"name": "lgtm", "sampler": "ddim", "steps": 3, "multimodality": True},
-                     {"name": "lgtm_whole_body_text", "conditioning": "whole_body", "sampler": "ddim", "steps": 3},
-                     {"name": "cfg", "sampler": "ddim", "steps": 3, "guidance_scale": 2.0}]}.items()},
+            "rows": [{"name": "caption_only", "conditioning": "whole_body", "sampler": "ddim", "steps": 3},
+                     {"name": "cfg", "sampler": "ddim", "steps": 3, "guidance_scale": 2.0}],
+            "curve": {"items": 12, "replications": 2, "reference": "ddim_4",
+                      "points": [{"name": "ddim_4", "sampler": "ddim", "steps": 4},
+                                 {"name": "dpm_2", "sampler": "dpmsolver++", "steps": 2}]}}.items()},
     })
 
 
@@ -84,13 +89,13 @@ class FakeTokens:
                          for w in text.split()]).astype(np.float32)
 
 
-def tiny_tmrs(latent_dim: int = 6) -> dict:
+def tiny_tmrs(latent_dim: int = 6, seed: int = 0) -> dict:
     """Seven randomly initialised small TMRs."""
     import torch
 
     from models.tmr import TMR, TMRConfig
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     out = {}
     for name in TEXT_SLOTS:
         dim = FEATURE_DIM if name == "whole_body" else PART_DIMS[name]
@@ -100,20 +105,30 @@ def tiny_tmrs(latent_dim: int = 6) -> dict:
     return out
 
 
-def fake_evaluator(params: dict) -> TMREvaluator:
-    """TMREvaluator on tiny random TMRs, fake token features and the test part_stats."""
+def fake_evaluator(params: dict, seed: int = 0) -> TMREvaluator:
+    """TMREvaluator on tiny random TMRs (initialised from ``seed``), fake token features and the test part_stats."""
     from motion.datasets import load_part_stats
 
     stats_path = Path(params["paths"]["features"]) / "part_stats.npz"
-    return TMREvaluator(tiny_tmrs(), FakeTokens(), {n: load_part_stats(stats_path, n) for n in TEXT_SLOTS})
+    return TMREvaluator(tiny_tmrs(seed=seed), FakeTokens(), {n: load_part_stats(stats_path, n) for n in TEXT_SLOTS})
+
+
+def fake_spaces(params: dict) -> dict:
+    """The stage's two TMR spaces on tiny random TMRs: the evaluator's (seed 1) and the conditioners' (seed 0)."""
+    return {"evaluator": fake_evaluator(params, seed=1), "tmr": fake_evaluator(params)}
+
+
+def replay_runs(params: dict, noise: float = 0.3) -> dict:
+    """A replay generator per training run of the written dataset's params (each run its own noise)."""
+    return {run: ReplayGenerator(params, noise, salt=k) for k, run in enumerate(params["lgtm"]["runs"])}
 
 
 class ReplayGenerator:
     """Returns each caption's real motion (plus seeded noise unless exact); records every call."""
 
-    fingerprint = "replay"
-
-    def __init__(self, params: dict, noise: float = 0.3, supports_guidance: bool = False) -> None:
+    def __init__(self, params: dict, noise: float = 0.3, supports_guidance: bool = False, salt: int = 0) -> None:
+        self.fingerprint = f"replay{salt}" if salt else "replay"
+        self.salt = salt
         self.captions = {c.caption: c for c in written_captions(params)}
         self.features = params["paths"]["features"]
         self.noise = noise
@@ -123,7 +138,7 @@ class ReplayGenerator:
     def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplingConfig,
                  seed: int) -> list[np.ndarray]:
         self.calls.append((list(texts), setting, seed))
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, self.salt])
         real = real_motions(self.features, [self.captions[t[0]] for t in texts])
         return [(m[:n] + self.noise * rng.standard_normal(m[:n].shape)).astype(np.float32)
                 for m, n in zip(real, lengths)]

@@ -35,22 +35,25 @@ def set_param(params: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = copy.deepcopy(value)
 
 
-MIRRORED = ("lgtm", "tmr")  # with models.source trained, models.<x> must be paths.<x> (stages.settings)
+MIRRORED = {"lgtm": "runs", "tmr": "tmr", "evaluator": "evaluator"}  # paths.<key> -> models.<value> (trained source)
 
 
 def with_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A copy of ``params`` (default: the real params.yaml) with the dotted ``overrides`` applied in order.
 
-    Moving ``paths.lgtm`` / ``paths.tmr`` moves ``models.lgtm`` / ``models.tmr`` along while the source is
-    trained (they must name the same folders there) unless the overrides set them too.
+    Moving ``paths.lgtm`` / ``paths.tmr`` / ``paths.evaluator`` moves ``models.runs`` (and ``models.lgtm``, the same
+    run under the new folder) / ``models.tmr`` / ``models.evaluator`` along while the source is trained (they must
+    name the same folders there) unless the overrides set them too.
     """
     out = copy.deepcopy(dict(params)) if params is not None else real_params()
     for dotted, value in overrides.items():
         set_param(out, dotted, value)
     if out.get("models", {}).get("source") == "trained":
-        for key in MIRRORED:
-            if f"paths.{key}" in overrides and f"models.{key}" not in overrides:
-                out["models"][key] = copy.deepcopy(overrides[f"paths.{key}"])
+        for key, model_key in MIRRORED.items():
+            if f"paths.{key}" in overrides and f"models.{model_key}" not in overrides:
+                out["models"][model_key] = copy.deepcopy(overrides[f"paths.{key}"])
+        if "paths.lgtm" in overrides and "models.lgtm" not in overrides:
+            out["models"]["lgtm"] = str(Path(overrides["paths.lgtm"]) / Path(out["models"]["lgtm"]).name)
     return out
 
 
@@ -67,7 +70,8 @@ def settings_of(params: Mapping[str, Any], stage: str | None = None):
     from stages.settings import declared_params, parse_settings
 
     settings = parse_settings(copy.deepcopy(dict(params)), PARAMS_FILE)
-    return settings if stage is None else stage_view(settings, declared_params(stage, REPO_ROOT / "dvc.yaml"), stage)
+    declared = None if stage is None else declared_params(stage, REPO_ROOT / "dvc.yaml", dict(params))
+    return settings if stage is None else stage_view(settings, declared, stage)
 
 
 def settings_with(overrides: Mapping[str, Any], stage: str | None = None):

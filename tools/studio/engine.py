@@ -173,7 +173,8 @@ class Engine:
         paths = settings.paths
         resolved = resolve_device(device or settings.compute.device)
         config = StudioConfig(
-            trained=TrainedLGTM.at(asdict(paths), settings.lgtm.text_latents, settings.seed),
+            trained=TrainedLGTM.at({**asdict(paths), "lgtm": settings.pipeline_lgtm()}, settings.lgtm.text_latents,
+                                   settings.seed),
             texts=Path(paths.texts), cache=Path(paths.cache), official=Path(settings.official.out),
             reports={"evaluate": Path(paths.evaluate), "prompt_study": Path(paths.prompt_study)},
             sampling=convert(SamplingConfig, settings.lgtm.sampling),
