@@ -78,11 +78,12 @@ def model_code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def run_fingerprint(model_cfg: LGTMConfig, cfg: TrainConfig, num_train: int) -> str:
-    """What a checkpoint must match to be resumed (settings that change the run, the code, and the data size)."""
+def run_fingerprint(model_cfg: LGTMConfig, cfg: TrainConfig, num_train: int, data_key: str = "") -> str:
+    """What a checkpoint must match to be resumed: settings that change the run, the code, the data size and
+    ``data_key`` (the caller's digest of what the run learns from, e.g. its text-latent cache)."""
     skip = {"val_every", "checkpoint_every", "log_every", "num_workers"}
     return fingerprint({"model": model_cfg.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
-                        "num_train": num_train, "code": model_code_hash()})
+                        "num_train": num_train, "code": model_code_hash(), "data": data_key})
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -217,7 +218,7 @@ class Trainer:
     """
 
     def __init__(self, model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: Dataset | None,
-                 out_dir: str | Path, device: str = "cpu", progress: bool = True) -> None:
+                 out_dir: str | Path, device: str = "cpu", progress: bool = True, data_key: str = "") -> None:
         self.model_cfg, self.cfg, self.train_set, self.val_set = model_cfg, cfg, train_set, val_set
         self.out_dir, self.progress = Path(out_dir), progress
         self.rank, self.world, self.device = setup_distributed(device)
@@ -237,7 +238,7 @@ class Trainer:
         self.scheduler = training_scheduler()
         self.step, self.best_val = 0, math.inf
         self.val_loss, self.last_loss = math.nan, math.nan
-        self.run_id = run_fingerprint(model_cfg, cfg, len(train_set))
+        self.run_id = run_fingerprint(model_cfg, cfg, len(train_set), data_key)
         self.live: Any = None
 
     @property
@@ -398,10 +399,10 @@ class Trainer:
 
 def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: Dataset | None, out_dir: str | Path,
           device: str = "cpu", resume: bool = True, stop_at: int | None = None,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, data_key: str = "") -> dict[str, Any]:
     """Train (or resume) LGTM into ``out_dir``; returns the final metrics (also written to metrics.json).
 
     ``stop_at`` ends the run after that step with a checkpoint, as an interruption would (the learning
     rate schedule still spans the whole run). Call from every rank under torchrun.
     """
-    return Trainer(model_cfg, cfg, train_set, val_set, out_dir, device, progress).run(resume, stop_at)
+    return Trainer(model_cfg, cfg, train_set, val_set, out_dir, device, progress, data_key).run(resume, stop_at)

@@ -20,6 +20,7 @@ from typing import Any
 from models.inference import LGTMGenerator, ModelFolders
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json, write_text
+from motion.core.parts import TEXT_SLOTS
 from motion.core.sampling import SamplingConfig
 from motion.core.seeding import seed_everything
 from motion.core.settings import to_dict
@@ -150,9 +151,9 @@ def metric_spaces(settings: Settings, device: str) -> tuple[dict[str, Evaluator]
     models, paths, cfg = settings.models, settings.paths, settings.evaluate
     folders = ModelFolders.of(models, paths, settings.lgtm.text_latents, settings.seed)
 
-    def tmrs(root: str | Path) -> TMREvaluator:
+    def tmrs(root: str | Path, encoders: tuple[str, ...] = TEXT_SLOTS) -> TMREvaluator:
         return TMREvaluator.from_folders(lambda folder: load_tmr(folder, device), root, paths.embeddings,
-                                         folders.part_stats, device)
+                                         folders.part_stats, device, encoders)
 
     spaces: dict[str, Evaluator] = {}
     labels: dict[str, str] = {}
@@ -162,7 +163,7 @@ def metric_spaces(settings: Settings, device: str) -> tuple[dict[str, Evaluator]
         spaces["t2m"] = T2MEvaluator.load(cfg.t2m.checkpoint, cfg.t2m.glove_dir, cfg.t2m.meta_dir, device)
         labels["t2m"] = "Guo et al.'s T2M evaluator (finest.tar), trained by its authors: independent of every row"
     if Path(models.evaluator) != Path(models.tmr):
-        spaces["evaluator"] = tmrs(models.evaluator)
+        spaces["evaluator"] = tmrs(models.evaluator, tuple(settings.tmr.evaluator.encoders))
         labels["evaluator"] = (f"evaluator TMRs ({models.evaluator}): trained on the training split with their own "
                                "seed, never used to condition a model")
     spaces["tmr"] = tmrs(models.tmr)
@@ -206,6 +207,7 @@ def load_and_evaluate(settings: Settings) -> None:
     results = run(settings, spaces, generators, window)
     results["spaces"] = labels
     results["variants"] = describe_variants(settings)
+    results["synthetic"] = settings.download.source == "synthetic"
     write_outputs(results, paths.evaluate, Path(paths.metrics) / "evaluate.json")
     c = results["counts"]
     cache = results["cache"]

@@ -308,6 +308,14 @@ class TMREvaluatorRuns:
     encoders: list[str]
     seed: PosInt
 
+    def __post_init__(self) -> None:
+        from motion.core.parts import TEXT_SLOTS
+
+        unknown = [e for e in self.encoders if e not in TEXT_SLOTS]
+        if unknown or "whole_body" not in self.encoders:
+            raise ValueError(f"tmr.evaluator.encoders must hold whole_body and only {', '.join(TEXT_SLOTS)} "
+                             f"(got {', '.join(self.encoders)})")
+
 
 @dataclass(frozen=True)
 class TMR:

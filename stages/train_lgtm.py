@@ -24,6 +24,7 @@ from models.lgtm import LGTMConfig
 from models.lgtm_train import TrainConfig, setup_distributed, train
 from models.text_latents import TextLatentCache, build_text_latent_cache, text_latents
 from motion.core.errors import DataError
+from motion.core.io import sha256_file
 from motion.core.seeding import seed_everything
 from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
@@ -73,7 +74,7 @@ def variant_config(settings: Settings, run_name: str) -> tuple[LGTMConfig, int, 
 def run(settings: Settings, run_name: str) -> None:
     """Build the latent cache (rank 0), then train run ``run_name`` with the ``lgtm`` settings of the profile."""
     paths, lgtm = settings.paths, settings.lgtm
-    model_cfg, seed, texts = variant_config(settings, run_name)
+    model_cfg, seed, slot_fill = variant_config(settings, run_name)
     seed_everything(seed)
     if settings.compute.threads.train_lgtm:
         torch.set_num_threads(settings.compute.threads.train_lgtm)
@@ -93,7 +94,7 @@ def run(settings: Settings, run_name: str) -> None:
     if rank == 0:
         unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
         every = sorted(unique.values(), key=lambda s: s.seg_id)
-        cache = build_latents(settings, every, model_cfg.text_dim, device, texts)
+        cache = build_latents(settings, every, model_cfg.text_dim, device, slot_fill)
         cache.save(out / LATENTS_FILE)
         print(f"train_lgtm: cached 7 text latents for {len(cache)} captions -> {out / LATENTS_FILE}")
     if world > 1:
@@ -106,7 +107,9 @@ def run(settings: Settings, run_name: str) -> None:
     if len(data["train"]) == 0:
         raise DataError(features / "splits" / "train.txt", f"no training caption spans {lo}..{hi - 1} frames",
                         "check the features stage output or captions.min_frames / max_frames")
-    metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device)
+    # a checkpoint resumes only onto the same text latents (another variant's texts would otherwise carry over)
+    data_key = sha256_file(out / LATENTS_FILE)
+    metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device, data_key=data_key)
     if rank == 0:
         print(f"train_lgtm {run_name} ({lgtm.runs[run_name].variant}, seed {seed}): {metrics.get('step')} steps "
               f"({settings.profile} profile, "

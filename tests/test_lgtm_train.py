@@ -150,3 +150,17 @@ def test_train_lgtm_stage(tmp_path: Path, stage_params, monkeypatch: pytest.Monk
     assert json.loads((out / "metrics.json").read_text())["step"] == 4
     model = load_lgtm(out)
     assert model.cfg.window == TINY.window
+    # the variant without the partition learns from the caption in all seven slots; the full model from the parts
+    assert set(cache.texts["head"]) != set(cache.texts["whole_body"])
+    monkeypatch.setattr("sys.argv", ["train_lgtm", "no_partition"])
+    train_lgtm.main()
+    caption_only = TextLatentCache.load(tmp_path / "out" / "lgtm" / "no_partition" / "text_latents.npz")
+    for slot in ("head", "left_arm", "right_leg"):
+        assert set(caption_only.texts[slot]) == set(cache.texts["whole_body"]), slot
+    assert json.loads((tmp_path / "out" / "lgtm" / "no_partition" / "config.json").read_text())["train"]["seed"] == 1
+    monkeypatch.setattr("sys.argv", ["train_lgtm", "no_smoothnet"])
+    train_lgtm.main()
+    assert not load_lgtm(tmp_path / "out" / "lgtm" / "no_smoothnet").cfg.smoothnet  # trained without SmoothNet
+    monkeypatch.setattr("sys.argv", ["train_lgtm", "nope"])
+    with pytest.raises(SystemExit, match="no run 'nope' in lgtm.runs"):
+        train_lgtm.main()

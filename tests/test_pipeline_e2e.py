@@ -104,10 +104,18 @@ def test_two_point_sweep_with_the_dvc_queue(tmp_path):
 
 TINY_TRAINING = {
     "tmr.train.epochs": 2,
+    "tmr.evaluator.encoders": ["whole_body", "right_arm"],
     "lgtm.train.max_steps": 20,
     "lgtm.train.val_every": 10,
     "lgtm.train.checkpoint_every": 10,
+    "lgtm.runs": {"lgtm": {"variant": "lgtm", "seed": 0}, "lgtm_seed1": {"variant": "lgtm", "seed": 1},
+                  "baseline": {"variant": "baseline", "seed": 0}},
+    "evaluate.variants": ["lgtm", "baseline"],
     "evaluate.replications": 2,
+    "evaluate.curve.items": 8,
+    "evaluate.curve.reference": "ddim_20",
+    "evaluate.curve.points": [{"name": "ddim_20", "sampler": "ddim", "steps": 20},
+                              {"name": "dpmsolver_5", "sampler": "dpmsolver++", "steps": 5}],
     "prompt_study.samples": 2,
 }
 
@@ -121,7 +129,11 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
     names = {Path(f).name for f in files}
     assert {"data.json", "tmr.json", "evaluate.json", "prompt_study.json", "metrics.json"} <= names, names
     evaluate = json.loads((ws / "metrics/evaluate.json").read_text())
-    assert any(k.startswith("lgtm") for k in evaluate) and any(k.startswith("real") for k in evaluate)
+    assert {"real", "lgtm", "baseline", "tmr", "curve"} <= set(evaluate)
+    results = json.loads((ws / "data/evaluate/results.json").read_text())
+    assert list(results["spaces"]) == ["evaluator", "tmr"] and sorted(results["units"]["lgtm"]) == [
+        "lgtm/r0", "lgtm/r1", "lgtm_seed1/r0", "lgtm_seed1/r1"]
+    assert "head.similarity" not in evaluate["lgtm"] and "right_arm.similarity" in evaluate["lgtm"]
     assert (ws / "data/prompt_study/report.html").is_file()
     assert list((ws / "data/prompt_study/videos").glob("*.mp4"))
     assert (ws / "data/evaluate/report.md").read_text().count("|") > 10

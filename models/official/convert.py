@@ -14,7 +14,6 @@ leaves nothing half converted.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -38,12 +37,10 @@ _STATS_FIX = "pass HumanML3D's published Mean.npy and Std.npy (HumanML3D/Mean.np
 
 
 def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a file (``motion.core.io.sha256_file``)."""
+    from motion.core.io import sha256_file
+
+    return sha256_file(path)
 
 
 def read_statistics(mean_path: str | Path, std_path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -107,3 +107,14 @@ def load_plain_pickle(path: str | Path) -> Any:
             return _PlainUnpickler(f).load()
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
         raise DataError(path, f"not a plain-data pickle ({err})", "use the original files of the T2M release") from None
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -268,8 +268,9 @@ def text_embeddings(captions: Sequence[TestCaption], spaces: dict[str, Evaluator
         ev = spaces[space]
         parts[space] = {WHOLE_BODY: (whole[space], texts)}
         for k, part in enumerate(TEXT_SLOTS[1:]):
-            raw = [c.part_texts[k] for c in captions]
-            parts[space][part] = (ev.encode_texts(raw, encoder=part), raw)
+            if part in ev.models:  # an evaluator may hold only some part encoders
+                raw = [c.part_texts[k] for c in captions]
+                parts[space][part] = (ev.encode_texts(raw, encoder=part), raw)
     return SpaceTexts(whole, parts)
 
 
@@ -312,7 +313,8 @@ def embed_set(spaces: dict[str, Evaluator], motions: list[np.ndarray], captions:
               mm: list[np.ndarray] | None = None, mm_repeats: int = 1) -> EmbeddedSet:
     """Embed a set (de-normalised features per caption) and its MM set in every space."""
     whole = {s: ev.encode_motions(motions) for s, ev in spaces.items()}
-    parts = {s: {e: spaces[s].encode_motions(motions, e) for e in TEXT_SLOTS} for s in tmr_spaces(spaces)}
+    parts = {s: {e: spaces[s].encode_motions(motions, e) for e in TEXT_SLOTS if e in spaces[s].models}
+             for s in tmr_spaces(spaces)}
     mm_emb = None
     if mm:
         mm_emb = {s: ev.encode_motions(mm).reshape(-1, mm_repeats, whole[s].shape[1]) for s, ev in spaces.items()}

@@ -217,6 +217,48 @@ def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+BETTER = {"fid": -1, "mm_dist": -1, "r_precision_top1": 1, "r_precision_top2": 1, "r_precision_top3": 1,
+          "multimodality": 1}  # the direction that is better; Diversity and named-part energy: closer to Real
+
+
+def conclusions(results: dict[str, Any]) -> list[str]:
+    """The statements the primary space's Holm-corrected tests support, one per compared pair, and the curve's
+    verdict; nothing beyond them (a difference that is not significant is reported as not shown)."""
+    primary = primary_space(results)
+    units = results.get("units", {})
+    out = []
+    if results.get("synthetic"):
+        out.append("All numbers are on the embedded synthetic dataset: they compare the variants on this data, "
+                   "not on HumanML3D, and are not comparable with published HumanML3D figures.")
+    for pair, tests in results["comparisons"][primary].items():
+        a, b = pair.split(" vs ")
+        tested = {m: t for m, t in tests.items() if t.get("testable", True)}
+        sig = {m: t for m, t in tested.items() if t["significant"]}
+        n_a, n_b = len(units.get(a, [])), len(units.get(b, []))
+        if not tested:
+            continue
+        if not sig:
+            out.append(f"`{a}` vs `{b}` ({n_a} vs {n_b} units): no metric differs significantly after Holm's "
+                       "correction; these numbers do not show a difference (nor its absence: see the CIs).")
+            continue
+        words = []
+        for m, t in sig.items():
+            if m in BETTER:
+                better = (t["difference"] > 0) == (BETTER[m] > 0)
+                words.append(f"{m} {'better' if better else 'worse'} for `{a}` (Δ {t['difference']:+.3g})")
+            else:
+                words.append(f"{m} differs (Δ {t['difference']:+.3g})")
+        out.append(f"`{a}` vs `{b}` ({n_a} vs {n_b} units, {primary} space): " + "; ".join(words)
+                   + f"; not significant: {', '.join(m for m in tested if m not in sig) or 'none'}.")
+    if "curve" in results:
+        verdict = fewest_overlapping(results["curve"])
+        ref = results["curve"]["reference"]
+        if verdict:
+            out.append(f"Sampler curve: `{verdict[0]}` ({verdict[1]} steps) is the cheapest point whose FID CI "
+                       f"overlaps `{ref}`'s ({verdict[2]:.1f}x faster); overlapping CIs do not prove equal quality.")
+    return out
+
+
 def row_label(name: str, spec: dict[str, Any], variants: dict[str, Any]) -> str:
     """What a row is, in words: a trained variant with its seeds, a sampler setting of one run, or Real."""
     if spec.get("real"):
@@ -287,8 +329,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         lines += ["Tests against the reference (Holm-corrected over the curve):", ""]
         lines += significance_lines(curve["comparisons"][next(iter(curve["summary"]))], ("fid", "r_precision_top1"))
         lines.append("")
-    if results.get("conclusions"):
-        lines += ["## What the numbers support", ""] + [f"- {x}" for x in results["conclusions"]] + [""]
+    lines += ["## What the numbers support", ""] + [f"- {x}" for x in conclusions(results)] + [""]
     if results["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from motion.core.io import sha256_file
 from motion.core.errors import DataError, redact
 
 log = logging.getLogger(__name__)
@@ -110,15 +111,6 @@ def archive_url(base_url: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- checksums
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def verify_file(path: str | Path, size: int | None = None, sha256: str | None = None) -> str:
     """Check a file's size and sha256 (either may be unknown); return its sha256 or raise DataError."""
