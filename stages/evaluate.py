@@ -62,7 +62,7 @@ def evaluation_settings(settings: Settings) -> EvaluationSettings:
     cfg, base = settings.evaluate, to_dict(settings.lgtm.sampling)
     primary_run = Path(settings.models.lgtm).name if settings.models.source == "trained" else PRIMARY
     variant_sampling = SamplingConfig.from_dict(to_dict(cfg.sampling.over(settings.lgtm.sampling)))
-    rows = [EvaluationRow(v, variant_sampling, variant_conditioning(settings, v), True,
+    rows = [EvaluationRow(v, variant_sampling, variant_conditioning(settings, v), cfg.mm_texts > 0,
                           {"variant": v, **{k: x for k, x in to_dict(cfg.sampling).items() if x is not None}},
                           variant_runs(settings, v), "variant")
             for v in cfg.variants if variant_runs(settings, v)]

@@ -184,8 +184,8 @@ def write_trained_folders(root: Path) -> Path:
     from motion.core.io import write_json
 
     model = tiny_lgtm()
-    save_model(model, root / "lgtm" / "model.safetensors")
-    write_json(root / "lgtm" / "config.json", {"model": model.cfg.to_dict()})
+    save_model(model, root / "lgtm" / "lgtm" / "model.safetensors")  # paths.lgtm / run lgtm
+    write_json(root / "lgtm" / "lgtm" / "config.json", {"model": model.cfg.to_dict()})
     features = known_motion()
     mean, std = stats(features)
     (root / "features").mkdir()
@@ -376,8 +376,8 @@ def test_command_line_with_tmr_latents(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(embeddings, "make_encoder", lambda section: FakeEncoder())
     cfg = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
                      smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=24, text_dim=4)
-    save_model(LGTM(cfg), tmp_path / "lgtm" / "model.safetensors")  # conditioned on 4-d TMR latents
-    write_json(tmp_path / "lgtm" / "config.json", {"model": cfg.to_dict()})
+    save_model(LGTM(cfg), tmp_path / "lgtm" / "lgtm" / "model.safetensors")  # conditioned on 4-d TMR latents
+    write_json(tmp_path / "lgtm" / "lgtm" / "config.json", {"model": cfg.to_dict()})
     params = yaml.safe_load(params_path.read_text())
     params["lgtm"]["text_latents"] = "tmr"
     params["paths"].update(tmr=str(tmp_path / "tmr"), embeddings=str(tmp_path / "embeddings"))

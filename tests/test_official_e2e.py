@@ -54,7 +54,8 @@ def write_release(golden: Path, root: Path, token_dtype: str = "float32") -> Pat
             "tmr": root / "trained_tmr"}
     params = with_overrides({
         **{f"paths.{k}": str(v) for k, v in dirs.items()},
-        "models": {"source": "official", "lgtm": str(out / "lgtm"), "tmr": str(out / "tmr")},
+        "models": {"source": "official", "lgtm": str(out / "lgtm"), "runs": str(out / "lgtm"), "tmr": str(out / "tmr"),
+                   "evaluator": str(out / "tmr")},
         "official.checkpoint": str(next((golden / "lgtm_small").rglob("*.ckpt"))),
         "official.tmr_dir": str(root / "TMR_models"), "official.tmr_stats": str(root / "TMR_stats"),
         "official.mean": str(paths["features"] / "Mean.npy"), "official.std": str(paths["features"] / "Std.npy"),
@@ -63,8 +64,11 @@ def write_release(golden: Path, root: Path, token_dtype: str = "float32") -> Pat
         "profile": "cpu", "compute.device": "cpu", "split_texts.backend": "rules",
         "captions.min_frames": 40, "captions.max_frames": 200,
         "evaluate.batch_size": 8, "evaluate.compare": [["real", "lgtm"]],
-        **{f"evaluate.{k}": v for k, v in {"max_captions": 8, "replications": 2, "generation_seeds": 1,
-                                            "mm_texts": 0, "rows": [{"name": "lgtm", "sampler": "ddim", "steps": 2}],
+        **{f"evaluate.{k}": v for k, v in {"protocol": "lgtm", "max_captions": 8, "replications": 2,
+                                            "generation_seeds": 1, "mm_texts": 0, "variants": ["lgtm"],
+                                            "sampling": {"sampler": "ddim", "steps": 2}, "rows": [],
+                                            "curve": {"items": 8, "replications": 2, "reference": "ddim_2",
+                                                      "points": [{"name": "ddim_2", "sampler": "ddim", "steps": 2}]},
                                             "t2m": {"checkpoint": str(golden / "t2m_evaluator_small.tar"),
                                                     "glove_dir": str(glove), "meta_dir": str(root / "meta")}}.items()},
         "prompt_study.pairs": str(root / "pairs.yaml"), "prompt_study.samples": 2, "prompt_study.batch_size": 4,
@@ -97,7 +101,8 @@ def test_import_evaluate_study_and_generate_on_the_release(golden: Path, tmp_pat
     metrics = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
     assert np.isfinite(metrics["lgtm"]["fid"]["mean"]) and metrics["real"]["fid"]["mean"] == pytest.approx(0, abs=1e-6)
     assert "right_arm.similarity" in metrics["tmr"]["lgtm"]  # T2M leads, TMR's part metrics beside it
-    assert "(t2m evaluator, primary)" in (tmp_path / "evaluate" / "report.md").read_text()
+    report = (tmp_path / "evaluate" / "report.md").read_text()
+    assert "## Whole-body metrics: `t2m` (primary)" in report and "conditioning TMRs" in report
 
     prompt_study.main()
     saved = json.loads((tmp_path / "study" / "results.json").read_text())
@@ -174,7 +179,8 @@ def test_import_official_without_a_release_writes_a_labelled_stub(tmp_path: Path
     assert [p.name for p in (tmp_path / "official").iterdir()] == ["manifest.json"]
     assert json.loads((tmp_path / "official" / "manifest.json").read_text())["configured"] is False
     official = with_overrides({"official.out": str(tmp_path / "o2"), "models": {
-        "source": "official", "lgtm": str(tmp_path / "o2" / "lgtm"), "tmr": str(tmp_path / "o2" / "tmr")},
+        "source": "official", "lgtm": str(tmp_path / "o2" / "lgtm"), "runs": str(tmp_path / "o2" / "lgtm"),
+        "tmr": str(tmp_path / "o2" / "tmr"), "evaluator": str(tmp_path / "o2" / "tmr")},
         "embed_texts.encoder": "distilbert", "embed_texts.token_dtype": "float32"})
     params.write_text(yaml.safe_dump(official, sort_keys=False))
     done = subprocess.run([sys.executable, "-m", "stages.import_official"], cwd=REPO, capture_output=True, text=True,

@@ -382,8 +382,8 @@ def write_tiny_pipeline(root: Path) -> Path:
     torch.manual_seed(0)
     cfg = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
                      smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=24, text_dim=8)
-    save_model(LGTM(cfg).eval(), root / "lgtm" / "model.safetensors")
-    write_json(root / "lgtm" / "config.json", {"model": cfg.to_dict()})
+    save_model(LGTM(cfg).eval(), root / "lgtm" / "lgtm" / "model.safetensors")  # paths.lgtm / run lgtm
+    write_json(root / "lgtm" / "lgtm" / "config.json", {"model": cfg.to_dict()})
     save_tmr(TMR(TMRConfig(motion_dim=263, token_dim=8, latent_dim=4, ff_size=8, num_layers=1, num_heads=2,
                            dropout=0.0)), root / "tmr" / "whole_body")
     mean = extract_features(pitch_torso(10.0, 30)).mean(axis=0)  # samples scatter around a standing pose
@@ -455,7 +455,7 @@ def test_stage_on_tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     assert (out / "videos" / f"pair_{pair['id']}.mp4").is_file() and (out / "report.html").is_file()
     from models.inference import LGTMGenerator, TrainedLGTM, features_to_joints, part_sampler, study_sampler
 
-    trained = TrainedLGTM(tmp_path / "lgtm", tmp_path / "features", tmp_path / "tmr", tmp_path / "embeddings",
+    trained = TrainedLGTM(tmp_path / "lgtm" / "lgtm", tmp_path / "features", tmp_path / "tmr", tmp_path / "embeddings",
                           "random", 0)
     cfg = SamplingConfig("ddim", 2, 0.0, 1.0)
     generator = LGTMGenerator.load(trained, "cpu", batch_size=2)

@@ -221,6 +221,8 @@ def cached_generate(generator: MotionGenerator, texts: Sequence[tuple[str, ...]]
 
     from motion.core.io import atomic_path
 
+    if not texts:
+        return Sampled([], True, 0.0)
     key = sample_key(generator.fingerprint, setting, seed, texts, lengths)
     path = Path(cache_dir) / f"{setting.sampler}_{setting.steps}_{key}.npz"
     if path.is_file():

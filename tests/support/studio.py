@@ -125,7 +125,7 @@ def train_tiny_lgtm(root: Path, ids: list[str], window: int, steps: int) -> None
     data = make_dataset(paths, ids, window)
     cfg = TrainConfig(batch_size=4, max_steps=steps, lr=3e-3, warmup_steps=2, val_every=steps,
                       checkpoint_every=steps, log_every=steps, seed=3, cond_drop_prob=0.1)
-    train(replace(TINY, window=window), cfg, data, None, root / "lgtm", progress=False)
+    train(replace(TINY, window=window), cfg, data, None, root / "lgtm" / "lgtm", progress=False)  # run lgtm
 
 
 def make_studio_workspace(root: str | Path, num_motions: int = 12, window: int = 40, train_steps: int = 10,
