@@ -23,8 +23,8 @@ import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import Tensor, nn
 
-from models.diffusion import pack_parts, unpack_parts
-from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS
+from models.diffusion import check_text_latents, pack_parts, unpack_parts
+from motion.core.parts import PART_DIMS, PART_NAMES
 
 if TYPE_CHECKING:
     from models.lgtm import LGTMConfig
@@ -62,9 +62,7 @@ class WholeBodyDenoiser(nn.Module):
     def forward(self, x_t: dict[str, Tensor], timesteps: Tensor, text_latents: Tensor,
                 mask: Tensor) -> dict[str, Tensor]:
         """x_t: part -> (B, T, d_part); timesteps (B,); text_latents (B, 7, d_text); mask (B, T) -> x0 per part."""
-        if text_latents.shape[1] != len(TEXT_SLOTS):
-            raise ValueError(f"text_latents must hold {len(TEXT_SLOTS)} latents per sample {TEXT_SLOTS}, "
-                             f"got shape {tuple(text_latents.shape)}")
+        check_text_latents(text_latents)
         mask = mask.bool()
         frames = pack_parts(x_t)
         b, t, _ = frames.shape

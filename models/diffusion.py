@@ -21,7 +21,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor, nn
 
-from motion.core.parts import PART_DIMS, PART_NAMES
+from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS
 from motion.core.sampling import SAMPLERS, SamplingConfig
 
 NUM_TRAIN_TIMESTEPS = 1000
@@ -91,6 +91,13 @@ def draw_noise(batch: int, frames: int, generator: torch.Generator, cond_drop_pr
     noise = torch.randn(batch, frames, sum(PART_DIMS.values()), generator=generator)
     keep = torch.rand(batch, generator=generator) >= cond_drop_prob
     return NoiseDraw(t, noise, keep)
+
+
+def check_text_latents(text_latents: Tensor) -> None:
+    """Every denoiser reads (B, 7, D) text latents in TEXT_SLOTS order: a ValueError naming the shape otherwise."""
+    if text_latents.ndim != 3 or text_latents.shape[1] != len(TEXT_SLOTS):
+        raise ValueError(f"text_latents must hold {len(TEXT_SLOTS)} latents per sample {TEXT_SLOTS}, "
+                         f"got shape {tuple(text_latents.shape)}")
 
 
 def diffusion_loss(model: nn.Module, x0: dict[str, Tensor], text_latents: Tensor, mask: Tensor, draw: NoiseDraw,

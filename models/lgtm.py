@@ -37,9 +37,10 @@ from torch import Tensor, nn
 
 from models.checkpoint import CONFIG_FILE, MODEL_FILE
 from models.conformer import ConformerBlock, zero_padding
+from models.diffusion import check_text_latents
 from models.smoothnet import SmoothNet
 from motion.core.errors import DataError
-from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS
+from motion.core.parts import PART_DIMS, PART_NAMES
 
 PART_ORDERS = ("canonical", "official")
 ARCHITECTURES = ("lgtm", "whole_body")
@@ -181,9 +182,7 @@ class LGTM(nn.Module):
     def forward(self, x_t: dict[str, Tensor], timesteps: Tensor, text_latents: Tensor,
                 mask: Tensor) -> dict[str, Tensor]:
         """x_t: part -> (B, T, d_part); timesteps (B,); text_latents (B, 7, 256) in TEXT_SLOTS order; mask (B, T)."""
-        if text_latents.shape[1] != len(TEXT_SLOTS):
-            raise ValueError(f"text_latents must hold {len(TEXT_SLOTS)} latents per sample {TEXT_SLOTS}, "
-                             f"got shape {tuple(text_latents.shape)}")
+        check_text_latents(text_latents)
         mask = mask.bool()
         time = self.time_embedding(self.time_projection(timesteps).to(text_latents.dtype))
         slot = {p: i + 1 for i, p in enumerate(PART_NAMES)}
