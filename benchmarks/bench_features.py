@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from motion.core.memory import keep_heap
 from motion.data.features import extract_features, extract_features_batch
 from tests.oracles.humanml3d_process import process_file
 from tests.support.motions import synthetic_clip
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    heap = keep_heap()  # the extractors set it on first use: set before any of them runs, so all three share it
     rng = np.random.default_rng(args.seed)
     clips = [synthetic_clip(rng, int(n)) for n in rng.integers(40, 201, size=args.clips)]
     frames = sum(len(c) for c in clips)
@@ -70,7 +72,7 @@ def main() -> None:
     vs_double = max(float(np.abs(a - b).max()) for a, b in zip(ours, double))
     published_vs_double = max(float(np.abs(a - b).max()) for a, b in zip(published, double))
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}, glibc heap kept (motion.core.memory.keep_heap): {heap}")
     print(f"{len(clips)} clips, {frames} frames (40-200 per clip); best of {args.repeats} "
           f"(published code: best of {args.published_repeats})")
     rows = [("published process_file, one clip at a time", t_published),

@@ -1,6 +1,7 @@
 """Stage poses: AMASS sequences + HumanML3D's index.csv -> 20 fps joint clips, mirrors, captions.
 
-Reads ``paths``, ``poses`` and ``compute.device`` (smplh only); writes ${paths.poses} whole or not at all.
+Reads ``paths``, ``poses``, ``compute.device`` and ``compute.threads.poses`` (smplh only); writes
+${paths.poses} whole or not at all.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def run(settings: Settings) -> None:
     ${paths.cache}/poses when ``poses.cache``)."""
     paths, poses = settings.paths, settings.poses
     device = resolve_device(settings.compute.device) if poses.body_model == "smplh" else "cpu"
+    if poses.body_model == "smplh" and settings.compute.threads.poses:
+        import torch
+
+        torch.set_num_threads(settings.compute.threads.poses)
     annotations = Path(paths.annotations)
     with exclusive_gpu(device) as held, atomic_dir(paths.poses) as tmp:
         body_model = make_body_model(poses.body_model, poses.smplh_dir, held, poses.batch_frames)

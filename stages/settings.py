@@ -71,6 +71,7 @@ class Paths:
 class Threads:
     """torch CPU threads per stage (0 = torch's default); pinned because float results depend on them."""
 
+    poses: NonNegInt
     embed_texts: NonNegInt
     train_tmr: NonNegInt
     eval_tmr: NonNegInt

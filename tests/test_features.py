@@ -290,3 +290,17 @@ def test_published_std_is_group_averaged(reference):
     std = np.load(reference / "humanml3d" / "Std.npy")
     for group in FEATURE_GROUPS:
         assert np.ptp(std[group]) < 1e-6 * std[group].max()
+
+
+def test_keep_heap_sets_glibc_thresholds_and_changes_no_bytes():
+    """extract_features_packed sets glibc's heap thresholds (mallopt succeeds on glibc); the bytes stay."""
+    import platform
+
+    from motion.core.memory import keep_heap
+
+    rng = np.random.default_rng(9)
+    clips = [synthetic_clip(rng, int(n)) for n in rng.integers(2, 300, size=12)]
+    joints, lengths = F.pack(clips)
+    before = F.extract_features_packed(joints, lengths)
+    assert keep_heap() is (platform.libc_ver()[0] == "glibc")
+    assert np.array_equal(F.extract_features_packed(joints, lengths, chunk_frames=333), before)
