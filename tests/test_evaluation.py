@@ -353,3 +353,30 @@ def test_stage_main_names_the_missing_models(dataset: dict, tmp_path: Path, monk
     monkeypatch.setenv("LGTM_PARAMS", str(tmp_path / "params.yaml"))
     with pytest.raises(SystemExit, match="evaluate: .*config.json.*train_tmr"):
         stage.main()
+
+
+def test_the_curve_names_the_fewest_steps_whose_fid_ci_overlaps_the_reference() -> None:
+    from motion.eval.report import conclusions, fewest_overlapping
+
+    def point(mean: float, ci: float) -> dict:
+        return {"fid": {"mean": mean, "ci95": ci}}
+
+    curve = {"summary": {"evaluator": {"real": point(0.1, 0.01), "ddim_1000": point(5.0, 0.5),
+                                       "ddim_50": point(5.6, 0.2), "ddim_10": point(6.5, 0.3),
+                                       "dpm_5": point(5.3, 0.1)}},
+             "rows": {"real": {"real": True}, "ddim_1000": {"sampler": "ddim", "steps": 1000},
+                      "ddim_50": {"sampler": "ddim", "steps": 50}, "ddim_10": {"sampler": "ddim", "steps": 10},
+                      "dpm_5": {"sampler": "dpmsolver++", "steps": 5}},
+             "timing": {"ddim_1000": {"seconds_per_motion": 10.0}, "ddim_50": {"seconds_per_motion": 0.5},
+                        "ddim_10": {"seconds_per_motion": 0.1}, "dpm_5": {"seconds_per_motion": 0.05}},
+             "reference": "ddim_1000"}
+    # ddim_10's CI [6.2, 6.8] misses [4.5, 5.5]; ddim_50 [5.4, 5.8] and dpm_5 [5.2, 5.4] overlap: dpm_5 is cheapest
+    assert fewest_overlapping(curve) == ("dpm_5", 5, 200.0)
+    results = {"summary": {"evaluator": {}}, "comparisons": {"evaluator": {"no_partition vs lgtm": {
+        "fid": {"testable": True, "significant": True, "difference": 2.0},
+        "r_precision_top1": {"testable": True, "significant": False, "difference": -0.01}}}},
+        "units": {"no_partition": ["a"] * 6, "lgtm": ["b"] * 6}, "synthetic": True, "curve": curve}
+    said = conclusions(results)
+    assert "synthetic" in said[0]
+    assert "fid worse for `no_partition`" in said[1] and "not significant: r_precision_top1" in said[1]
+    assert "`dpm_5` (5 steps)" in said[2] and "do not prove equal quality" in said[2]
