@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from models.diffusion import sample
-from models.lgtm import TEXT_SLOTS, load_lgtm
+from models.lgtm import load_lgtm
 from models.official.fakes import write_small_official_tmr
 from models.official.release import import_release
 from models.tmr import load_tmr
 from motion.core.errors import DataError
+from motion.core.parts import TEXT_SLOTS
 from motion.core.sampling import SamplingConfig
 from tests.support.official import write_official_tmrs
 from tests.support.params import write_params

@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from models.diffusion import pack_parts, sample, sampling_scheduler
-from models.lgtm import TEXT_SLOTS
 from models.official.lgtm_ckpt import load_official_lgtm
 from models.official.tmr import WHOLE_BODY, load_official_tmr
-from motion.core.parts import PART_INDICES, PART_NAMES, merge_parts
+from motion.core.parts import PART_INDICES, PART_NAMES, TEXT_SLOTS, merge_parts
 from motion.core.sampling import SamplingConfig
 
 LGTM_TOL = 1e-4   # official 1-vs-2-thread noise: 1.3e-6

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from models.lgtm import LGTM, OFFICIAL_OPTIONS, TEXT_SLOTS, count_parameters
+from models.lgtm import LGTM, OFFICIAL_OPTIONS, count_parameters
 from models.official.lgtm_ckpt import load_official_lgtm, read_lightning_checkpoint
 from models.official.tmr import load_official_tmr
 from models.tmr import TMR, load_tmr, save_tmr
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
-from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES
+from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES, TEXT_SLOTS
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

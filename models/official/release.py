@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from models.lgtm import TEXT_SLOTS
 from models.official.convert import convert_lgtm, convert_tmr, read_statistics
 from models.official.lgtm_ckpt import config_from_checkpoint, read_lightning_checkpoint
 from models.official.tmr import WHOLE_BODY, check_part, read_official_config, read_tmr_stats, tmr_config
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, atomic_path, write_json
-from motion.core.parts import PART_INDICES
+from motion.core.parts import PART_INDICES, TEXT_SLOTS
 from motion.datasets import PART_STATS_FILE
 
 OFFICIAL_TMR_LAYOUT: dict[str, str] = {WHOLE_BODY: "tmr_humanml3d_guoh3dfeats"}
