@@ -380,3 +380,14 @@ def test_the_curve_names_the_fewest_steps_whose_fid_ci_overlaps_the_reference() 
     assert "synthetic" in said[0]
     assert "fid worse for `no_partition`" in said[1] and "not significant: r_precision_top1" in said[1]
     assert "`dpm_5` (5 steps)" in said[2] and "do not prove equal quality" in said[2]
+
+
+def test_per_run_means_skip_units_that_lack_a_metric() -> None:
+    from motion.eval.evaluation import Table
+
+    table = Table(["evaluator"])
+    table.put("lgtm", "lgtm/r0", {"evaluator": {"fid": 1.0, "named_part_energy": 0.5}}, 10)
+    table.put("lgtm", "lgtm/r1", {"evaluator": {"fid": 3.0}}, 0)  # this draw had no single-part caption
+    table.put("lgtm", "lgtm_seed1/r0", {"evaluator": {"fid": 5.0, "named_part_energy": 0.7}}, 10)
+    runs = table.per_run()["evaluator"]["lgtm"]
+    assert runs == {"lgtm": {"fid": 2.0, "named_part_energy": 0.5}, "lgtm_seed1": {"fid": 5.0, "named_part_energy": 0.7}}

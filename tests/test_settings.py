@@ -90,7 +90,7 @@ def test_unreadable_params_file_is_a_one_line_error(tmp_path: Path) -> None:
 def test_stage_view_refuses_undeclared_settings() -> None:
     settings = parsed(lambda r: None)
     view = stage_view(settings, {"seed", "lgtm.model", "paths.lgtm"}, "train_lgtm")
-    assert view.lgtm.model.dim == 64 and view.paths.lgtm == settings.paths.lgtm and view.seed == 1234
+    assert view.lgtm.model.dim == 32 and view.paths.lgtm == settings.paths.lgtm and view.seed == 1234
     assert isinstance(view.lgtm.sampling, Undeclared)
     for use in (lambda: view.lgtm.sampling.steps, lambda: int(view.lgtm.train.lr), lambda: f"{view.paths.poses}",
                 lambda: view.evaluate.rows[0], lambda: bool(view.captions), lambda: Path(view.paths.features)):

@@ -482,6 +482,7 @@ class Table:
 
     def __init__(self, spaces: Sequence[str]) -> None:
         self.values: dict[str, dict[str, dict[str, list[float]]]] = {s: {} for s in spaces}
+        self.value_units: dict[str, dict[str, dict[str, list[str]]]] = {s: {} for s in spaces}  # unit of each value
         self.units: dict[str, list[str]] = {}
         self.motions: dict[str, int] = {}
         self.seconds: dict[str, list[float]] = {}
@@ -491,8 +492,9 @@ class Table:
     def put(self, row: str, unit: str, scored: dict[str, dict[str, float]], motions: int) -> None:
         """Add one unit's values (space -> metric -> value)."""
         for space, one in scored.items():
-            for name, value in one.items():
+            for name, value in one.items():  # a metric may be missing in a unit (no single-part caption drawn)
                 self.values[space].setdefault(row, {}).setdefault(name, []).append(value)
+                self.value_units[space].setdefault(row, {}).setdefault(name, []).append(unit)
         self.units.setdefault(row, []).append(unit)
         self.motions[row] = self.motions.get(row, 0) + motions
 
@@ -511,11 +513,13 @@ class Table:
         out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
         for space, rows in self.values.items():
             for row, metrics in rows.items():
-                runs = [u.split("/", 1)[0] for u in self.units[row]]
-                for run in dict.fromkeys(runs):
-                    pick = [i for i, r in enumerate(runs) if r == run]
-                    out.setdefault(space, {}).setdefault(row, {})[run] = {
-                        k: float(np.mean([v[i] for i in pick])) for k, v in sorted(metrics.items())}
+                for run in dict.fromkeys(u.split("/", 1)[0] for u in self.units[row]):
+                    means = {}
+                    for k, values in sorted(metrics.items()):
+                        mine = [v for v, u in zip(values, self.value_units[space][row][k]) if u.split("/", 1)[0] == run]
+                        if mine:
+                            means[k] = float(np.mean(mine))
+                    out.setdefault(space, {}).setdefault(row, {})[run] = means
         return out
 
     def timing(self) -> dict[str, dict[str, float]]:
