@@ -390,4 +390,5 @@ def test_per_run_means_skip_units_that_lack_a_metric() -> None:
     table.put("lgtm", "lgtm/r1", {"evaluator": {"fid": 3.0}}, 0)  # this draw had no single-part caption
     table.put("lgtm", "lgtm_seed1/r0", {"evaluator": {"fid": 5.0, "named_part_energy": 0.7}}, 10)
     runs = table.per_run()["evaluator"]["lgtm"]
-    assert runs == {"lgtm": {"fid": 2.0, "named_part_energy": 0.5}, "lgtm_seed1": {"fid": 5.0, "named_part_energy": 0.7}}
+    assert runs == {"lgtm": {"fid": 2.0, "named_part_energy": 0.5},
+                    "lgtm_seed1": {"fid": 5.0, "named_part_energy": 0.7}}
