@@ -372,13 +372,17 @@ def test_the_curve_names_the_fewest_steps_whose_fid_ci_overlaps_the_reference() 
              "reference": "ddim_1000"}
     # ddim_10's CI [6.2, 6.8] misses [4.5, 5.5]; ddim_50 [5.4, 5.8] and dpm_5 [5.2, 5.4] overlap: dpm_5 is cheapest
     assert fewest_overlapping(curve) == ("dpm_5", 5, 200.0)
-    results = {"summary": {"evaluator": {}}, "comparisons": {"evaluator": {"no_partition vs lgtm": {
+    summary = {"real": {"named_part_energy": {"mean": 0.9, "ci95": 0.0}},
+               "lgtm": {"named_part_energy": {"mean": 0.4, "ci95": 0.0}}}
+    results = {"summary": {"evaluator": summary}, "comparisons": {"evaluator": {"no_partition vs lgtm": {
         "fid": {"testable": True, "significant": True, "difference": 2.0},
+        "named_part_energy": {"testable": True, "significant": True, "difference": -0.1},
         "r_precision_top1": {"testable": True, "significant": False, "difference": -0.01}}}},
         "units": {"no_partition": ["a"] * 6, "lgtm": ["b"] * 6}, "synthetic": True, "curve": curve}
     said = conclusions(results)
     assert "synthetic" in said[0]
     assert "fid worse for `no_partition`" in said[1] and "not significant: r_precision_top1" in said[1]
+    assert "named_part_energy further from Real for `no_partition`" in said[1]  # 0.3 is further from 0.9 than 0.4
     assert "`dpm_5` (5 steps)" in said[2] and "do not prove equal quality" in said[2]
 
 

@@ -226,6 +226,7 @@ def conclusions(results: dict[str, Any]) -> list[str]:
     verdict; nothing beyond them (a difference that is not significant is reported as not shown)."""
     primary = primary_space(results)
     units = results.get("units", {})
+    real = results["summary"][primary].get("real", {})
     out = []
     if results.get("synthetic"):
         out.append("All numbers are on the embedded synthetic dataset: they compare the variants on this data, "
@@ -246,6 +247,11 @@ def conclusions(results: dict[str, Any]) -> list[str]:
             if m in BETTER:
                 better = (t["difference"] > 0) == (BETTER[m] > 0)
                 words.append(f"{m} {'better' if better else 'worse'} for `{a}` (Δ {t['difference']:+.3g})")
+            elif m in real and "real" not in (a, b):  # Diversity, named-part energy: the target is Real's value
+                target, mean_b = real[m]["mean"], results["summary"][primary][b][m]["mean"]
+                closer = abs(mean_b + t["difference"] - target) < abs(mean_b - target)
+                words.append(f"{m} {'closer to' if closer else 'further from'} Real for `{a}` "
+                             f"(Δ {t['difference']:+.3g}; Real {target:.3g})")
             else:
                 words.append(f"{m} differs (Δ {t['difference']:+.3g})")
         out.append(f"`{a}` vs `{b}` ({n_a} vs {n_b} units, {primary} space): " + "; ".join(words)
