@@ -51,22 +51,29 @@ def main() -> None:
             cfg = TMRConfig.from_dict({**tmr_model, "motion_dim": FEATURE_DIM if dims is None else len(dims),
                                        "token_dim": token_dim})
             save_tmr(TMR(cfg), root / "tmr" / name)
+            save_tmr(TMR(cfg), root / "evaluator" / name)
         lgtm_cfg = LGTMConfig.from_dict({**to_dict(settings.lgtm.model),
                                          "text_dim": settings.tmr.model.latent_dim})  # as train_lgtm sets it
-        save_model(LGTM(lgtm_cfg).eval(), root / "lgtm" / "model.safetensors")
-        write_json(root / "lgtm" / "config.json", {"model": lgtm_cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
-        settings = dataclasses.replace(settings, paths=dataclasses.replace(
-            paths, tmr=str(root / "tmr"), lgtm=str(root / "lgtm"), cache=str(root / "cache")),
-            models=dataclasses.replace(settings.models, tmr=str(root / "tmr"), lgtm=str(root / "lgtm")))
+        run = root / "lgtm" / "lgtm"  # one training run of the lgtm variant: the other rows are the same cost each
+        save_model(LGTM(lgtm_cfg).eval(), run / "model.safetensors")
+        write_json(run / "config.json", {"model": lgtm_cfg.to_dict(), "train": {"cond_drop_prob": 0.0}})
+        settings = dataclasses.replace(
+            settings, paths=dataclasses.replace(paths, tmr=str(root / "tmr"), lgtm=str(root / "lgtm"),
+                                                evaluator=str(root / "evaluator"), cache=str(root / "cache")),
+            models=dataclasses.replace(settings.models, tmr=str(root / "tmr"), lgtm=str(run),
+                                       runs=str(root / "lgtm"), evaluator=str(root / "evaluator")),
+            lgtm=dataclasses.replace(settings.lgtm, runs={"lgtm": settings.lgtm.runs["lgtm"]}),
+            evaluate=dataclasses.replace(settings.evaluate, variants=["lgtm"]))
         timings = {}
         for label in ("cold", "warm"):
             start = time.perf_counter()
             stats = Path(paths.features) / "part_stats.npz"
-            tmr = TMREvaluator.from_folders(load_tmr, root / "tmr", paths.embeddings, stats)
-            trained = TrainedLGTM(root / "lgtm", Path(paths.features), root / "tmr", Path(paths.embeddings),
+            spaces = {name: TMREvaluator.from_folders(load_tmr, root / name, paths.embeddings, stats)
+                      for name in ("evaluator", "tmr")}
+            trained = TrainedLGTM(run, Path(paths.features), root / "tmr", Path(paths.embeddings),
                                   settings.lgtm.text_latents, settings.seed)
             generator = LGTMGenerator.load(trained, "cpu", settings.evaluate.batch_size)
-            results = stage.run(settings, tmr, generator, lgtm_cfg.window)
+            results = stage.run(settings, spaces, {"lgtm": generator}, lgtm_cfg.window)
             stage.write_outputs(results, root / "evaluate", root / "metrics" / "evaluate.json")
             timings[label] = round(time.perf_counter() - start, 1)
         counts = results["counts"]

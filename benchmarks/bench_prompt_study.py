@@ -50,8 +50,8 @@ def build(root: Path, settings: Settings) -> Settings:
 
     torch.manual_seed(0)
     cfg = LGTMConfig.from_dict(to_dict(settings.lgtm.model))
-    save_model(LGTM(cfg).eval(), root / "lgtm" / "model.safetensors")
-    write_json(root / "lgtm" / "config.json", {"model": cfg.to_dict()})
+    save_model(LGTM(cfg).eval(), root / "lgtm" / "lgtm" / "model.safetensors")  # paths.lgtm / run lgtm
+    write_json(root / "lgtm" / "lgtm" / "config.json", {"model": cfg.to_dict()})
     tmr_model = to_dict(settings.tmr.model)
     save_tmr(TMR(TMRConfig(motion_dim=263, token_dim=384, **tmr_model)), root / "tmr" / "whole_body")
     features = Path(settings.paths.features)
@@ -90,7 +90,8 @@ def build(root: Path, settings: Settings) -> Settings:
                                 prompt_study=str(root / "out"), features=str(stats),
                                 embeddings=str(root / "embeddings"), metrics=str(root / "metrics"),
                                 cache=str(root / "cache"), poses=str(poses))
-    models = dataclasses.replace(settings.models, lgtm=paths.lgtm, tmr=paths.tmr)  # the trained models are paths.*
+    models = dataclasses.replace(settings.models, lgtm=str(Path(paths.lgtm) / "lgtm"), runs=paths.lgtm, tmr=paths.tmr,
+                                 evaluator=paths.evaluator)  # the trained models are paths.*
     return dataclasses.replace(settings, paths=paths, models=models,
                                lgtm=dataclasses.replace(settings.lgtm, text_latents="random"),
                                compute=dataclasses.replace(settings.compute, device="cpu"))
