@@ -163,7 +163,7 @@ def metric_spaces(settings: Settings, device: str) -> tuple[dict[str, Evaluator]
         spaces["t2m"] = T2MEvaluator.load(cfg.t2m.checkpoint, cfg.t2m.glove_dir, cfg.t2m.meta_dir, device)
         labels["t2m"] = "Guo et al.'s T2M evaluator (finest.tar), trained by its authors: independent of every row"
     if Path(models.evaluator) != Path(models.tmr):
-        spaces["evaluator"] = tmrs(models.evaluator, tuple(settings.tmr.evaluator.encoders))
+        spaces["evaluator"] = tmrs(models.evaluator, tuple(settings.tmr.encoders))
         labels["evaluator"] = (f"evaluator TMRs ({models.evaluator}): trained on the training split with their own "
                                "seed, never used to condition a model")
     spaces["tmr"] = tmrs(models.tmr)

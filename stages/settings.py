@@ -81,11 +81,19 @@ class Threads:
 
 
 @dataclass(frozen=True)
+class Processes:
+    """Independent runs of a stage trained side by side, one process each (1 = one after the other)."""
+
+    train_tmr: PosInt  # a TMR's conditioner and evaluator runs (2: one per core on the 2-core default)
+
+
+@dataclass(frozen=True)
 class Compute:
-    """Device and threads."""
+    """Device, threads and processes."""
 
     device: Device
     threads: Threads
+    processes: Processes
 
 
 @dataclass(frozen=True)
@@ -303,24 +311,16 @@ class TMREval:
 
 @dataclass(frozen=True)
 class TMREvaluatorRuns:
-    """The evaluator TMRs (``train_evaluator@<encoder>``): trained as the conditioning ones, on the same training
-    split, with their own seed (params ``seed`` + ``seed``), and never used to condition a model."""
+    """The evaluator TMRs (trained by ``train_tmr@<encoder>`` beside each conditioning one): the same encoders
+    on the same training split, with their own seed (params ``seed`` + ``seed``), never used to condition a
+    model."""
 
-    encoders: list[str]
     seed: PosInt
-
-    def __post_init__(self) -> None:
-        from motion.core.parts import TEXT_SLOTS
-
-        unknown = [e for e in self.encoders if e not in TEXT_SLOTS]
-        if unknown or "whole_body" not in self.encoders:
-            raise ValueError(f"tmr.evaluator.encoders must hold whole_body and only {', '.join(TEXT_SLOTS)} "
-                             f"(got {', '.join(self.encoders)})")
 
 
 @dataclass(frozen=True)
 class TMR:
-    """Stages train_tmr@<encoder>, train_evaluator@<encoder> and eval_tmr."""
+    """Stages train_tmr@<encoder> (a conditioner and an evaluator each) and eval_tmr."""
 
     encoders: list[str]
     evaluator: TMREvaluatorRuns

@@ -1,19 +1,23 @@
-"""Stages train_tmr@<name> and train_evaluator@<name>: train one TMR retrieval encoder (whole_body or a part).
+"""Stage train_tmr@<name>: train one TMR retrieval encoder (whole_body or a part) in its two roles.
 
-``python -m stages.train_tmr <name>`` trains a conditioning TMR (LGTM's text latents) into ${paths.tmr}/<name>/;
-``python -m stages.train_tmr <name> --evaluator`` the same encoder with the seed ``seed + tmr.evaluator.seed``
-into ${paths.evaluator}/<name>/: the space the evaluation scores in, which no model is conditioned on.
-Both read ``paths`` and ``tmr`` from params.yaml, the features
+``python -m stages.train_tmr <name>`` trains, from the same data and trainer:
+- the conditioning TMR (LGTM's text latents) with params ``seed`` into ${paths.tmr}/<name>/;
+- the evaluator TMR with the seed ``seed + tmr.evaluator.seed`` into ${paths.evaluator}/<name>/: the space the
+  evaluation scores in, which no model is conditioned on.
+The two are independent runs: with ``compute.processes.train_tmr: 2`` they train side by side in two processes
+(one per core on the 2-core default; a process's result depends only on its seed and thread count, so the bytes
+are those of a sequential run). Both read ``paths`` and ``tmr`` from params.yaml, the features
 (new_joint_vecs, part_stats.npz, splits), ${paths.texts}/part_texts.parquet and ${paths.embeddings};
-trains on the train split (validating on val each epoch) and writes ${paths.tmr}/<name>/
+each trains on the train split (validating on val each epoch) and writes its folder
 (model.safetensors, config.json, metrics.json, dvclive/) whole or not at all. The checkpoint and
-the live DVCLive log sit in ${paths.cache}/tmr/<name>/ meanwhile, so an interrupted run resumes.
+the live DVCLive log sit in ${paths.cache}/tmr[_evaluator]/<name>/ meanwhile, so an interrupted run resumes.
 """
 from __future__ import annotations
 
 import dataclasses
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,10 +41,33 @@ def train_config(settings: Settings, device: str, seed: int) -> TrainConfig:
                        device=device, checkpoint_every=train.checkpoint_every, val_batch_size=train.val_batch_size)
 
 
-def run(settings: Settings, name: str, evaluator: bool = False) -> None:
-    """Train the encoder ``name`` (a TEXT_SLOTS entry) with the ``tmr`` settings: a conditioning TMR, or with
-    ``evaluator`` one of the evaluation's own (its seed and folder)."""
+ROLES = ("conditioner", "evaluator")
+
+
+def run(settings: Settings, name: str) -> None:
+    """Train the encoder ``name`` (a TEXT_SLOTS entry) as a conditioner and as an evaluator, in
+    ``compute.processes.train_tmr`` processes (1: one after the other, here)."""
+    processes = min(settings.compute.processes.train_tmr, len(ROLES))
+    if processes == 1:
+        for role in ROLES:
+            train_encoder(settings, name, role == "evaluator")
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a forked child of a process that has started torch's thread pools can hang
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [pool.submit(train_encoder, settings, name, role == "evaluator", False) for role in ROLES]
+        for future in runs:
+            future.result()  # the first failure is raised here (the other run finishes or fails on its own)
+
+
+def train_encoder(settings: Settings, name: str, evaluator: bool, progress: bool = True) -> None:
+    """Train the encoder ``name`` with the ``tmr`` settings: the conditioning TMR, or with ``evaluator`` the
+    evaluation's own (its seed and folder). ``progress=False`` (a pool's worker) logs a line per epoch
+    instead of progress bars, so two runs side by side stay readable."""
     paths, tmr = settings.paths, settings.tmr
+    label = f"train_tmr {name} ({'evaluator' if evaluator else 'conditioner'})"
     if settings.compute.threads.train_tmr:
         torch.set_num_threads(settings.compute.threads.train_tmr)
     seed = settings.seed + tmr.evaluator.seed if evaluator else settings.seed
@@ -61,7 +88,8 @@ def run(settings: Settings, name: str, evaluator: bool = False) -> None:
     work_dir = Path(paths.cache) / ("tmr_evaluator" if evaluator else "tmr") / name
     with exclusive_gpu(resolve_device(train_cfg.device)) as device:
         train_cfg = dataclasses.replace(train_cfg, device=device)
-        model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir)
+        model, history = fit_tmr(model_cfg, train_cfg, train_set, val_set, work_dir, progress=progress,
+                                 epoch_callback=None if progress else epoch_logger(label, tmr.train.epochs))
     out = Path(paths.evaluator if evaluator else paths.tmr) / name
     dims = feature_dims(name)
     extra = {
@@ -80,22 +108,27 @@ def run(settings: Settings, name: str, evaluator: bool = False) -> None:
         copy_live(work_dir, tmp)
     shutil.rmtree(work_dir)  # the checkpoint is no longer needed once the outputs are in place
     last = history[-1]
-    stage = "train_evaluator" if evaluator else "train_tmr"
-    print(f"{stage} {name}: {last['epoch']} epochs, train loss {last['train/loss']:.4f}, val loss "
+    print(f"{label}: {last['epoch']} epochs, train loss {last['train/loss']:.4f}, val loss "
           f"{last['val/loss']:.4f}, val t2m R@1 {last.get('val/all/t2m_R1', float('nan')):.1f}% -> {out}")
 
 
 
+def epoch_logger(label: str, epochs: int) -> Callable[[int, dict[str, float]], None]:
+    """An epoch callback that prints one flushed line per epoch (the progress of a pool's worker)."""
+    def log(epoch: int, row: dict[str, float]) -> None:
+        print(f"{label}: epoch {epoch + 1}/{epochs}, train loss {row['train/loss']:.4f}, "
+              f"val loss {row['val/loss']:.4f}", flush=True)
+    return log
+
+
 def main() -> None:
-    """Train the encoder named on the command line (``--evaluator``: the evaluation's own)."""
+    """Train the encoder named on the command line, as a conditioner and as an evaluator."""
     args = sys.argv[1:]
-    evaluator = "--evaluator" in args
-    names = [a for a in args if a != "--evaluator"]
-    if len(names) != 1 or names[0] not in TEXT_SLOTS or len(args) > 2:
-        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}> [--evaluator]")
-    name = names[0]
-    stage = f"train_evaluator@{name}" if evaluator else f"train_tmr@{name}"
-    stage_main(stage, lambda settings: run(settings, name, evaluator))
+    if len(args) != 1 or args[0] not in TEXT_SLOTS:
+        sys.exit(f"usage: python -m stages.train_tmr <{'|'.join(TEXT_SLOTS)}>")
+    name = args[0]
+    stage_main(f"train_tmr@{name}", lambda settings: run(settings, name))
+
 
 if __name__ == "__main__":
     main()

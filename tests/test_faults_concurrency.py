@@ -86,7 +86,8 @@ def test_secret_values_come_from_the_env_vars_the_settings_name(params_dir, monk
 def test_declared_outputs_resolve_the_dvc_yaml_variables(params_dir):
     settings = load_settings()
     assert declared_outputs("poses", settings, params_dir / "dvc.yaml") == [Path(settings.paths.poses)]
-    assert declared_outputs("train_tmr@head", settings, params_dir / "dvc.yaml") == [Path(settings.paths.tmr) / "head"]
+    assert declared_outputs("train_tmr@head", settings, params_dir / "dvc.yaml") == [
+        Path(settings.paths.tmr) / "head", Path(settings.paths.evaluator) / "head"]
     assert Path(settings.paths.lgtm) / "lgtm_seed1" / "model.safetensors" in declared_outputs(
         "train_lgtm@lgtm_seed1", settings, params_dir / "dvc.yaml")
 

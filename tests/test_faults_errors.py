@@ -80,3 +80,14 @@ def test_a_stage_process_prints_one_line_and_exits_1(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr == "download: params.yaml: download.source 'x' is unknown -- fix: use synthetic\n"
+
+
+def test_data_errors_cross_a_process_boundary() -> None:
+    import pickle
+
+    from motion.core.errors import DataError
+    from motion.core.settings import SettingsError
+
+    for error in (DataError("a.npy", "is empty", "rerun poses"), SettingsError("p.yaml", "seed", "must be >= 0")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__

@@ -104,7 +104,6 @@ def test_two_point_sweep_with_the_dvc_queue(tmp_path):
 
 TINY_TRAINING = {
     "tmr.train.epochs": 2,
-    "tmr.evaluator.encoders": ["whole_body", "right_arm"],
     "lgtm.train.max_steps": 20,
     "lgtm.train.val_every": 10,
     "lgtm.train.checkpoint_every": 10,

@@ -28,15 +28,12 @@ def write_fake_embeddings(folder, texts_dir) -> None:
                                                   "num_texts": len(texts)}))
 
 
-@pytest.fixture
-def project(tmp_path, stage_params):
-    """A fake features/texts/embeddings corpus and the real params with tiny TMR settings."""
-    features, texts = make_fake_data(tmp_path, num_motions=20)
-    write_fake_embeddings(tmp_path / "embeddings", texts)
-    paths = {"features": features, "texts": texts, "embeddings": tmp_path / "embeddings", "poses": tmp_path / "poses",
-             "cache": tmp_path / "cache", "metrics": tmp_path / "metrics", "tmr": tmp_path / "tmr",
-             "tmr_eval": tmp_path / "tmr_eval"}
-    stage_params({
+def tiny_params(tmp_path) -> dict:
+    """The real params with tiny TMR settings on the fake corpus of ``tmp_path``."""
+    paths = {"features": tmp_path / "features", "texts": tmp_path / "texts", "embeddings": tmp_path / "embeddings",
+             "poses": tmp_path / "poses", "cache": tmp_path / "cache", "metrics": tmp_path / "metrics",
+             "tmr": tmp_path / "tmr", "evaluator": tmp_path / "evaluator", "tmr_eval": tmp_path / "tmr_eval"}
+    return {
         **{f"paths.{k}": str(v) for k, v in paths.items()},
         "tmr.encoders": ["whole_body", "right_arm"], "seed": 3,
         "captions.min_frames": 20, "captions.max_frames": 40,
@@ -45,7 +42,17 @@ def project(tmp_path, stage_params):
         "tmr.train.crop_frames": None,
         "tmr.eval.batch_size": 4, "tmr.eval.repeats": 2,
         "compute.device": "cpu", "compute.threads.train_tmr": 1, "compute.threads.eval_tmr": 1,
-    })
+        "compute.processes.train_tmr": 2,
+    }
+
+
+@pytest.fixture
+def project(tmp_path, stage_params):
+    """A fake features/texts/embeddings corpus and the real params with tiny TMR settings."""
+    features, texts = make_fake_data(tmp_path, num_motions=20)
+    assert (features, texts) == (tmp_path / "features", tmp_path / "texts")
+    write_fake_embeddings(tmp_path / "embeddings", texts)
+    stage_params(tiny_params(tmp_path))
     return tmp_path
 
 
@@ -59,6 +66,11 @@ def test_train_then_eval_stages(project, monkeypatch):
         assert sorted(p.name for p in out.iterdir()) == ["config.json", "dvclive", "metrics.json", "model.safetensors"]
         assert (out / "dvclive" / "plots" / "images" / "losses.png").is_file()
         assert not (project / "cache" / "tmr" / name).exists()  # the checkpoint is gone once outputs exist
+        evaluator = project / "evaluator" / name  # trained beside it, in the other process, with its own seed
+        assert sorted(p.name for p in evaluator.iterdir()) == sorted(p.name for p in out.iterdir())
+        assert read_tmr_config(evaluator)["role"] == "evaluator" and read_tmr_config(out)["role"] == "conditioner"
+        assert read_tmr_config(evaluator)["train"]["seed"] == 3 + 1000
+        assert (evaluator / "model.safetensors").read_bytes() != (out / "model.safetensors").read_bytes()
     config = read_tmr_config(project / "tmr" / "right_arm")
     assert config["name"] == "right_arm" and config["model"]["motion_dim"] == 48 and len(config["feature_dims"]) == 48
     assert json.loads((project / "tmr" / "whole_body" / "metrics.json").read_text())["epoch"] == 3
@@ -73,6 +85,19 @@ def test_train_then_eval_stages(project, monkeypatch):
     assert set(metrics["whole_body"]["all"]["m2t"]) == {"R1", "R2", "R3", "R5", "R10", "MedR"}
     study = json.loads((project / "tmr_eval" / "part_study.json").read_text())["encoders"]
     assert list(study["right_arm"]) == ["right_arm"]  # fake motions differ only in their right-arm action
+
+
+def test_side_by_side_runs_write_the_bytes_of_runs_in_turn(project, monkeypatch, stage_params):
+    from stages import train_tmr
+
+    monkeypatch.setattr(sys, "argv", ["train_tmr", "right_arm"])
+    train_tmr.main()  # compute.processes.train_tmr: 2
+    pooled = {role: (project / role / "right_arm" / "model.safetensors").read_bytes() for role in ("tmr", "evaluator")}
+    stage_params({**tiny_params(project), "compute.processes.train_tmr": 1, "paths.tmr": str(project / "tmr1"),
+                  "paths.evaluator": str(project / "evaluator1")})
+    train_tmr.main()
+    for role in ("tmr", "evaluator"):
+        assert (project / f"{role}1" / "right_arm" / "model.safetensors").read_bytes() == pooled[role], role
 
 
 def test_unknown_encoder_name_exits(project, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -20,6 +20,19 @@ class DataError(Exception):
         if fix:
             message += f" -- fix: {fix}"
         super().__init__(message.replace("\n", " "))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by state, not by constructor arguments (subclasses take others), so the error crosses a
+        process pool's boundary intact."""
+        return _rebuild_error, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild_error(cls: type[DataError], args: tuple[Any, ...], state: dict[str, Any]) -> DataError:
+    """A DataError (or subclass) with ``args`` and attributes ``state``, without running its ``__init__``."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
