@@ -9,7 +9,11 @@ the units, Holm-corrected across the table). Metric spaces, in report order: Guo
 conditioner); the conditioning TMRs (``models.tmr``, secondary and labelled so). The sampler curve scores
 ``models.lgtm`` at ``evaluate.curve.points`` on a seeded subset of the items, with wall time per motion.
 ``evaluate.protocol`` is Guo's (``motion.eval.guo``) or the caption-level one. Generated sets are cached in
-``${paths.cache}/eval_samples``, so a rerun only recomputes metrics. Writes ``${paths.metrics}/evaluate.json``
+``${paths.cache}/eval_samples``, so a rerun only recomputes metrics. With ``compute.processes.evaluate`` > 1 a
+planning pass (stand-in generators, ``PlanningGenerator``) lists every set the evaluation will ask for, the sets
+not yet cached are generated side by side in that many processes, and the real pass reads them all from the
+cache: the same bytes as generating them in turn (each set depends only on its run, texts, sampler and seed).
+Writes ``${paths.metrics}/evaluate.json``
 (DVC metrics) and ``paths.evaluate``: report.md, results.json (per-unit values, tests, notes) and PNG charts.
 """
 from __future__ import annotations
@@ -30,10 +34,16 @@ from motion.eval.evaluation import (
     Evaluator,
     MetricSettings,
     MotionGenerator,
+    PlanningEvaluator,
+    PlanningGenerator,
+    Request,
     TMREvaluator,
+    cached_generate,
     evaluate,
     read_test_captions,
     real_motions,
+    sample_path,
+    share_requests,
 )
 from motion.eval.report import bar_charts, curve_chart, metrics_json, primary_space, report_markdown
 from stages.entry import stage_main
@@ -99,16 +109,22 @@ def curve_items(items: list, count: int, seed: int) -> list:
     return [items[i] for i in keep]
 
 
+def sample_cache(settings: Settings) -> Path:
+    """The folder of the cached generated sets."""
+    return Path(settings.paths.cache) / "eval_samples"
+
+
 def run(settings: Settings, spaces: dict[str, Evaluator], generators: dict[str, MotionGenerator],
-        window: int) -> dict[str, Any]:
+        window: int, cache: Path | None = None) -> dict[str, Any]:
     """Read the test captions and motions named in the settings, then evaluate every row (``evaluate.protocol``:
-    Guo et al.'s, ``motion.eval.guo``, or the caption-level one) and the sampler curve (Guo's protocol)."""
+    Guo et al.'s, ``motion.eval.guo``, or the caption-level one) and the sampler curve (Guo's protocol).
+    Generated sets are read from and written to ``cache`` (default: ``sample_cache``)."""
     from motion.eval.guo import evaluate_guo, read_items
 
     paths, protocol = settings.paths, evaluation_settings(settings)
     if not generators:
         raise DataError(paths.lgtm, "no trained LGTM to evaluate", "run `dvc repro train_lgtm`")
-    cache = Path(paths.cache) / "eval_samples"
+    cache = sample_cache(settings) if cache is None else cache
     items = read_items(paths.features, Path(paths.poses) / "texts", Path(paths.texts) / "body_part_annotations.json",
                        settings.captions.min_frames, settings.captions.max_frames)
     if settings.evaluate.protocol == "guo":
@@ -130,6 +146,55 @@ def run(settings: Settings, spaces: dict[str, Evaluator], generators: dict[str, 
         curve_cache = results["curve"].pop("cache")
         results["cache"] = {k: results["cache"][k] + curve_cache[k] for k in ("hits", "misses")}
     return results
+
+
+def planned_requests(settings: Settings, generators: dict[str, MotionGenerator], window: int) -> list[Request]:
+    """Every generated set ``run`` will ask for, listed by a pass with stand-in generators and a stand-in
+    metric space (its scores are discarded)."""
+    import tempfile
+
+    requests: list[Request] = []
+    planners: dict[str, MotionGenerator] = {n: PlanningGenerator(n, g, requests) for n, g in generators.items()}
+    with tempfile.TemporaryDirectory(prefix="evaluate-plan-") as scratch:
+        run(settings, {PlanningEvaluator.name: PlanningEvaluator()}, planners, window, Path(scratch))
+    return requests
+
+
+def prefetch(settings: Settings, generators: dict[str, MotionGenerator], window: int) -> int:
+    """Generate the sets the evaluation will read and the cache lacks, in ``compute.processes.evaluate``
+    processes; returns how many were generated (0 with one process: ``run`` then generates them in turn)."""
+    processes = settings.compute.processes.evaluate
+    if processes < 2:
+        return 0
+    cache = sample_cache(settings)
+    todo = [q for q in dict.fromkeys(planned_requests(settings, generators, window))
+            if not sample_path(cache, generators[q.run], q.texts, q.lengths, q.setting, q.seed).is_file()]
+    shares = share_requests(todo, processes)
+    if len(shares) < 2:
+        return 0
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    print(f"evaluate: generating {len(todo)} sets in {len(shares)} processes", flush=True)
+    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in [pool.submit(generate_share, settings, share, k) for k, share in enumerate(shares)]:
+            future.result()
+    return len(todo)
+
+
+def generate_share(settings: Settings, share: list[Request], worker: int) -> None:
+    """A prefetch worker: generate ``share`` into the sample cache with the stage's thread count and device."""
+    import torch
+
+    from motion.core.device import resolve_device
+
+    if settings.compute.threads.evaluate:
+        torch.set_num_threads(settings.compute.threads.evaluate)
+    generators = load_generators(settings, resolve_device(settings.compute.device), {q.run for q in share})
+    for k, q in enumerate(share, 1):
+        cached_generate(generators[q.run], q.texts, q.lengths, q.setting, q.seed, sample_cache(settings))
+        print(f"evaluate: process {worker + 1}: set {k}/{len(share)} ({q.run}, {q.setting.sampler} "
+              f"{q.setting.steps} steps, {len(q.lengths)} motions)", flush=True)
 
 
 def write_outputs(results: dict[str, Any], out_dir: str | Path, metrics_path: str | Path) -> None:
@@ -204,6 +269,7 @@ def load_and_evaluate(settings: Settings) -> None:
     runs |= {r for row in curve_settings(settings).rows for r in row.runs}
     generators = load_generators(settings, device, runs)
     window = min(g.window for g in generators.values())
+    prefetched = prefetch(settings, generators, window)
     results = run(settings, spaces, generators, window)
     results["spaces"] = labels
     results["variants"] = describe_variants(settings)
@@ -211,8 +277,8 @@ def load_and_evaluate(settings: Settings) -> None:
     write_outputs(results, paths.evaluate, Path(paths.metrics) / "evaluate.json")
     c = results["counts"]
     cache = results["cache"]
-    print(f"evaluate: {c['captions']} items, {len(c['motions'])} rows, sample cache {cache['hits']} hits / "
-          f"{cache['misses']} misses -> {paths.evaluate}")
+    print(f"evaluate: {c['captions']} items, {len(c['motions'])} rows, {prefetched} sets generated side by side, "
+          f"sample cache {cache['hits']} hits / {cache['misses']} misses -> {paths.evaluate}")
 
 
 def describe_variants(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -85,6 +85,7 @@ class Processes:
     """Independent runs of a stage trained side by side, one process each (1 = one after the other)."""
 
     train_tmr: PosInt  # a TMR's conditioner and evaluator runs (2: one per core on the 2-core default)
+    evaluate: PosInt   # the generated sets of the evaluation (planned first, then generated side by side)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from motion.eval.evaluation import (
     condition_texts,
     real_motions,
     sample_key,
+    share_requests,
 )
 from motion.eval.report import metrics_json, report_markdown
 from stages import evaluate as stage
@@ -396,3 +397,18 @@ def test_per_run_means_skip_units_that_lack_a_metric() -> None:
     runs = table.per_run()["evaluator"]["lgtm"]
     assert runs == {"lgtm": {"fid": 2.0, "named_part_energy": 0.5},
                     "lgtm_seed1": {"fid": 5.0, "named_part_energy": 0.7}}
+
+
+def test_the_planning_pass_asks_for_exactly_the_sets_the_evaluation_generates(dataset: dict, tmp_path: Path) -> None:
+    settings = evaluate_settings(dataset)
+    requests = stage.planned_requests(settings, replay_runs(dataset), WINDOW)  # its own stand-in space
+    runs = replay_runs(dataset)
+    stage.run(settings, fake_spaces(dataset), runs, WINDOW, tmp_path / "cache")
+    generated = [(name, tuple(map(tuple, texts)), setting, seed)
+                 for name, g in runs.items() for texts, setting, seed in g.calls]
+    planned = [(q.run, q.texts, q.setting, q.seed) for q in dict.fromkeys(requests)]
+    assert sorted(planned, key=repr) == sorted(generated, key=repr) and len(set(generated)) == len(generated)
+    shares = share_requests(requests, 2)
+    assert sorted((q for share in shares for q in share), key=repr) == sorted(dict.fromkeys(requests), key=repr)
+    costs = [sum(q.cost for q in share) for share in shares]
+    assert max(costs) - min(costs) <= max(q.cost for q in requests)  # greedy split: within one set of equal

@@ -223,8 +223,7 @@ def cached_generate(generator: MotionGenerator, texts: Sequence[tuple[str, ...]]
 
     if not texts:
         return Sampled([], True, 0.0)
-    key = sample_key(generator.fingerprint, setting, seed, texts, lengths)
-    path = Path(cache_dir) / f"{setting.sampler}_{setting.steps}_{key}.npz"
+    path = sample_path(cache_dir, generator, texts, lengths, setting, seed)
     if path.is_file():
         with np.load(path) as data:
             flat, lens = data["features"], data["lengths"]
@@ -243,6 +242,81 @@ def cached_generate(generator: MotionGenerator, texts: Sequence[tuple[str, ...]]
             np.savez(f, features=np.concatenate(motions).astype(np.float32), lengths=np.asarray(lengths, np.int64),
                      seconds=np.float64(seconds))
     return Sampled([m.astype(np.float32) for m in motions], False, seconds)
+
+
+def sample_path(cache_dir: str | Path, generator: MotionGenerator, texts: Sequence[tuple[str, ...]],
+                lengths: Sequence[int], setting: SamplingConfig, seed: int) -> Path:
+    """Where ``cached_generate`` keeps this set."""
+    key = sample_key(generator.fingerprint, setting, seed, texts, lengths)
+    return Path(cache_dir) / f"{setting.sampler}_{setting.steps}_{key}.npz"
+
+
+# ----------------------------------------------------------------------------- planning the generations
+
+@dataclass(frozen=True)
+class Request:
+    """One generated set an evaluation asks for: the run, its conditioning texts and lengths, sampler, seed."""
+
+    run: str
+    texts: tuple[tuple[str, ...], ...]
+    lengths: tuple[int, ...]
+    setting: SamplingConfig
+    seed: int
+
+    @property
+    def cost(self) -> int:
+        """Frames x denoising steps: what the sampling of this set costs, up to a constant."""
+        return sum(self.lengths) * self.setting.steps
+
+
+class PlanningGenerator:
+    """Stands in for a run's generator in a planning pass: records each request and returns random motions.
+
+    An evaluation's draws (captions, crops, MultiModality items) never depend on the generated motions, so a
+    pass with these stand-ins asks for exactly the sets the real pass will: they can then be generated in
+    parallel into the cache (``share_requests``), and the real pass reads them all from there."""
+
+    def __init__(self, run: str, generator: MotionGenerator, requests: list[Request]) -> None:
+        self.run, self.requests = run, requests
+        self.fingerprint, self.supports_guidance = generator.fingerprint, generator.supports_guidance
+
+    def generate(self, texts: Sequence[tuple[str, ...]], lengths: Sequence[int], setting: SamplingConfig,
+                 seed: int) -> list[np.ndarray]:
+        """Record the request; random features of the right shapes (the planning pass's scores are discarded)."""
+        self.requests.append(Request(self.run, tuple(map(tuple, texts)), tuple(map(int, lengths)), setting, int(seed)))
+        rng = np.random.default_rng([int(seed), len(self.requests)])
+        return [rng.standard_normal((n, FEATURE_DIM)).astype(np.float32) for n in lengths]
+
+
+class PlanningEvaluator:
+    """A stand-in metric space for a planning pass: random 8-d embeddings, so the pass costs next to nothing.
+    Which sets an evaluation asks for depends on its draws only, never on its metric spaces."""
+
+    name = "planning"
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def encode_texts(self, texts: Sequence[str], tokens: Sequence[str] | None = None) -> np.ndarray:
+        """Random (N, 8) text embeddings."""
+        return self.rng.standard_normal((len(texts), 8))
+
+    def encode_motions(self, motions: Sequence[np.ndarray]) -> np.ndarray:
+        """Random (N, 8) motion embeddings."""
+        return self.rng.standard_normal((len(motions), 8))
+
+
+def share_requests(requests: Sequence[Request], workers: int) -> list[list[Request]]:
+    """Split the requests over ``workers`` with about equal cost (largest first, each to the least loaded);
+    duplicates are dropped and the split is deterministic."""
+    unique = list(dict.fromkeys(requests))
+    shares: list[list[Request]] = [[] for _ in range(max(1, workers))]
+    loads = [0] * len(shares)
+    for request in sorted(unique, key=lambda q: -q.cost):
+        k = loads.index(min(loads))
+        shares[k].append(request)
+        loads[k] += request.cost
+    return [share for share in shares if share]
 
 
 # ----------------------------------------------------------------------------- metric spaces and embedded sets
