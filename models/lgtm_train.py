@@ -395,6 +395,8 @@ class Trainer:
             self.validate()
         if self.step % cfg.checkpoint_every == 0 or self.step == end:
             self.checkpoint()
+            if self.rank == 0 and not self.progress:  # no bar (e.g. runs side by side): a line per checkpoint
+                print(f"train_lgtm {self.out_dir.name}: step {self.step}/{end}, loss {self.last_loss:.4f}", flush=True)
 
 
 def train(model_cfg: LGTMConfig, cfg: TrainConfig, train_set: Dataset, val_set: Dataset | None, out_dir: str | Path,

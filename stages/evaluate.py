@@ -248,7 +248,7 @@ def load_generators(settings: Settings, device: str, runs: set[str]) -> dict[str
         trained = ModelFolders.trained(Path(models.runs) / name, models.tmr, paths.features, paths.embeddings,
                                        settings.lgtm.text_latents, settings.seed).lgtm
         if not (trained.lgtm / "config.json").is_file():
-            raise DataError(trained.lgtm, "no trained LGTM run here", f"run `dvc repro train_lgtm@{name}`")
+            raise DataError(trained.lgtm, "no trained LGTM run here", "run `dvc repro train_lgtm`")
         out[name] = LGTMGenerator.load(trained, device, settings.evaluate.batch_size)
     return out
 

@@ -85,6 +85,7 @@ class Processes:
     """Independent runs of a stage trained side by side, one process each (1 = one after the other)."""
 
     train_tmr: PosInt  # a TMR's conditioner and evaluator runs (2: one per core on the 2-core default)
+    train_lgtm: PosInt  # the LGTM runs (lgtm.runs)
     evaluate: PosInt   # the generated sets of the evaluation (planned first, then generated side by side)
 
 
@@ -372,7 +373,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class Run:
-    """One training run ``train_lgtm@<run>``: a variant and its training seed (params ``seed`` + ``seed``)."""
+    """One training run of ``train_lgtm`` (``paths.lgtm``/<run>): a variant and its seed (``seed`` + ``seed``)."""
 
     variant: str
     seed: NonNegInt
@@ -738,7 +739,7 @@ def parse_settings(raw: dict[str, Any], file: str | Path = PARAMS_FILE) -> Setti
 def declared_params(stage: str, dvc_file: str | Path = DVC_FILE, params: dict[str, Any] | None = None) -> set[str]:
     """The dotted params keys that ``stage`` (``train_tmr@head`` or ``train_tmr``) lists in dvc.yaml.
 
-    In a ``foreach`` instance (``train_lgtm@lgtm_seed1``) ``${key}`` is the instance's key and ``${item.<field>}``
+    In a ``foreach`` instance (``train_tmr@head``) ``${key}`` is the instance's key and ``${item.<field>}``
     its entry's field in the dict the stage loops over (read from ``params``, the raw params file), as DVC
     resolves them."""
     dvc_file = Path(dvc_file)

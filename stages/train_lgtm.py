@@ -1,20 +1,29 @@
-"""Stage train_lgtm@<run>: cache the 7 TMR text latents of every caption, then train one LGTM variant.
+"""Stage train_lgtm: cache the 7 TMR text latents of every caption, then train every LGTM run.
 
-``python -m stages.train_lgtm <run>`` trains the entry ``lgtm.runs.<run>``: the variant it names
-(``lgtm.variants``: the architecture, the ablation switches and which texts fill the seven slots, the part
-texts or, without the partition, the caption seven times) on ``lgtm.model``/``lgtm.train``, with the seed
-params ``seed`` + the run's ``seed``. Reads the features, poses/texts (captions), the part texts of
-split_texts, the token features of embed_texts and the trained TMRs (``paths.tmr``/<name>). Writes into
-``paths.lgtm``/<run>: text_latents.npz (all splits, for evaluation too), model.safetensors
-(best validation weights), config.json, metrics.json, dvclive/ (curves + PNG plots) and checkpoints/
-(last + best; an interrupted run resumes from last when its settings and data are unchanged).
+A run is an entry of ``lgtm.runs``: the variant it names (``lgtm.variants``: the architecture, the ablation
+switches and which texts fill the seven slots, the part texts or, without the partition, the caption seven
+times) on ``lgtm.model``/``lgtm.train``, with the seed params ``seed`` + the run's ``seed``. The runs are
+independent, so ``compute.processes.train_lgtm`` of them train side by side, one process each (2 on the 2-core
+default: these small models are bound by per-operation overhead, so a second thread or a second DDP rank
+barely helps while a second run doubles the throughput). A run's result depends only on its settings, data and
+thread count, never on which process trains it or beside which other run.
 
-Multi-GPU: ``torchrun --nproc_per_node N -m stages.train_lgtm`` (rank 0 builds the latent cache first).
+Reads the features, poses/texts (captions), the part texts of split_texts, the token features of embed_texts and
+the trained TMRs (``paths.tmr``/<name>). Writes into ``paths.lgtm``/<run>: text_latents.npz (all splits, for
+evaluation too), model.safetensors (best validation weights), config.json, metrics.json, dvclive/ (curves + PNG
+plots) and checkpoints/ (last + best). The folder persists between runs of the stage: a run resumes from its
+last checkpoint when its settings and data are unchanged, so a finished run costs seconds when another run is
+added or changed, and an interrupted one continues; folders of runs no longer in ``lgtm.runs`` are removed.
+``${paths.metrics}/lgtm.json`` collects every run's final metrics.
+
+``python -m stages.train_lgtm <run>`` trains one run (outside DVC, or under
+``torchrun --nproc_per_node N -m stages.train_lgtm <run>`` on N GPUs; rank 0 builds the latent cache first).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -71,8 +80,40 @@ def variant_config(settings: Settings, run_name: str) -> tuple[LGTMConfig, int, 
     return (convert(LGTMConfig, lgtm.model, **switches), settings.seed + run_spec.seed, variant.texts)
 
 
-def run(settings: Settings, run_name: str) -> None:
-    """Build the latent cache (rank 0), then train run ``run_name`` with the ``lgtm`` settings of the profile."""
+RESTARTED_FILES = ("model.safetensors", "config.json", "metrics.json", LATENTS_FILE)  # rewritten by every run
+
+
+def run_all(settings: Settings) -> None:
+    """Train every run of ``lgtm.runs`` (``compute.processes.train_lgtm`` at a time) and collect their metrics."""
+    import json
+
+    from motion.core.io import write_json
+
+    root, runs = Path(settings.paths.lgtm), settings.lgtm.runs
+    for stale in sorted(p for p in root.glob("*") if p.is_dir() and p.name not in runs):
+        shutil.rmtree(stale)  # a run removed from lgtm.runs
+        print(f"train_lgtm: removed {stale} (not in lgtm.runs)")
+    order = sorted(runs, key=lambda name: (settings.lgtm.variants[runs[name].variant].architecture != "lgtm", name))
+    processes = min(settings.compute.processes.train_lgtm, len(order))
+    if processes == 1:
+        for name in order:
+            run(settings, name)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        print(f"train_lgtm: {len(order)} runs, {processes} side by side", flush=True)
+        # spawn, not fork: a forked child of a process that has started torch's thread pools can hang
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in [pool.submit(run, settings, name, False) for name in order]:
+                future.result()
+    metrics = {name: json.loads((root / name / "metrics.json").read_text(encoding="utf-8")) for name in sorted(runs)}
+    write_json(Path(settings.paths.metrics) / "lgtm.json", metrics)
+
+
+def run(settings: Settings, run_name: str, progress: bool = True) -> None:
+    """Build the latent cache (rank 0), then train run ``run_name`` with the ``lgtm`` settings of the profile
+    (``progress=False``: a line per checkpoint instead of a bar, for runs side by side)."""
     paths, lgtm = settings.paths, settings.lgtm
     model_cfg, seed, slot_fill = variant_config(settings, run_name)
     seed_everything(seed)
@@ -92,6 +133,8 @@ def run(settings: Settings, run_name: str) -> None:
     splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
               for s in ("train", "val", "test")}
     if rank == 0:
+        for name in RESTARTED_FILES:  # as DVC removed them before: no file of an earlier run's settings survives
+            (out / name).unlink(missing_ok=True)
         unique = {seg.seg_id: seg for segs in splits.values() for seg in segs}
         every = sorted(unique.values(), key=lambda s: s.seg_id)
         cache = build_latents(settings, every, model_cfg.text_dim, device, slot_fill)
@@ -109,7 +152,8 @@ def run(settings: Settings, run_name: str) -> None:
                         "check the features stage output or captions.min_frames / max_frames")
     # a checkpoint resumes only onto the same text latents (another variant's texts would otherwise carry over)
     data_key = sha256_file(out / LATENTS_FILE)
-    metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device, data_key=data_key)
+    metrics = train(model_cfg, train_cfg, data["train"], data["val"], out, device=device, data_key=data_key,
+                    progress=progress)
     if rank == 0:
         print(f"train_lgtm {run_name} ({lgtm.runs[run_name].variant}, seed {seed}): {metrics.get('step')} steps "
               f"({settings.profile} profile, "
@@ -120,9 +164,14 @@ def run(settings: Settings, run_name: str) -> None:
 
 
 def main() -> None:
-    """Train the run named on the command line (under torchrun: every rank)."""
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.train_lgtm <run>   (a key of lgtm.runs in params.yaml)")
+    """Train every run (no argument), or the one run named on the command line (under torchrun: every rank)."""
+    if len(sys.argv) > 2:
+        sys.exit("usage: python -m stages.train_lgtm [<run>]   (a key of lgtm.runs in params.yaml; none: all)")
+    if len(sys.argv) == 1:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            sys.exit("train_lgtm: under torchrun name the run: torchrun ... -m stages.train_lgtm <run>")
+        stage_main("train_lgtm", run_all)
+        return
     name = sys.argv[1]
 
     def body(settings: Settings) -> None:
@@ -131,7 +180,8 @@ def main() -> None:
                              f"{', '.join(settings.lgtm.runs)}")
         run(settings, name)
 
-    stage_main(f"train_lgtm@{name}", body)
+    stage_main("train_lgtm", body)
+
 
 if __name__ == "__main__":
     main()

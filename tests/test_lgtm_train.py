@@ -125,21 +125,27 @@ def test_ddp_two_gloo_processes_equal_one_big_batch(tmp_path: Path) -> None:
     assert (gap > 1e-5).float().mean() < 0.02
 
 
+def tiny_stage_params(tmp_path: Path, **more: object) -> dict:
+    """A 6-motion corpus in ``tmp_path``/data and the real params with a tiny LGTM on random text latents."""
+    from stages.settings import LGTMModel
+
+    if not (tmp_path / "data").exists():
+        make_corpus(tmp_path / "data", num_motions=6)
+    tiny = {f.name: getattr(TINY, f.name) for f in dataclasses.fields(LGTMModel)}  # every key the schema has
+    train = {"batch_size": 4, "max_steps": 4, "warmup_steps": 1, "val_every": 2, "checkpoint_every": 2}
+    paths = {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
+             "tmr": "data/tmr", "lgtm": "out/lgtm", "metrics": "out/metrics"}
+    return {"seed": 1, **{f"paths.{k}": v for k, v in paths.items()}, "profile": "cpu",
+            "compute.device": "cpu", "compute.threads.train_lgtm": 1, "lgtm.text_latents": "random",
+            "captions.min_frames": 10, "captions.max_frames": 200, "lgtm.model": tiny,
+            **{f"lgtm.train.{k}": v for k, v in train.items()}, **more}
+
+
 def test_train_lgtm_stage(tmp_path: Path, stage_params, monkeypatch: pytest.MonkeyPatch) -> None:
     from models.text_latents import TextLatentCache
     from stages import train_lgtm
 
-    make_corpus(tmp_path / "data", num_motions=6)
-    from stages.settings import LGTMModel
-
-    tiny = {f.name: getattr(TINY, f.name) for f in dataclasses.fields(LGTMModel)}  # every key the schema has
-    train = {"batch_size": 4, "max_steps": 4, "warmup_steps": 1, "val_every": 2, "checkpoint_every": 2}
-    paths = {"features": "data/features", "poses": "data/poses", "texts": "data/texts", "embeddings": "data/emb",
-             "tmr": "data/tmr", "lgtm": "out/lgtm"}
-    stage_params({"seed": 1, **{f"paths.{k}": v for k, v in paths.items()}, "profile": "cpu",
-                  "compute.device": "cpu", "compute.threads.train_lgtm": 1, "lgtm.text_latents": "random",
-                  "captions.min_frames": 10, "captions.max_frames": 200, "lgtm.model": tiny,
-                  **{f"lgtm.train.{k}": v for k, v in train.items()}})
+    stage_params(tiny_stage_params(tmp_path))
     monkeypatch.setattr("sys.argv", ["train_lgtm", "lgtm"])
     train_lgtm.main()
     out = tmp_path / "out" / "lgtm" / "lgtm"  # paths.lgtm / <run>
@@ -164,3 +170,32 @@ def test_train_lgtm_stage(tmp_path: Path, stage_params, monkeypatch: pytest.Monk
     monkeypatch.setattr("sys.argv", ["train_lgtm", "nope"])
     with pytest.raises(SystemExit, match="no run 'nope' in lgtm.runs"):
         train_lgtm.main()
+
+
+def test_the_stage_trains_every_run_side_by_side_and_a_rerun_retrains_only_what_changed(
+        tmp_path: Path, stage_params, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import lgtm_train
+    from stages import train_lgtm
+
+    runs = {"lgtm": {"variant": "lgtm", "seed": 0}, "baseline": {"variant": "baseline", "seed": 0}}
+    stage_params(tiny_stage_params(tmp_path, **{"lgtm.runs": runs, "compute.processes.train_lgtm": 2,
+                                                  "evaluate.variants": ["lgtm", "baseline"]}))
+    (tmp_path / "out" / "lgtm" / "old_run").mkdir(parents=True)  # a run no longer in lgtm.runs
+    monkeypatch.setattr("sys.argv", ["train_lgtm"])
+    train_lgtm.main()
+    out = tmp_path / "out" / "lgtm"
+    assert sorted(p.name for p in out.iterdir()) == ["baseline", "lgtm"]
+    metrics = json.loads((tmp_path / "out" / "metrics" / "lgtm.json").read_text())
+    assert set(metrics) == {"lgtm", "baseline"} and metrics["baseline"]["step"] == 4
+    weights = {name: (out / name / "model.safetensors").read_bytes() for name in runs}
+    # in turn, with a run added: the finished runs resume at their last step (no training step), same weights
+    steps: list[str] = []
+    original = lgtm_train.Trainer.train_step
+    monkeypatch.setattr(lgtm_train.Trainer, "train_step",
+                        lambda self, batch: (steps.append(self.out_dir.name), original(self, batch))[1])
+    runs["lgtm_seed1"] = {"variant": "lgtm", "seed": 1}
+    stage_params(tiny_stage_params(tmp_path, **{"lgtm.runs": runs, "compute.processes.train_lgtm": 1,
+                                                  "evaluate.variants": ["lgtm", "baseline"]}))
+    train_lgtm.main()
+    assert set(steps) == {"lgtm_seed1"} and len(steps) == 4
+    assert {name: (out / name / "model.safetensors").read_bytes() for name in ("lgtm", "baseline")} == weights

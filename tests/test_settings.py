@@ -101,7 +101,7 @@ def test_stage_view_refuses_undeclared_settings() -> None:
 def test_every_stage_view_of_the_real_files_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     for stage in ("download", "poses", "features", "split_texts", "embed_texts", "train_tmr@head", "eval_tmr",
-                  "train_lgtm@lgtm", "train_lgtm@baseline_seed1", "evaluate", "prompt_study"):
+                  "train_lgtm", "evaluate", "prompt_study"):
         assert declared_params(stage), stage
         load_settings(stage)
 

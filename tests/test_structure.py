@@ -138,13 +138,6 @@ def instances(stage: str) -> list[str]:
     return [stage]
 
 
-def test_foreach_instances_declare_their_own_entry() -> None:
-    """train_lgtm@<run> tracks exactly its run's entry and its variant's switches, so adding a run retrains none."""
-    assert {"lgtm.runs.no_smoothnet", "lgtm.variants.no_smoothnet"} <= declared_params(
-        "train_lgtm@no_smoothnet", ROOT / "dvc.yaml", PARAMS)
-    assert "lgtm.runs.lgtm" not in declared_params("train_lgtm@no_smoothnet", ROOT / "dvc.yaml", PARAMS)
-
-
 @pytest.mark.parametrize("stage", sorted(stage_specs()))
 def test_profile_overrides_of_declared_params_are_declared(stage: str) -> None:
     declared = declared_params(instances(stage)[0], ROOT / "dvc.yaml", PARAMS)
