@@ -25,6 +25,7 @@ from models.inference import LGTMGenerator, ModelFolders
 from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json, write_text
 from motion.core.parts import TEXT_SLOTS
+from motion.core.process import side_by_side
 from motion.core.sampling import SamplingConfig
 from motion.core.seeding import seed_everything
 from motion.core.settings import to_dict
@@ -172,11 +173,9 @@ def prefetch(settings: Settings, generators: dict[str, MotionGenerator], window:
     shares = share_requests(todo, processes)
     if len(shares) < 2:
         return 0
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     print(f"evaluate: generating {len(todo)} sets in {len(shares)} processes", flush=True)
-    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with side_by_side(len(shares)) as pool:
         for future in [pool.submit(generate_share, settings, share, k) for k, share in enumerate(shares)]:
             future.result()
     return len(todo)

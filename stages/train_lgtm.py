@@ -34,6 +34,7 @@ from models.lgtm_train import TrainConfig, setup_distributed, train
 from models.text_latents import TextLatentCache, build_text_latent_cache, text_latents
 from motion.core.errors import DataError
 from motion.core.io import sha256_file
+from motion.core.process import side_by_side
 from motion.core.seeding import seed_everything
 from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
@@ -99,12 +100,8 @@ def run_all(settings: Settings) -> None:
         for name in order:
             run(settings, name)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         print(f"train_lgtm: {len(order)} runs, {processes} side by side", flush=True)
-        # spawn, not fork: a forked child of a process that has started torch's thread pools can hang
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with side_by_side(processes) as pool:
             for future in [pool.submit(run, settings, name, False) for name in order]:
                 future.result()
     metrics = {name: json.loads((root / name / "metrics.json").read_text(encoding="utf-8")) for name in sorted(runs)}

@@ -27,6 +27,7 @@ from models.tmr_train import TrainConfig, copy_live, fit_tmr
 from motion.core.device import exclusive_gpu, resolve_device
 from motion.core.io import atomic_dir, write_json
 from motion.core.parts import TEXT_SLOTS
+from motion.core.process import side_by_side
 from motion.core.settings import to_dict
 from motion.datasets import feature_dims, load_text_motion, text_column
 from stages.entry import stage_main
@@ -52,11 +53,8 @@ def run(settings: Settings, name: str) -> None:
         for role in ROLES:
             train_encoder(settings, name, role == "evaluator")
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: a forked child of a process that has started torch's thread pools can hang
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with side_by_side(processes) as pool:
         runs = [pool.submit(train_encoder, settings, name, role == "evaluator", False) for role in ROLES]
         for future in runs:
             future.result()  # the first failure is raised here (the other run finishes or fails on its own)

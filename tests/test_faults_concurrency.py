@@ -180,3 +180,42 @@ def test_killing_dvc_stops_its_stage(tmp_path):
             os.killpg(dvc.pid, signal.SIGKILL)  # the orphaned `sh -c` wrapper, if still there
         except ProcessLookupError:
             pass
+
+
+POOLED = textwrap.dedent("""
+    import os, sys, time
+    from motion.core.process import side_by_side
+
+    def work(path):
+        open(path, "w").write(str(os.getpid()))
+        while True:
+            time.sleep(0.05)
+
+    if __name__ == "__main__":
+        with side_by_side(1) as pool:
+            pool.submit(work, sys.argv[1]).result()
+""")
+
+
+@needs_proc
+def test_killing_a_stage_stops_its_side_by_side_workers(tmp_path):
+    """SIGKILL to a stage that trains runs side by side still ends its worker processes."""
+    (tmp_path / "pooled.py").write_text(POOLED)
+    env = {**env_with_venv(), "PYTHONPATH": str(REPO_ROOT)}
+    stage = subprocess.Popen([sys.executable, "pooled.py", str(tmp_path / "pid")], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(tmp_path / "pid")
+        worker = int((tmp_path / "pid").read_text())
+        assert not _gone(worker)
+        stage.send_signal(signal.SIGKILL)
+        stage.wait()
+        deadline = time.monotonic() + 45
+        while not _gone(worker):
+            assert time.monotonic() < deadline, "the worker outlived its stage"
+            time.sleep(0.1)
+    finally:
+        try:
+            os.killpg(stage.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

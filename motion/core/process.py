@@ -12,6 +12,7 @@ Linux only (``/proc``); elsewhere the direct parent is watched through ``os.getp
 from __future__ import annotations
 
 import _thread
+import concurrent.futures
 import logging
 import os
 import signal
@@ -113,3 +114,16 @@ def stop_with_driver(poll_s: float = POLL_S, grace_s: float = GRACE_S) -> thread
     _watcher = threading.Thread(target=watch, name="stop-with-driver", daemon=True)
     _watcher.start()
     return _watcher
+
+
+def side_by_side(processes: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of ``processes`` workers for a stage's independent runs (TMR roles, LGTM runs, generated sets).
+
+    Workers are spawned, not forked (a forked child of a process that has started torch's thread pools can
+    hang), and each watches the stage that started it (``stop_with_driver``), so killing the stage stops them.
+    A worker's result depends only on what it is given and on its thread count, never on the pool.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), initializer=stop_with_driver)
