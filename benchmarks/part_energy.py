@@ -1,10 +1,11 @@
 """Does LGTM move the part a single-part prompt names? Share of motion energy per body part.
 
 For each single-part prompt ("waves the right hand", "kicks with the left leg", "nods") it samples K
-motions from the trained LGTM (models.lgtm, sampler of lgtm.sampling) and measures, per part,
-the energy of the part's joints (mean squared speed of root-relative joint positions, summed over
-the part's joints of motion.core.parts.PART_JOINTS); the share of the named part is compared with the same
-measure on the real synthetic motions that perform that action alone (originals and mirrors).
+motions from the trained LGTM (models.lgtm, sampler of lgtm.sampling) and measures, per part, the share of
+the motion's energy in the part's joints: ``motion.eval.evaluation.part_energy_shares``, the measure behind the
+evaluation's ``named_part_energy`` (mean squared speed of the root-relative ric joints, summed per part). The
+share of the named part is compared with the same measure on the real synthetic motions that perform that
+action alone (originals and mirrors).
 
 Run after `dvc repro train_lgtm`:  python -m benchmarks.part_energy [--samples 8]
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.core.parts import PART_JOINTS, PART_NAMES
+from motion.core.parts import PART_NAMES
+from motion.eval.evaluation import part_energy_shares
 
 # prompt -> (named part, synthetic action of that part, action of the mirrored side)
 PROMPTS: dict[str, tuple[str, str, str]] = {
@@ -27,25 +29,17 @@ PROMPTS: dict[str, tuple[str, str, str]] = {
 MIRROR_PART = {"left_arm": "right_arm", "right_arm": "left_arm", "left_leg": "right_leg", "right_leg": "left_leg"}
 
 
-def part_energy_shares(joints: np.ndarray) -> dict[str, float]:
-    """Share of each part in the motion's energy: mean squared speed of root-relative joints, summed per part."""
-    relative = joints - joints[:, :1]
-    speed2 = (np.diff(relative, axis=0) ** 2).sum(-1).mean(0)  # (22,)
-    energy = {p: float(speed2[list(PART_JOINTS[p])].sum()) for p in PART_NAMES}
-    total = sum(energy.values()) or 1.0
-    return {p: e / total for p, e in energy.items()}
-
-
-def real_motions(labels_path: Path, joints_dir: Path, part: str, action: str, mirrored_action: str) -> list[np.ndarray]:
-    """Recovered joints of the synthetic motions doing only ``action`` with ``part`` (and mirrors doing it)."""
+def real_motions(labels_path: Path, features_dir: Path, part: str, action: str,
+                 mirrored_action: str) -> list[np.ndarray]:
+    """Features (T, 263) of the synthetic motions doing only ``action`` with ``part`` (and mirrors doing it)."""
     labels = json.loads(labels_path.read_text())
     out = []
     for motion_id, label in sorted(labels.items()):
         moving = {p: a for p, a in label["parts"].items() if a != "idle"}
         if moving == {part: action}:
-            out.append(np.load(joints_dir / f"{motion_id}.npy"))
-        if moving == {MIRROR_PART.get(part, part): mirrored_action} and (joints_dir / f"M{motion_id}.npy").is_file():
-            out.append(np.load(joints_dir / f"M{motion_id}.npy"))
+            out.append(np.load(features_dir / f"{motion_id}.npy"))
+        if moving == {MIRROR_PART.get(part, part): mirrored_action} and (features_dir / f"M{motion_id}.npy").is_file():
+            out.append(np.load(features_dir / f"M{motion_id}.npy"))
     return out
 
 
@@ -82,14 +76,15 @@ def main() -> None:
         shares = []
         for seed in range(args.samples):
             parts = part_sampler(generator, sampling, seed)(prompt, texts, window)
-            _, joints = features_to_joints(parts, mean, std)
-            shares.append(part_energy_shares(joints))
+            features, _ = features_to_joints(parts, mean, std)
+            shares.append(part_energy_shares(features))
         labels = Path(paths.annotations) / "synthetic_labels.json"
-        joints_dir = Path(paths.features) / "new_joints"
-        real = [part_energy_shares(j) for j in real_motions(labels, joints_dir, part, action, mirrored)]
-        gen = np.array([s[part] for s in shares])
-        ref = np.array([s[part] for s in real])
-        spread = ", ".join(f"{p} {np.mean([s[p] for s in shares]):.2f}" for p in PART_NAMES)
+        features_dir = Path(paths.features) / "new_joint_vecs"
+        real = [part_energy_shares(f) for f in real_motions(labels, features_dir, part, action, mirrored)]
+        k = PART_NAMES.index(part)
+        gen = np.array([s[k] for s in shares])
+        ref = np.array([s[k] for s in real])
+        spread = ", ".join(f"{p} {np.mean([s[i] for s in shares]):.2f}" for i, p in enumerate(PART_NAMES))
         print(f"| {prompt} | {part} | {gen.mean():.2f} ± {gen.std():.2f} | "
               f"{ref.mean():.2f} ± {ref.std():.2f} ({len(ref)}) | {spread} |")
 
