@@ -330,6 +330,14 @@ def test_stage_main_end_to_end_with_a_tiny_lgtm(dataset: dict, tmp_path: Path, m
     assert len(before) == 3 * 2 + 2 * 2  # a set + an MM set per run; 2 curve points x 2 replications
     stage.main()  # the rerun finds every generated set in the cache
     assert sorted(p.name for p in (Path(dataset["paths"]["cache"]) / "eval_samples").iterdir()) == before
+    # generated side by side (compute.processes.evaluate: 2, the default) or in turn: the same sets, same bytes
+    pooled = {p.name: np.load(p)["features"] for p in (Path(dataset["paths"]["cache"]) / "eval_samples").iterdir()}
+    dataset["paths"]["cache"] = str(tmp_path / "cache_in_turn")
+    dataset["compute"]["processes"]["evaluate"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataset))
+    stage.main()
+    in_turn = {p.name: np.load(p)["features"] for p in (tmp_path / "cache_in_turn" / "eval_samples").iterdir()}
+    assert set(in_turn) == set(pooled) and all(np.array_equal(in_turn[k], pooled[k]) for k in pooled)
 
 
 @pytest.mark.slow

@@ -188,6 +188,13 @@ def test_the_stage_trains_every_run_side_by_side_and_a_rerun_retrains_only_what_
     metrics = json.loads((tmp_path / "out" / "metrics" / "lgtm.json").read_text())
     assert set(metrics) == {"lgtm", "baseline"} and metrics["baseline"]["step"] == 4
     weights = {name: (out / name / "model.safetensors").read_bytes() for name in runs}
+    # trained in turn instead: the same weights (a run's result does not depend on the pool)
+    stage_params(tiny_stage_params(tmp_path, **{"lgtm.runs": runs, "compute.processes.train_lgtm": 1,
+                                                  "evaluate.variants": ["lgtm", "baseline"],
+                                                  "paths.lgtm": "out/lgtm_in_turn"}))
+    train_lgtm.main()
+    assert {name: (tmp_path / "out" / "lgtm_in_turn" / name / "model.safetensors").read_bytes()
+            for name in runs} == weights
     # in turn, with a run added: the finished runs resume at their last step (no training step), same weights
     steps: list[str] = []
     original = lgtm_train.Trainer.train_step
