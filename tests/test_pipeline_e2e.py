@@ -126,13 +126,16 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=ws))
     files = next(iter(metrics.values()))["data"]
     names = {Path(f).name for f in files}
-    assert {"data.json", "tmr.json", "evaluate.json", "prompt_study.json", "metrics.json"} <= names, names
+    assert {"data.json", "tmr.json", "lgtm.json", "evaluate.json", "prompt_study.json"} <= names, names
     evaluate = json.loads((ws / "metrics/evaluate.json").read_text())
     assert {"real", "lgtm", "baseline", "tmr", "curve"} <= set(evaluate)
     results = json.loads((ws / "data/evaluate/results.json").read_text())
     assert list(results["spaces"]) == ["evaluator", "tmr"] and sorted(results["units"]["lgtm"]) == [
         "lgtm/r0", "lgtm/r1", "lgtm_seed1/r0", "lgtm_seed1/r1"]
-    assert "head.similarity" not in evaluate["lgtm"] and "right_arm.similarity" in evaluate["lgtm"]
+    # train_tmr@<name> trains an evaluator beside every conditioner: the part metrics cover all seven encoders
+    assert "head.similarity" in evaluate["lgtm"] and "right_arm.similarity" in evaluate["lgtm"]
+    trained = sorted(p.name for p in (ws / "data/tmr").iterdir())
+    assert sorted(p.name for p in (ws / "data/evaluator").iterdir()) == trained
     assert (ws / "data/prompt_study/report.html").is_file()
     assert list((ws / "data/prompt_study/videos").glob("*.mp4"))
     assert (ws / "data/evaluate/report.md").read_text().count("|") > 10
