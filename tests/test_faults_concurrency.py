@@ -131,6 +131,19 @@ def _wait_for(path: Path, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
+def _kill_and_wait_for_the_end_of(parent: subprocess.Popen, pid_file: Path, seconds: float, message: str) -> None:
+    """Wait for the child that writes its pid to ``pid_file``, SIGKILL ``parent``, then wait for the child to end."""
+    _wait_for(pid_file)
+    child = int(pid_file.read_text())
+    assert not _gone(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + seconds
+    while not _gone(child):
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+
+
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
 
@@ -165,15 +178,7 @@ def test_killing_dvc_stops_its_stage(tmp_path):
     dvc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "long"], cwd=tmp_path, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for(tmp_path / "pid")
-        stage = int((tmp_path / "pid").read_text())
-        assert not _gone(stage)
-        dvc.send_signal(signal.SIGKILL)
-        dvc.wait()
-        deadline = time.monotonic() + 20
-        while not _gone(stage):
-            assert time.monotonic() < deadline, "the stage outlived dvc"
-            time.sleep(0.1)
+        _kill_and_wait_for_the_end_of(dvc, tmp_path / "pid", 20, "the stage outlived dvc")
         assert (tmp_path / "pid.interrupted").exists()  # stopped as by Ctrl-C: its cleanup ran
     finally:
         try:
@@ -205,15 +210,8 @@ def test_killing_a_stage_stops_its_side_by_side_workers(tmp_path):
     stage = subprocess.Popen([sys.executable, "pooled.py", str(tmp_path / "pid")], cwd=tmp_path, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for(tmp_path / "pid")
-        worker = int((tmp_path / "pid").read_text())
-        assert not _gone(worker)
-        stage.send_signal(signal.SIGKILL)
-        stage.wait()
-        deadline = time.monotonic() + 45
-        while not _gone(worker):
-            assert time.monotonic() < deadline, "the worker outlived its stage"
-            time.sleep(0.1)
+        # the worker waits out stop_with_driver's grace period (30 s) on its dead pool queue
+        _kill_and_wait_for_the_end_of(stage, tmp_path / "pid", 45, "the worker outlived its stage")
     finally:
         try:
             os.killpg(stage.pid, signal.SIGKILL)

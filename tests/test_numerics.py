@@ -37,6 +37,8 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.skipif(not has_avx2(), reason="pinning applies to x86-64 CPUs with AVX2")
 def test_a_stage_process_runs_the_avx2_kernels() -> None:
+    """Meaningful on an AVX-512 machine (numpy's X86_V4 and torch's AVX512 paths are then switched off); on an
+    AVX2-only machine it checks only that importing stages keeps the AVX2 paths."""
     probe = ("import json, stages, numpy, torch\n"
              "from numpy._core._multiarray_umath import __cpu_features__ as f\n"
              "print(json.dumps({'avx2': f['AVX2'], 'x86_v4': f['X86_V4'],"
