@@ -184,18 +184,23 @@ def killed_and_resumed(work: Path, params_file: Path, sources: int) -> None:
     shutil.rmtree(cache)
 
 
-def dvc_hashing(work: Path, outputs: list[Path]) -> None:
+def dvc_hashing(work: Path, outputs: list[Path], inputs: list[Path]) -> None:
     """How long DVC takes to track the full-size outputs as whole folders (``dvc add``, hard-linked into
-    its cache) and to check them unchanged (``dvc status``, which a no-op ``dvc repro`` also does)."""
+    its cache) and to check them unchanged (``dvc status``, which a no-op ``dvc repro`` also does); then
+    the same with the download stage's folders (the AMASS tree and HumanML3D's caption files) tracked too."""
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run(dvc + ["init", "--no-scm", "-q"], cwd=work, check=True)
+    subprocess.run(dvc + ["config", "core.analytics", "false"], cwd=work, check=True)
     subprocess.run(dvc + ["config", "cache.type", "hardlink,symlink"], cwd=work, check=True)
-    targets = [str(p.relative_to(work)) for p in outputs]
-    for label, args in (("dvc add (first hashing)", ["add", "-q", *targets]), ("dvc status (unchanged)", ["status"]),
-                        ("dvc status (again)", ["status"])):
-        start = time.perf_counter()
-        subprocess.run(dvc + args, cwd=work, check=True, capture_output=True)
-        print(f"{label:24s} {time.perf_counter() - start:6.1f} s  ({', '.join(targets)})")
+    for group in (outputs, inputs):
+        targets = [str(p.relative_to(work)) for p in group]
+        files = sum(1 for p in group for f in p.rglob("*") if f.is_file())
+        print(f"tracking {', '.join(targets)}: {files} files")
+        for label, args in (("dvc add (first hashing)", ["add", "-q", *targets]),
+                            ("dvc status (unchanged)", ["status"]), ("dvc status (again)", ["status"])):
+            start = time.perf_counter()
+            subprocess.run(dvc + args, cwd=work, check=True, capture_output=True)
+            print(f"{label:24s} {time.perf_counter() - start:6.1f} s")
 
 
 def main() -> None:
@@ -247,7 +252,8 @@ def main() -> None:
     print("Mean/Std per feature group (stand-in motion vs HumanML3D's published statistics):")
     print("\n".join(mean_std_summary(features)))
     if args.dvc:
-        dvc_hashing(work, [Path(params["paths"]["poses"]), features])
+        paths = params["paths"]
+        dvc_hashing(work, [Path(paths["poses"]), features], [Path(paths["amass"]), Path(paths["annotations"])])
     if not args.no_resume:
         incremental_rerun(work, params_file, "SSM")
         killed_and_resumed(work, params_file, summary["sources"])

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from motion.data.captions import Caption, write_caption_table
+from motion.data.clipstore import CAPTION_TABLE
+
 if TYPE_CHECKING:
     from stages.settings import Settings
 
@@ -79,10 +82,9 @@ def build(root: Path, settings: Settings) -> Settings:
     train = features / "splits" / "train.txt"
     (stats / "splits" / "train.txt").write_text(train.read_text() if train.is_file() else "000000\n")
     poses = Path(settings.paths.poses)
-    if not (poses / "texts").is_dir():  # no data yet: one caption stands in for the vocabulary check
+    if not (poses / CAPTION_TABLE).is_file():  # no data yet: one caption stands in for the vocabulary check
         poses = root / "poses"
-        (poses / "texts").mkdir(parents=True)
-        (poses / "texts" / "000000.txt").write_text("a man waves.#a/DET man/NOUN wave/VERB#0.0#0.0\n")
+        write_caption_table(poses / CAPTION_TABLE, {"000000": [Caption("a man waves.", "a/DET man/NOUN wave/VERB")]})
     cache = ArrayCache(root / "cache")
     cache.add(prompts, *WordTokens().encode(prompts))
     write_embeddings(root / "embeddings", prompts, cache, WordTokens())

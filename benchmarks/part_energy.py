@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from motion.core.parts import PART_NAMES
+from motion.data.clipstore import FEATURE_VECS, ClipStore, open_features
 from motion.eval.evaluation import part_energy_shares
 
 # prompt -> (named part, synthetic action of that part, action of the mirrored side)
@@ -29,7 +30,7 @@ PROMPTS: dict[str, tuple[str, str, str]] = {
 MIRROR_PART = {"left_arm": "right_arm", "right_arm": "left_arm", "left_leg": "right_leg", "right_leg": "left_leg"}
 
 
-def real_motions(labels_path: Path, features_dir: Path, part: str, action: str,
+def real_motions(labels_path: Path, features: ClipStore, part: str, action: str,
                  mirrored_action: str) -> list[np.ndarray]:
     """Features (T, 263) of the synthetic motions doing only ``action`` with ``part`` (and mirrors doing it)."""
     labels = json.loads(labels_path.read_text())
@@ -37,9 +38,9 @@ def real_motions(labels_path: Path, features_dir: Path, part: str, action: str,
     for motion_id, label in sorted(labels.items()):
         moving = {p: a for p, a in label["parts"].items() if a != "idle"}
         if moving == {part: action}:
-            out.append(np.load(features_dir / f"{motion_id}.npy"))
-        if moving == {MIRROR_PART.get(part, part): mirrored_action} and (features_dir / f"M{motion_id}.npy").is_file():
-            out.append(np.load(features_dir / f"M{motion_id}.npy"))
+            out.append(np.asarray(features.load(motion_id, FEATURE_VECS)))
+        if moving == {MIRROR_PART.get(part, part): mirrored_action} and f"M{motion_id}" in features:
+            out.append(np.asarray(features.load(f"M{motion_id}", FEATURE_VECS)))
     return out
 
 
@@ -79,8 +80,8 @@ def main() -> None:
             features, _ = features_to_joints(parts, mean, std)
             shares.append(part_energy_shares(features))
         labels = Path(paths.annotations) / "synthetic_labels.json"
-        features_dir = Path(paths.features) / "new_joint_vecs"
-        real = [part_energy_shares(f) for f in real_motions(labels, features_dir, part, action, mirrored)]
+        real = [part_energy_shares(f) for f in real_motions(labels, open_features(paths.features), part, action,
+                                                            mirrored)]
         k = PART_NAMES.index(part)
         gen = np.array([s[k] for s in shares])
         ref = np.array([s[k] for s in real])

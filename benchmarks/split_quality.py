@@ -25,6 +25,7 @@ from benchmarks import settings_for
 from motion.core.parts import PART_NAMES
 from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
+from motion.data.clipstore import CAPTION_TABLE
 from motion.text.quality import majority_parts, part_accuracy, set_scores
 from motion.text.rules import split_caption
 from motion.text.schema import active_parts
@@ -66,7 +67,7 @@ def synthetic(run, params: Settings) -> None:
         print(f"  skipped: {truth_file} is absent (run dvc repro poses on the synthetic source)")
         return
     truth = read_part_annotations(truth_file, "rerun `dvc repro poses`")
-    rows = [r for r in read_caption_rows(poses / "texts") if r["seg_id"] in truth]
+    rows = [r for r in read_caption_rows(poses / CAPTION_TABLE) if r["seg_id"] in truth]
     results = run([r["caption"] for r in rows])
     predicted = {r["seg_id"]: active_parts(results[r["caption"]]) for r in rows}
     reference = {s: active_parts(truth[s]) for s in predicted}

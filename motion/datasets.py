@@ -1,8 +1,8 @@
 """Text-motion pairs of both models: one sample per caption (seg_id), read from the features folder.
 
 Shared by TMR and LGTM: the split files (``read_split``), the caption ``Segment`` (frames [start, end)
-of ``new_joint_vecs/<id>.npy`` and its text) and ``read_segments``, which turns captions timed in
-seconds into segments under a named ``SpanRule``: each model keeps the span protocol of its
+of a clip of the features store, ``motion.data.clipstore``, and its text) and ``read_segments``, which
+turns captions timed in seconds into segments under a named ``SpanRule``: each model keeps the span protocol of its
 reference code (see ``SpanRule``), so their datasets differ on a few captions by design.
 
 TMR (``TextMotionDataset``): the whole body or one part's feature dims, normalised with that part's
@@ -31,7 +31,8 @@ from torch.utils.data import Dataset
 from motion.core.conventions import TARGET_FPS
 from motion.core.errors import DataError
 from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS, WHOLE_BODY, split_parts
-from motion.data.captions import PartAnnotations, read_captions
+from motion.data.captions import PartAnnotations, read_caption_table
+from motion.data.clipstore import FEATURE_VECS, open_features
 
 PART_STATS_FILE = "part_stats.npz"  # {encoder}_mean / {encoder}_std of the TMR motion encoders' inputs
 STD_FLOOR = 1e-6  # dims whose training std is below this are only centred (they are constant)
@@ -142,31 +143,27 @@ def table_captions(texts_parquet: str | Path, motion_ids: Iterable[str], column:
     return out
 
 
-def file_captions(captions_dir: str | Path, motion_ids: Iterable[str]) -> list[TimedText]:
-    """The captions of the given motions in ``<captions_dir>/<id>.txt``, by motion then line (LGTM)."""
-    return [TimedText(f"{motion_id}_{i}", motion_id, cap.text, cap.start, cap.end)
-            for motion_id in sorted(motion_ids)
-            for i, cap in enumerate(read_captions(Path(captions_dir) / f"{motion_id}.txt"))]
+def clip_captions(caption_table: str | Path, motion_ids: Iterable[str]) -> list[TimedText]:
+    """The captions of the given motions in the poses stage's ``texts.parquet``, by motion then line (LGTM)."""
+    table = read_caption_table(caption_table)
+    out = []
+    for motion_id in sorted(motion_ids):
+        if motion_id not in table:
+            raise DataError(caption_table, f"clip {motion_id} has no captions", "rerun `dvc repro poses`")
+        out.extend(TimedText(f"{motion_id}_{i}", motion_id, cap.text, cap.start, cap.end)
+                   for i, cap in enumerate(table[motion_id]))
+    return out
 
 
 def read_segments(features_dir: str | Path, captions: Iterable[TimedText], rule: SpanRule) -> list[Segment]:
     """Segments of ``captions`` (in their order) whose frame span ``rule`` keeps."""
-    vec_dir = Path(features_dir) / "new_joint_vecs"
-    lengths: dict[str, int] = {}
+    store = open_features(features_dir)
     segments = []
     for cap in captions:
-        if cap.motion_id not in lengths:
-            lengths[cap.motion_id] = _num_frames(vec_dir / f"{cap.motion_id}.npy")
-        start, end = rule.frames(cap.start, cap.end, lengths[cap.motion_id])
+        start, end = rule.frames(cap.start, cap.end, store.frames(cap.motion_id))
         if rule.keeps(end - start):
             segments.append(Segment(cap.seg_id, cap.motion_id, cap.text, start, end))
     return segments
-
-
-def _num_frames(path: Path) -> int:
-    if not path.is_file():
-        raise DataError(path, "motion features are missing", "run `dvc repro features`")
-    return int(np.load(path, mmap_mode="r").shape[0])
 
 
 def segment_texts(segment: Segment, annotations: PartAnnotations) -> list[str]:
@@ -242,7 +239,7 @@ class TextMotionDataset(Dataset):
     def __init__(self, features_dir: str | Path, segments: list[Segment], name: str, mean: np.ndarray,
                  std: np.ndarray, embeddings: TextFeatures, max_frames: int | None = None,
                  random_crop: bool = False, seed: int = 0, embeddings_dir: str | Path = "embeddings") -> None:
-        self.vec_dir = Path(features_dir) / "new_joint_vecs"
+        self.store = open_features(features_dir)
         self.segments = segments
         self.name = check_encoder_name(name)
         self.dims = feature_dims(name)
@@ -275,20 +272,18 @@ class TextMotionDataset(Dataset):
     def motion(self, index: int) -> np.ndarray:
         """The normalised (T, F) motion features of sample ``index`` (cropped to max_frames)."""
         seg = self.segments[index]
-        path = self.vec_dir / f"{seg.motion_id}.npy"
-        if not path.is_file():
-            raise DataError(path, "motion features are missing", "run `dvc repro features`")
         first, last = seg.start, seg.end
         if self.max_frames is not None and last - first > self.max_frames:
             slack = last - first - self.max_frames
             if self.random_crop:
                 first += int(np.random.default_rng([self.seed, self.epoch, index]).integers(0, slack + 1))
             last = first + self.max_frames
-        feats = np.load(path, mmap_mode="r")[first:last]
+        feats = self.store.load(seg.motion_id, FEATURE_VECS)[first:last]
         if self.dims is not None:
             feats = feats[:, self.dims]
         if feats.shape[-1] != len(self.mean):
-            raise DataError(path, f"features have {feats.shape[-1]} dims, the statistics {len(self.mean)}",
+            raise DataError(self.store.folder / f"{FEATURE_VECS}.npy",
+                            f"features have {feats.shape[-1]} dims, the statistics {len(self.mean)}",
                             "rerun `dvc repro features`")
         return ((feats - self.mean) / self.std).astype(np.float32)
 
@@ -397,7 +392,7 @@ class LGTMDataset(Dataset):
             raise DataError(features_dir, f"{len(missing)} captions (e.g. {missing[0]}) have no cached text latents",
                             "delete the text-latent cache and rerun train_lgtm")
         self.segments = list(segments)
-        self.features_dir = Path(features_dir)
+        self.store = open_features(features_dir)
         self.mean, self.std = mean, std
         self.latents = latents
         self.window = window
@@ -413,7 +408,7 @@ class LGTMDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         seg = self.segments[index]
-        motion = np.load(self.features_dir / "new_joint_vecs" / f"{seg.motion_id}.npy", mmap_mode="r")
+        motion = self.store.load(seg.motion_id, FEATURE_VECS)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         offset, length = crop_span(seg.end - seg.start, self.window, rng)
         start = seg.start + offset

@@ -29,6 +29,7 @@ from motion.core.process import side_by_side
 from motion.core.sampling import SamplingConfig
 from motion.core.seeding import seed_everything
 from motion.core.settings import to_dict
+from motion.data.clipstore import CAPTION_TABLE
 from motion.eval.evaluation import (
     EvaluationRow,
     EvaluationSettings,
@@ -126,12 +127,13 @@ def run(settings: Settings, spaces: dict[str, Evaluator], generators: dict[str, 
     if not generators:
         raise DataError(paths.lgtm, "no trained LGTM to evaluate", "run `dvc repro train_lgtm`")
     cache = sample_cache(settings) if cache is None else cache
-    items = read_items(paths.features, Path(paths.poses) / "texts", Path(paths.texts) / "body_part_annotations.json",
-                       settings.captions.min_frames, settings.captions.max_frames)
+    items = read_items(paths.features, Path(paths.poses) / CAPTION_TABLE,
+                       Path(paths.texts) / "body_part_annotations.json", settings.captions.min_frames,
+                       settings.captions.max_frames)
     if settings.evaluate.protocol == "guo":
         results = evaluate_guo(protocol, items, paths.features, spaces, generators, window, cache)
     else:
-        captions = read_test_captions(paths.features, Path(paths.poses) / "texts",
+        captions = read_test_captions(paths.features, Path(paths.poses) / CAPTION_TABLE,
                                       Path(paths.texts) / "body_part_annotations.json", window,
                                       settings.captions.min_frames, settings.captions.max_frames,
                                       settings.evaluate.max_captions, protocol.metrics.seed)

@@ -1,8 +1,9 @@
 """Stage features: 20 fps joint clips -> HumanML3D 263-d features, recovered joints, stats, splits.
 
-Reads ``paths``, ``features`` and ``poses.min_frames``; inputs ${paths.poses}/joints/*.npy,
-${paths.poses}/clips.parquet and ${paths.annotations}/splits/*.txt; writes ${paths.features}
-whole or not at all: new_joint_vecs/, new_joints/, Mean.npy, Std.npy, part_stats.npz,
+Reads ``paths``, ``features`` and ``poses.min_frames``; inputs the joint store of ${paths.poses}
+(joints.npy, index.parquet), its clips.parquet and ${paths.annotations}/splits/*.txt; writes
+${paths.features} whole or not at all: the clip store new_joint_vecs.npy, new_joints.npy and
+index.parquet (``motion.data.clipstore``), Mean.npy, Std.npy, part_stats.npz,
 splits/{train,val,test,all}.txt (with mirrored M ids), manifest.parquet, report.json.
 """
 from __future__ import annotations

@@ -22,7 +22,8 @@ from motion.core.errors import DataError
 from motion.core.io import atomic_dir, write_json
 from motion.core.sampling import SamplingConfig
 from motion.core.settings import convert
-from motion.data.captions import read_captions
+from motion.data.captions import read_caption_table
+from motion.data.clipstore import CAPTION_TABLE
 from motion.study.prompt_study import (
     Design,
     StudySettings,
@@ -51,8 +52,8 @@ def training_captions(poses: Path, features: Path) -> list[str]:
     if not split.is_file():
         raise DataError(split, "training split is missing", "run `dvc repro features` first")
     ids = [line.strip() for line in split.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [c.text for i in ids if (poses / "texts" / f"{i}.txt").is_file()
-            for c in read_captions(poses / "texts" / f"{i}.txt")]
+    table = read_caption_table(poses / CAPTION_TABLE)
+    return [c.text for i in ids for c in table.get(i, [])]
 
 
 def clamp_frames(design: Design, window: int) -> Design:

@@ -38,10 +38,11 @@ from motion.core.process import side_by_side
 from motion.core.seeding import seed_everything
 from motion.core.settings import convert
 from motion.data.captions import read_part_annotations
+from motion.data.clipstore import CAPTION_TABLE
 from motion.datasets import (
     LGTMDataset,
     SpanRule,
-    file_captions,
+    clip_captions,
     load_normalisation,
     read_segments,
     read_split,
@@ -124,10 +125,10 @@ def run(settings: Settings, run_name: str, progress: bool = True) -> None:
     rank, world, device = setup_distributed(device)
     train_cfg = convert(TrainConfig, lgtm.train, seed=seed)
     out = Path(paths.lgtm) / run_name
-    features, texts = Path(paths.features), Path(paths.poses) / "texts"
+    features, texts = Path(paths.features), Path(paths.poses) / CAPTION_TABLE
     lo, hi = settings.captions.min_frames, settings.captions.max_frames
     rule = SpanRule("lgtm", lo, hi)
-    splits = {s: read_segments(features, file_captions(texts, read_split(features, s)), rule)
+    splits = {s: read_segments(features, clip_captions(texts, read_split(features, s)), rule)
               for s in ("train", "val", "test")}
     if rank == 0:
         for name in RESTARTED_FILES:  # as DVC removed them before: no file of an earlier run's settings survives

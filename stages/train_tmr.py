@@ -7,7 +7,7 @@
 The two are independent runs: with ``compute.processes.train_tmr: 2`` they train side by side in two processes
 (one per core on the 2-core default; a process's result depends only on its seed and thread count, so the bytes
 are those of a sequential run). Both read ``paths`` and ``tmr`` from params.yaml, the features
-(new_joint_vecs, part_stats.npz, splits), ${paths.texts}/part_texts.parquet and ${paths.embeddings};
+(new_joint_vecs.npy, index.parquet, part_stats.npz, splits), ${paths.texts}/part_texts.parquet and ${paths.embeddings};
 each trains on the train split (validating on val each epoch) and writes its folder
 (model.safetensors, config.json, metrics.json, dvclive/) whole or not at all. The checkpoint and
 the live DVCLive log sit in ${paths.cache}/tmr[_evaluator]/<name>/ meanwhile, so an interrupted run resumes.

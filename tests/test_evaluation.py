@@ -34,6 +34,7 @@ from tests.support.evaluation import (
     write_dataset,
     written_captions,
 )
+from tests.support.stores import feature_clip
 
 
 @pytest.fixture()
@@ -95,7 +96,7 @@ def test_tmr_evaluator_normalises_with_part_stats(dataset: dict) -> None:
     from motion.core.parts import PART_INDICES
 
     ev = fake_evaluator(dataset)
-    motion = np.load(Path(dataset["paths"]["features"]) / "new_joint_vecs" / "000001.npy")[:40]
+    motion = feature_clip(Path(dataset["paths"]["features"]), "000001")[:40]
     mean, std = ev.stats["left_arm"]
     with torch.no_grad():
         expected = ev.models["left_arm"].encode_motion(

@@ -63,8 +63,8 @@ def test_every_replication_generates_its_own_set_and_mm_set(dataset: dict, tmp_p
     from motion.eval.guo import read_items
 
     p = dataset["paths"]
-    items = read_items(p["features"], Path(p["poses"]) / "texts", Path(p["texts"]) / "body_part_annotations.json",
-                       40, 200)
+    items = read_items(p["features"], Path(p["poses"]) / "texts.parquet",
+                       Path(p["texts"]) / "body_part_annotations.json", 40, 200)
     assert len(items) == 40  # one item per test motion (each has one caption)
     runs = replay_runs(dataset)
     results = evaluate_guo(protocol, items, p["features"], fake_spaces(dataset), runs, 48, tmp_path / "cache")

@@ -9,9 +9,11 @@ import pytest
 
 from motion.core.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
 from motion.core.skeleton import mirror_joints
+from motion.data.clipstore import FEATURE_JOINTS, FEATURE_VECS, POSE_JOINTS, ClipWriter, open_features
 from motion.data.features import extract_features, recover_from_ric
 from stages import features as stage
 from tests.support.motions import synthetic_clip
+from tests.support.stores import write_joint_store
 from tests.support.workspace import temporaries
 
 ORIGINALS = ["000000", "000001", "000002", "000003", "000004", "000005"]
@@ -20,7 +22,6 @@ SPLITS = {"train": ["000000", "000001", "000002"], "val": ["000003"], "test": ["
 
 def make_poses(root, rng) -> dict[str, np.ndarray]:
     """A poses folder: six clips + mirrors, one too short (000006), one with NaN (000007)."""
-    (root / "poses" / "joints").mkdir(parents=True)
     clips: dict[str, np.ndarray] = {}
     for clip_id in ORIGINALS:
         joints = synthetic_clip(rng, int(rng.integers(40, 90)))
@@ -30,8 +31,8 @@ def make_poses(root, rng) -> dict[str, np.ndarray]:
     nan_clip[10, 3] = np.nan
     clips["000007"] = nan_clip
     records = []
+    write_joint_store(root / "poses", clips)
     for clip_id, joints in clips.items():
-        np.save(root / "poses" / "joints" / f"{clip_id}.npy", joints.astype(np.float32))
         records.append({"id": clip_id, "source_path": f"./pose_data/Synthetic/{clip_id.lstrip('M')}_poses.npy",
                         "start_frame": 0, "end_frame": len(joints), "frames": len(joints),
                         "mirrored": clip_id.startswith("M"), "num_captions": 3})
@@ -55,20 +56,22 @@ def test_stage_writes_features_stats_splits_and_manifest(project):
     root, clips = project
     stage.main()
     out = root / "features"
-    written = sorted(p.stem for p in (out / "new_joint_vecs").glob("*.npy"))
+    store = open_features(out)
+    written = sorted(store.ids)
     assert written == sorted(ORIGINALS + ["M" + i for i in ORIGINALS])
+    assert store.ids == ORIGINALS + ["M" + i for i in ORIGINALS]  # HumanML3D's list order
     metrics = json.loads((root / "metrics" / "data.json").read_text())
     assert metrics["clips"] == len(written) and metrics["clips_train"] == 6
     for clip_id in written:
-        vecs = np.load(out / "new_joint_vecs" / f"{clip_id}.npy")
-        joints = np.load(out / "new_joints" / f"{clip_id}.npy")
+        vecs = np.asarray(store.load(clip_id, FEATURE_VECS))
+        joints = np.asarray(store.load(clip_id, FEATURE_JOINTS))
         assert vecs.dtype == np.float32 and vecs.shape == (len(clips[clip_id]) - 1, 263)
         np.testing.assert_allclose(vecs, extract_features(clips[clip_id]), atol=1e-6)
         assert joints.shape == (len(vecs), 22, 3)
         np.testing.assert_allclose(joints, recover_from_ric(vecs), atol=1e-5)
 
     train = ["000000", "000001", "000002", "M000000", "M000001", "M000002"]
-    frames = np.concatenate([np.load(out / "new_joint_vecs" / f"{i}.npy").astype(np.float64) for i in train])
+    frames = np.concatenate([store.load(i, FEATURE_VECS).astype(np.float64) for i in train])
     mean, std = np.load(out / "Mean.npy"), np.load(out / "Std.npy")
     assert mean.shape == std.shape == (263,) and mean.dtype == np.float32
     np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-5, atol=1e-6)
@@ -116,7 +119,18 @@ def test_stage_missing_input_fails_cleanly(project):
 
 
 def test_stage_rejects_bad_joint_shapes(project):
-    root, _ = project
-    np.save(root / "poses" / "joints" / "000001.npy", np.zeros((50, 22), dtype=np.float32))
-    with pytest.raises(SystemExit, match="000001.npy.*shape"):
+    root, clips = project
+    with ClipWriter(root / "poses", {POSE_JOINTS: ((22,), np.float32)}) as store:  # (T, 22): not joint positions
+        for clip_id, joints in clips.items():
+            store.add(clip_id, joints=joints[..., 0])
+    with pytest.raises(SystemExit, match="joints.npy.*shape"):
         stage.main()
+    assert not (root / "features").exists()
+
+
+def test_stage_names_a_clip_missing_from_the_joint_store(project):
+    root, clips = project
+    write_joint_store(root / "poses", {k: v for k, v in clips.items() if k != "M000002"})
+    with pytest.raises(SystemExit, match=r"poses/index\.parquet: clip M000002 is not in the store.*dvc repro poses"):
+        stage.main()
+    assert not (root / "features").exists()

@@ -21,8 +21,9 @@ from models.lgtm import LGTM, LGTMConfig, count_parameters
 from models.text_latents import RandomTextLatents, TextLatentCache, build_text_latent_cache
 from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS, merge_parts, split_parts
 from motion.core.sampling import SamplingConfig
-from motion.datasets import SpanRule, crop_span, file_captions, read_segments
+from motion.datasets import SpanRule, clip_captions, crop_span, read_segments
 from tests.support.lgtm import TINY, make_corpus, make_dataset
+from tests.support.stores import feature_clip
 
 torch.set_num_threads(1)
 
@@ -197,7 +198,7 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
     data = make_dataset(paths, ids, window=24)
     assert len(data) == 6 and data.segments[0].seg_id == "000000_0"
     item = data[0]
-    raw = np.load(paths["features"] / "new_joint_vecs" / "000000.npy")
+    raw = feature_clip(paths["features"], "000000")
     n = item["length"]
     assert 1 <= n <= 24 and n % 4 == 0 or n == 24
     assert item["mask"].sum() == n and not item["mask"][n:].any()
@@ -208,7 +209,7 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
     assert item["text"].shape == (7, 8)
     data.set_epoch(0)
     assert torch.equal(data[1]["parts"]["head"], data[1]["parts"]["head"])
-    segs = read_segments(paths["features"], file_captions(paths["texts"], ids), SpanRule("lgtm", 40, 200))
+    segs = read_segments(paths["features"], clip_captions(paths["texts"], ids), SpanRule("lgtm", 40, 200))
     assert segs == []  # all motions are shorter than 40 frames
 
 

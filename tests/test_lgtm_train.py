@@ -100,7 +100,7 @@ def _ddp_worker(rank: int, world: int, port: int, root: str) -> None:
 def make_corpus_paths(root: Path) -> dict[str, Path]:
     """Paths of a corpus already written by make_corpus under root/data."""
     data = root / "data"
-    return {"features": data / "features", "texts": data / "poses" / "texts",
+    return {"features": data / "features", "texts": data / "poses" / "texts.parquet",
             "parts": data / "texts" / "body_part_annotations.json"}
 
 

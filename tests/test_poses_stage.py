@@ -16,10 +16,12 @@ from motion.core.skeleton import mirror_joints
 from motion.data.amass import load_amass
 from motion.data.body_model import BuiltinSkeleton
 from motion.data.captions import mirror_part_annotation
+from motion.data.clipstore import open_poses
 from stages import poses as stage
 from tests.support.amass import write_amass_npz
 from tests.support.body_model import write_smplh_model
 from tests.support.params import with_overrides, write_params
+from tests.support.stores import caption_file, pose_clip
 from tests.support.workspace import temporaries
 
 INDEX_HEADER = "source_path,start_frame,end_frame,new_name\n"
@@ -98,27 +100,29 @@ def test_stage_outputs(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch
     run_stage(monkeypatch, dataset["params"])
     out = dataset["poses"]
     ids = ["000000", "000001", "000003", "000004", "000005"]
-    assert sorted(p.stem for p in (out / "joints").glob("*.npy")) == sorted(ids + ["M" + i for i in ids])
+    assert sorted(open_poses(out).ids) == sorted(ids + ["M" + i for i in ids])
+    assert sorted(p.name for p in out.iterdir()) == ["clips.parquet", "index.parquet", "joints.npy", "part_texts.json",
+                                                    "report.json", "texts.parquet"]  # a few files, not one per clip
 
     cmu = builtin_pose_data(dataset["amass"] / "CMU" / "01" / "01_01_poses.npz")  # 600 @ 120 fps -> 100 frames
     assert cmu.shape == (100, 22, 3)
-    clip = np.load(out / "joints" / "000001.npy")
+    clip = pose_clip(out, "000001")
     assert clip.dtype == np.float32 and clip.shape == (90, 22, 3)
     expected = cmu[10:].copy()
     expected[..., 0] *= -1
     np.testing.assert_allclose(clip, expected, atol=1e-5)
-    np.testing.assert_array_equal(np.load(out / "joints" / "M000001.npy"), mirror_joints(clip))
-    assert np.load(out / "joints" / "000000.npy").shape == (60, 22, 3)
-    assert np.load(out / "joints" / "000003.npy").shape == (80, 22, 3)  # BMLrub alias, 60 fps -> every 3rd frame
+    np.testing.assert_array_equal(pose_clip(out, "M000001"), mirror_joints(clip))
+    assert pose_clip(out, "000000").shape == (60, 22, 3)
+    assert pose_clip(out, "000003").shape == (80, 22, 3)  # BMLrub alias, 60 fps -> every 3rd frame
     hdm = builtin_pose_data(dataset["amass"] / "HDM05" / "bk" / "HDM_bk_01_poses.npz")
-    np.testing.assert_allclose(np.load(out / "joints" / "000004.npy")[:, :, 1], hdm[60:160, :, 1], atol=1e-5)
+    np.testing.assert_allclose(pose_clip(out, "000004")[:, :, 1], hdm[60:160, :, 1], atol=1e-5)
     act = np.load(dataset["amass"] / "humanact12" / "humanact12" / "P01.npy")[:, :22]
-    np.testing.assert_allclose(np.load(out / "joints" / "000005.npy"), act, atol=1e-6)  # whole, x kept
+    np.testing.assert_allclose(pose_clip(out, "000005"), act, atol=1e-6)  # whole, x kept
 
-    assert (out / "texts" / "M000000.txt").read_text().splitlines() == [
+    assert caption_file(out, "M000000").splitlines() == [
         "a person raises the right arm 0#a/DET person/NOUN#0.0#0.0", "someone turns left#someone/PRON#0.5#2.0"]
-    assert (out / "texts" / "M000001.txt").read_text() == "a caption written for the mirror#a/DET#0.0#0.0\n"
-    assert not (out / "texts" / "000002.txt").exists()
+    assert caption_file(out, "M000001") == "a caption written for the mirror#a/DET#0.0#0.0\n"
+    assert caption_file(out, "000002") is None
 
     part_texts = json.loads((out / "part_texts.json").read_text())
     assert sorted(part_texts) == ["000000_0", "000003_1", "M000000_0", "M000003_1"]
@@ -206,7 +210,7 @@ def test_stage_with_smplh_body_model(dataset: dict[str, Path], monkeypatch: pyte
     run_stage(monkeypatch, dataset["params"])
     report = json.loads((dataset["poses"] / "report.json").read_text())
     assert report["body_model"] == "smplh" and report["clips_written"] == 5
-    assert np.load(dataset["poses"] / "joints" / "000003.npy").shape == (80, 22, 3)
+    assert pose_clip(dataset["poses"], "000003").shape == (80, 22, 3)
 
 
 def test_preflight_reports_every_invalid_file(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,10 +232,10 @@ def test_stage_on_a_real_amass_file(reference: Path, tmp_path: Path, monkeypatch
     (paths["amass"] / "KIT" / "3").mkdir(parents=True)
     (paths["amass"] / "KIT" / "3" / "sample_poses.npz").symlink_to(reference / "amass" / "amass_sample.npz")
     run_stage(monkeypatch, paths["params"])
-    whole = np.load(paths["poses"] / "joints" / "000000.npy")
+    whole = pose_clip(paths["poses"], "000000")
     assert whole.shape == (101, 22, 3)  # 601 frames at 120 fps -> every 6th frame
-    np.testing.assert_array_equal(np.load(paths["poses"] / "joints" / "000001.npy"), whole[20:80])
-    for clip in (whole, np.load(paths["poses"] / "joints" / "M000000.npy")):
+    np.testing.assert_array_equal(pose_clip(paths["poses"], "000001"), whole[20:80])
+    for clip in (whole, pose_clip(paths["poses"], "M000000")):
         y = clip[..., 1]
         assert np.all(y[:, 15] > y[:, 0]) and np.all(y[:, 0] > y[:, [7, 8, 10, 11]].min(axis=1))  # upright
         assert np.all(toes_follow_hips(clip))  # not a mirror image: same handedness as HumanML3D's joints
@@ -283,10 +287,9 @@ def test_pose_cache_reuses_sources_by_content(dataset: dict[str, Path], tmp_path
     assert run("second", cache)["pose_cache"] == {"hits": 4, "misses": 0}
     write_amass_npz(dataset["amass"] / "CMU" / "01" / "01_01_poses.npz", frames=600, fps=120.0, seed=9)  # new content
     assert run("third", cache)["pose_cache"] == {"hits": 3, "misses": 1}
-    plain_dir, cached_dir = tmp_path / "plain" / "joints", tmp_path / "second" / "joints"
-    for name in sorted(p.name for p in plain_dir.iterdir()):
-        assert (plain_dir / name).read_bytes() == (cached_dir / name).read_bytes()
+    for name in ("joints.npy", "index.parquet", "texts.parquet", "clips.parquet"):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
     for run_name in ("first", "second"):  # the report output does not depend on the cache's history
         assert (tmp_path / run_name / "report.json").read_bytes() == (tmp_path / "plain" / "report.json").read_bytes()
-    changed = np.load(tmp_path / "third" / "joints" / "000000.npy")
-    assert not np.array_equal(changed, np.load(tmp_path / "second" / "joints" / "000000.npy"))
+    changed = pose_clip(tmp_path / "third", "000000")
+    assert not np.array_equal(changed, pose_clip(tmp_path / "second", "000000"))

@@ -29,6 +29,7 @@ from motion.study.prompt_study import (
 from motion.study.report import html_report, write_study
 from motion.study.vocabulary import vocabulary_overlap, words
 from tests.support.params import write_params
+from tests.support.stores import write_caption_files
 
 REPO = Path(__file__).resolve().parents[1]
 J = JOINT_INDEX
@@ -405,9 +406,8 @@ def write_tiny_pipeline(root: Path) -> Path:
         "pairs": [p for p in data["pairs"] if p["id"] == pair.id]}))
     (root / "features" / "splits").mkdir()
     (root / "features" / "splits" / "train.txt").write_text("000000\n000001\n")
-    (root / "poses" / "texts").mkdir(parents=True)
-    (root / "poses" / "texts" / "000000.txt").write_text("a man waves.#a/DET man/NOUN wave/VERB#0.0#0.0\n")
-    (root / "poses" / "texts" / "000001.txt").write_text(f"{pair.fk.text}.#x/X#0.0#0.0\n")
+    write_caption_files(root / "poses", {"000000": "a man waves.#a/DET man/NOUN wave/VERB#0.0#0.0\n",
+                                         "000001": f"{pair.fk.text}.#x/X#0.0#0.0\n"})
     paths = {"lgtm": root / "lgtm", "tmr": root / "tmr", "prompt_study": root / "out", "features": root / "features",
              "embeddings": root / "embeddings", "cache": root / "cache", "metrics": root / "m", "poses": root / "poses"}
     return write_params(root, {

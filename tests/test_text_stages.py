@@ -10,6 +10,7 @@ from motion.core.parts import PART_NAMES
 from motion.text.embeddings import TextEmbeddings
 from stages import embed_texts, split_texts
 from tests.support.llm import FakeServer
+from tests.support.stores import write_caption_files
 
 CAPTIONS = {
     "000001": "a person walks forward while waving the right hand#a/DET#0.0#0.0\nsomeone jumps#x#0.0#0.0\n",
@@ -21,9 +22,7 @@ CAPTIONS = {
 @pytest.fixture
 def project(tmp_path, stage_params):
     """A project folder with caption files and the real params; returns a function to override them."""
-    for motion_id, text in CAPTIONS.items():
-        (tmp_path / "data/poses/texts").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "data/poses/texts" / f"{motion_id}.txt").write_text(text)
+    write_caption_files(tmp_path / "data/poses", CAPTIONS)
     walk = {"action": "walk", "text": "walks forward"}
     idle = {"action": "idle", "text": "does nothing"}
     truth = {"000001_0": {"head": idle, "left_arm": idle, "right_arm": {"action": "wave", "text": "waves"},
@@ -59,7 +58,7 @@ def test_split_then_embed_with_defaults(project, tmp_path):
     first = (tmp_path / "data/embeddings/tokens.npy").read_bytes()
 
     # a new caption: only it (and its new part texts) are encoded; the rest comes from the cache
-    (tmp_path / "data/poses/texts/000003.txt").write_text("a person nods#x#0.0#0.0\n")
+    write_caption_files(tmp_path / "data/poses", {**CAPTIONS, "000003": "a person nods#x#0.0#0.0\n"})
     split_texts.main()
     embed_texts.main()
     emb2 = TextEmbeddings.load(tmp_path / "data/embeddings")

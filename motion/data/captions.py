@@ -82,6 +82,45 @@ def format_captions(captions: list[Caption]) -> str:
     return "".join(c.to_line() + "\n" for c in captions)
 
 
+CAPTION_COLUMNS = ("motion_id", "caption_index", "caption", "tokens", "start", "end")
+
+
+def write_caption_table(path: str | Path, captions: dict[str, list[Caption]]) -> None:
+    """The captions of many clips as one table (``texts.parquet``): a row per caption line, ids sorted.
+
+    It holds what the clips' ``texts/<id>.txt`` files would, as one file DVC hashes once; times are
+    rounded to 0.1 s as a caption file writes them."""
+    import pandas as pd
+
+    from motion.core.io import write_parquet
+
+    rows = [(motion_id, i, c.text, c.tokens, round(c.start, 1), round(c.end, 1))
+            for motion_id in sorted(captions) for i, c in enumerate(captions[motion_id])]
+    table = pd.DataFrame.from_records(rows, columns=list(CAPTION_COLUMNS))
+    write_parquet(path, table.astype({"caption_index": "int64", "start": "float64", "end": "float64"}))
+
+
+def read_caption_table(path: str | Path, fix: str = "run `dvc repro poses`") -> dict[str, list[Caption]]:
+    """``{motion_id: [Caption, ...]}`` of a ``texts.parquet`` written by ``write_caption_table``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "caption table is missing", fix)
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"cannot be read as parquet ({type(e).__name__})", fix) from None
+    missing = [c for c in CAPTION_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(path, f"columns {missing} are missing", fix)
+    out: dict[str, list[Caption]] = {}
+    for row in table.sort_values(["motion_id", "caption_index"], kind="stable").itertuples(index=False):
+        out.setdefault(str(row.motion_id), []).append(
+            Caption(str(row.caption), str(row.tokens), float(row.start), float(row.end)))
+    return out
+
+
 _LR_WORDS = re.compile(r"\b(left|right|Left|Right|LEFT|RIGHT)\b")
 _LR_SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "LEFT": "RIGHT", "RIGHT": "LEFT"}
 

@@ -20,7 +20,9 @@ from tqdm import tqdm
 from motion.core.conventions import SPLITS
 from motion.core.errors import DataError
 from motion.core.io import write_json, write_parquet, write_text
+from motion.core.parts import FEATURE_DIM
 from motion.core.skeleton import NUM_JOINTS
+from motion.data.clipstore import FEATURE_JOINTS, FEATURE_VECS, POSE_JOINTS, ClipStore, ClipWriter, open_poses
 from motion.data.features import extract_features_packed, pack, recover_from_ric, unpack
 from motion.data.stats import Moments, humanml3d_mean_std, part_stats
 
@@ -82,14 +84,13 @@ def read_splits(folder: Path) -> dict[str, str]:
     return split_of
 
 
-def load_joints(path: Path) -> np.ndarray:
-    """One clip's joints (T, 22, 3) float64, checked."""
-    if not path.is_file():
-        raise DataError(path, "joint file listed in clips.parquet is missing", "rerun the poses stage")
-    joints = np.load(path)
-    if joints.ndim != 3 or joints.shape[1] < NUM_JOINTS or joints.shape[2] != 3:
-        raise DataError(path, f"joints have shape {joints.shape}, expected (T, 22, 3)", "rerun the poses stage")
-    return joints[:, :NUM_JOINTS].astype(np.float64)
+def load_joints(store: ClipStore, clip_id: str) -> np.ndarray:
+    """One clip's joints (T, 22, 3) float64 from the poses store, checked."""
+    joints = store.load(clip_id, POSE_JOINTS)
+    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
+        raise DataError(store.folder / f"{POSE_JOINTS}.npy", f"joints have frames of shape {joints.shape[1:]}, "
+                        f"expected (22, 3)", "rerun the poses stage")
+    return np.asarray(joints, dtype=np.float64)
 
 
 def batches(frames: list[int], batch_frames: int) -> list[list[int]]:
@@ -104,19 +105,18 @@ def batches(frames: list[int], batch_frames: int) -> list[list[int]]:
     return groups + ([group] if group else [])
 
 
-def extract_clips(joints_dir: Path, clips: pd.DataFrame, split_of: dict[str, str], out: Path,
+def extract_clips(poses: ClipStore, clips: pd.DataFrame, split_of: dict[str, str], out: Path,
                   settings: FeatureSettings) -> Extraction:
-    """Write ``new_joint_vecs`` and ``new_joints`` of every usable clip, batch by batch, into ``out``."""
+    """Write ``new_joint_vecs`` and ``new_joints`` of every usable clip, batch by batch, into the store ``out``."""
     min_frames = max(2, settings.min_frames)
-    (out / "new_joint_vecs").mkdir(parents=True)
-    (out / "new_joints").mkdir(parents=True)
     result = Extraction({}, Counter(), Moments())
     ids = list(clips["id"])
-    with tqdm(total=len(ids), desc="features", unit="clip") as progress:
+    layout = {FEATURE_VECS: ((FEATURE_DIM,), np.float32), FEATURE_JOINTS: ((NUM_JOINTS, 3), np.float32)}
+    with ClipWriter(out, layout) as store, tqdm(total=len(ids), desc="features", unit="clip") as progress:
         for group in batches(list(clips["frames"]), settings.batch_frames):
             batch_ids, batch_joints = [], []
             for i in group:
-                joints = load_joints(joints_dir / f"{ids[i]}.npy")
+                joints = load_joints(poses, ids[i])
                 if len(joints) < min_frames:
                     result.skipped["too_short"] += 1
                 elif not np.isfinite(joints).all():
@@ -125,22 +125,21 @@ def extract_clips(joints_dir: Path, clips: pd.DataFrame, split_of: dict[str, str
                     batch_ids.append(ids[i])
                     batch_joints.append(joints)
             if batch_ids:
-                _write_batch(batch_ids, batch_joints, split_of, out, settings, result)
+                _write_batch(batch_ids, batch_joints, split_of, store, settings, result)
             progress.update(len(group))
     return result
 
 
-def _write_batch(batch_ids: list[str], batch_joints: list[np.ndarray], split_of: dict[str, str], out: Path,
+def _write_batch(batch_ids: list[str], batch_joints: list[np.ndarray], split_of: dict[str, str], store: ClipWriter,
                  settings: FeatureSettings, result: Extraction) -> None:
-    """Features of one batch of clips: saved per clip, train clips added to the moments."""
+    """Features of one batch of clips: added to the store clip by clip, train clips added to the moments."""
     joints, lengths = pack(batch_joints)
     packed = extract_features_packed(joints, lengths, settings.feet_threshold, fix_wrap=settings.fix_root_wrap)
     for clip_id, vecs in zip(batch_ids, unpack(packed, lengths - 1)):
         if not np.isfinite(vecs).all():  # e.g. a degenerate (zero-length) bone
             result.skipped["nan_features"] += 1
             continue
-        np.save(out / "new_joint_vecs" / f"{clip_id}.npy", vecs)
-        np.save(out / "new_joints" / f"{clip_id}.npy", recover_from_ric(vecs).astype(np.float32))
+        store.add(clip_id, **{FEATURE_VECS: vecs, FEATURE_JOINTS: recover_from_ric(vecs)})
         result.written[clip_id] = len(vecs)
         if split_of.get(clip_id) == "train":
             result.moments.update(vecs)
@@ -173,7 +172,7 @@ def build_features(poses: Path, splits_dir: Path, out: Path, settings: FeatureSe
     """Run the whole features stage into ``out`` (a fresh temporary folder); returns the report."""
     clips = read_clips(poses / "clips.parquet")
     split_of = read_splits(splits_dir)
-    result = extract_clips(poses / "joints", clips, split_of, out, settings)
+    result = extract_clips(open_poses(poses), clips, split_of, out, settings)
     write_statistics(result.moments, out, splits_dir / "train.txt")
     kept = write_manifest(clips, result.written, split_of, out)
     report = {

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from motion.core.conventions import amass_to_pose_data, cut_clip, downsample_step
 from motion.core.errors import DataError
 from motion.core.io import save_npy, write_json, write_parquet
-from motion.core.skeleton import mirror_joints
+from motion.core.skeleton import NUM_JOINTS, mirror_joints
 from motion.data.amass import (
     AMASS_SITE,
     DATASET_ALIASES,
@@ -43,12 +43,13 @@ from motion.data.body_model import BodyModel
 from motion.data.captions import (
     Caption,
     PartAnnotations,
-    format_captions,
     mirror_caption,
     mirror_part_annotation,
     read_captions,
     read_part_annotations,
+    write_caption_table,
 )
+from motion.data.clipstore import CAPTION_TABLE, POSE_JOINTS, ClipWriter
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,41 @@ def part_texts_for(ids: list[str], annotations: PartAnnotations) -> PartAnnotati
     return out
 
 
+def _write_source(source: SourcePlan, body_model: BodyModel, settings: PoseSettings, cache: PoseDataCache | None,
+                  plan: Plan, index_csv: str | Path, store: ClipWriter, captions: dict[str, list[Caption]],
+                  records: list[dict[str, Any]]) -> None:
+    """The clips of one source file and their mirrors into ``store``; captions and clip rows collected."""
+    try:
+        pose_data = cached_pose_data(source, body_model, settings.target_fps, cache)
+    except DataError as e:
+        if settings.on_invalid == "error":
+            raise
+        log.warning("skipping %d clips: %s", len(source.clips), e)
+        plan.problems[str(source.header.path)] = str(e)
+        _skip(plan, "invalid_file", source.clips)
+        return
+    for clip in source.clips:
+        joints, mirrored = clip_and_mirror(pose_data, clip)
+        if joints.shape[0] == 0:  # start_frame at or past the end of the (trimmed) sequence
+            problem = DataError(index_csv, f"clip {clip.clip_id}: start_frame {clip.start_frame} is past the end "
+                                f"of {clip.source_path} ({pose_data.shape[0]} frames at {settings.target_fps} fps)",
+                                "fix the row (or restore HumanML3D's index.csv), or set poses.on_invalid: skip")
+            if settings.on_invalid == "error":
+                raise problem
+            log.warning("skipping: %s", problem)
+            plan.skipped.setdefault("past_end", {})[clip.clip_id] = clip.source_path
+            continue
+        if joints.shape[0] < settings.min_frames:
+            plan.skipped["too_short"][clip.clip_id] = clip.source_path
+            continue
+        for clip_id, data, is_mirror in ((clip.clip_id, joints, False), ("M" + clip.clip_id, mirrored, True)):
+            store.add(clip_id, **{POSE_JOINTS: data[:, :NUM_JOINTS]})
+            captions[clip_id] = plan.captions[clip_id]
+            records.append({"id": clip_id, "source_path": clip.source_path, "start_frame": clip.start_frame,
+                            "end_frame": clip.end_frame, "frames": int(data.shape[0]), "mirrored": is_mirror,
+                            "num_captions": len(plan.captions[clip_id])})
+
+
 def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir: str | Path, out_dir: str | Path,
                   body_model: BodyModel, settings: PoseSettings, cache_dir: str | Path | None = None
                   ) -> dict[str, Any]:
@@ -308,41 +344,12 @@ def extract_poses(index_csv: str | Path, amass_root: str | Path, annotations_dir
     annotations_dir, out_dir = Path(annotations_dir), Path(out_dir)
     rows = read_index(index_csv)
     plan = preflight(rows, amass_root, annotations_dir / "texts", body_model, settings)
-    (out_dir / "joints").mkdir(parents=True, exist_ok=True)
-    (out_dir / "texts").mkdir(parents=True, exist_ok=True)
-
     records: list[dict[str, Any]] = []
-    for source in tqdm(plan.sources, desc="poses", unit="file"):
-        try:
-            pose_data = cached_pose_data(source, body_model, settings.target_fps, cache)
-        except DataError as e:
-            if settings.on_invalid == "error":
-                raise
-            log.warning("skipping %d clips: %s", len(source.clips), e)
-            plan.problems[str(source.header.path)] = str(e)
-            _skip(plan, "invalid_file", source.clips)
-            continue
-        for clip in source.clips:
-            joints, mirrored = clip_and_mirror(pose_data, clip)
-            if joints.shape[0] == 0:  # start_frame at or past the end of the (trimmed) sequence
-                problem = DataError(index_csv, f"clip {clip.clip_id}: start_frame {clip.start_frame} is past the end "
-                                    f"of {clip.source_path} ({pose_data.shape[0]} frames at {settings.target_fps} fps)",
-                                    "fix the row (or restore HumanML3D's index.csv), or set poses.on_invalid: skip")
-                if settings.on_invalid == "error":
-                    raise problem
-                log.warning("skipping: %s", problem)
-                plan.skipped.setdefault("past_end", {})[clip.clip_id] = clip.source_path
-                continue
-            if joints.shape[0] < settings.min_frames:
-                plan.skipped["too_short"][clip.clip_id] = clip.source_path
-                continue
-            for clip_id, data, is_mirror in ((clip.clip_id, joints, False), ("M" + clip.clip_id, mirrored, True)):
-                np.save(out_dir / "joints" / f"{clip_id}.npy", data)
-                captions = format_captions(plan.captions[clip_id])
-                (out_dir / "texts" / f"{clip_id}.txt").write_text(captions, encoding="utf-8")
-                records.append({"id": clip_id, "source_path": clip.source_path, "start_frame": clip.start_frame,
-                                "end_frame": clip.end_frame, "frames": int(data.shape[0]), "mirrored": is_mirror,
-                                "num_captions": len(plan.captions[clip_id])})
+    captions: dict[str, list[Caption]] = {}
+    with ClipWriter(out_dir, {POSE_JOINTS: ((NUM_JOINTS, 3), np.float32)}) as store:
+        for source in tqdm(plan.sources, desc="poses", unit="file"):
+            _write_source(source, body_model, settings, cache, plan, index_csv, store, captions, records)
+    write_caption_table(out_dir / CAPTION_TABLE, captions)
 
     if not records:
         counts = ", ".join(f"{reason} {len(ids)}" for reason, ids in plan.skipped.items() if ids)

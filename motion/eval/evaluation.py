@@ -57,16 +57,16 @@ class TestCaption:
     moving: tuple[str, ...] = ()  # the parts its split names as moving (non-idle): part energy of single-part ones
 
 
-def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_annotations: str | Path,
+def read_test_captions(features_dir: str | Path, caption_table: str | Path, part_annotations: str | Path,
                        window: int, min_frames: int, max_frames: int, max_captions: int, seed: int,
                        split: str = "test") -> list[TestCaption]:
     """Test captions as LGTM reads them (spans in [min_frames, max_frames)), centre-cropped to the model's window;
     a seeded subset of ``max_captions`` when 0 < max_captions < all."""
-    from motion.data.captions import read_captions, read_part_annotations
-    from motion.datasets import SpanRule, file_captions, read_segments, read_split, segment_texts
+    from motion.data.captions import read_caption_table, read_part_annotations
+    from motion.datasets import SpanRule, clip_captions, read_segments, read_split, segment_texts
     from motion.text.schema import active_parts
 
-    segments = read_segments(features_dir, file_captions(captions_dir, read_split(features_dir, split)),
+    segments = read_segments(features_dir, clip_captions(caption_table, read_split(features_dir, split)),
                              SpanRule("lgtm", min_frames, max_frames))
     if not segments:
         raise DataError(Path(features_dir) / "splits" / f"{split}.txt", f"no {split} caption spans "
@@ -75,11 +75,12 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
         keep = np.sort(np.random.default_rng(seed).choice(len(segments), max_captions, replace=False))
         segments = [segments[i] for i in keep]
     parts = read_part_annotations(part_annotations, "run `dvc repro split_texts`")
+    table = read_caption_table(caption_table)
     tokens: dict[str, list[str]] = {}
     out = []
     for s in segments:
         if s.motion_id not in tokens:
-            tokens[s.motion_id] = [c.tokens for c in read_captions(Path(captions_dir) / f"{s.motion_id}.txt")]
+            tokens[s.motion_id] = [c.tokens for c in table[s.motion_id]]
         span = s.end - s.start
         length = min(span, window)
         out.append(TestCaption(s.seg_id, s.motion_id, s.text, tokens[s.motion_id][int(s.seg_id.rsplit("_", 1)[1])],
@@ -91,13 +92,11 @@ def read_test_captions(features_dir: str | Path, captions_dir: str | Path, part_
 
 def real_motions(features_dir: str | Path, captions: Sequence[TestCaption]) -> list[np.ndarray]:
     """The test motions (length, 263) float32, de-normalised HumanML3D features, one per caption."""
-    out = []
-    for c in captions:
-        path = Path(features_dir) / "new_joint_vecs" / f"{c.motion_id}.npy"
-        if not path.is_file():
-            raise DataError(path, "feature file is missing", "run `dvc repro features`")
-        out.append(np.asarray(np.load(path, mmap_mode="r")[c.start:c.start + c.length], np.float32))
-    return out
+    from motion.data.clipstore import FEATURE_VECS, open_features
+
+    store = open_features(features_dir)
+    return [np.asarray(store.load(c.motion_id, FEATURE_VECS)[c.start:c.start + c.length], np.float32)
+            for c in captions]
 
 
 def condition_texts(captions: Sequence[TestCaption], conditioning: str = "parts") -> list[tuple[str, ...]]:

@@ -106,15 +106,16 @@ def draw_replication(items: Sequence[GuoItem], window: int, rng: np.random.Gener
     return out
 
 
-def read_items(features_dir: str | Path, captions_dir: str | Path, part_annotations: str | Path,
+def read_items(features_dir: str | Path, caption_table: str | Path, part_annotations: str | Path,
                min_frames: int, max_frames: int, split: str = "test") -> list[GuoItem]:
     """Guo's items of ``split`` from the features, the captions and the part texts."""
+    from motion.data.clipstore import open_features
     from motion.eval.evaluation import read_test_captions
 
-    spans = read_test_captions(features_dir, captions_dir, part_annotations, window=10 ** 9,
+    spans = read_test_captions(features_dir, caption_table, part_annotations, window=10 ** 9,
                                min_frames=min_frames, max_frames=max_frames, max_captions=0, seed=0, split=split)
-    frames = {c.motion_id: int(np.load(Path(features_dir) / "new_joint_vecs" / f"{c.motion_id}.npy",
-                                       mmap_mode="r").shape[0]) for c in spans}
+    store = open_features(features_dir)
+    frames = {c.motion_id: store.frames(c.motion_id) for c in spans}
     items = group_items(spans, frames, min_frames, max_frames)
     if not items:
         raise DataError(Path(features_dir) / "splits" / f"{split}.txt",

@@ -16,7 +16,8 @@ from tqdm import tqdm
 from motion.core.errors import DataError
 from motion.core.io import write_json, write_parquet
 from motion.core.parts import PART_NAMES
-from motion.data.captions import read_captions, read_part_annotations
+from motion.data.captions import read_caption_table, read_part_annotations
+from motion.data.clipstore import CAPTION_TABLE
 from motion.text.cache import JsonCache
 from motion.text.llm import PROMPT_VERSION, EndpointError, LLMConfig, split_captions_llm
 from motion.text.rules import split_caption
@@ -45,18 +46,15 @@ class SplitSettings:
     rules: RuleSettings
 
 
-def read_caption_rows(texts_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per caption line of ``texts/<id>.txt`` (ids sorted): seg_id, motion_id, index, caption, start, end."""
-    texts_dir = Path(texts_dir)
-    files = sorted(texts_dir.glob("*.txt"))
-    if not files:
-        raise DataError(texts_dir, "no caption files", "run the poses stage first (dvc repro poses)")
-    rows = []
-    for path in files:
-        for i, caption in enumerate(read_captions(path)):
-            rows.append({"seg_id": f"{path.stem}_{i}", "motion_id": path.stem, "caption_index": i,
-                         "caption": caption.text, "start": caption.start, "end": caption.end})
-    return rows
+def read_caption_rows(caption_table: str | Path) -> list[dict[str, Any]]:
+    """One row per caption of the poses stage's ``texts.parquet`` (ids sorted): seg_id, motion_id, index,
+    caption, start, end."""
+    table = read_caption_table(caption_table, "run the poses stage first (dvc repro poses)")
+    if not table:
+        raise DataError(caption_table, "holds no caption", "run the poses stage first (dvc repro poses)")
+    return [{"seg_id": f"{motion_id}_{i}", "motion_id": motion_id, "caption_index": i,
+             "caption": caption.text, "start": caption.start, "end": caption.end}
+            for motion_id, captions in table.items() for i, caption in enumerate(captions)]
 
 
 def split_unique(captions: list[str], settings: SplitSettings, cache_dir: str | Path,
@@ -124,11 +122,11 @@ def ground_truth_agreement(table: pd.DataFrame, truth: dict[str, PartAnnotation]
 
 def split_corpus(poses_dir: str | Path, out: str | Path, settings: SplitSettings,
                  cache_dir: str | Path) -> dict[str, Any]:
-    """Split every caption of ``<poses_dir>/texts`` into ``out``: part_texts.parquet, LGTM's
+    """Split every caption of ``<poses_dir>/texts.parquet`` into ``out``: part_texts.parquet, LGTM's
     body_part_annotations.json and report.json (agreement with ``part_texts.json`` when the poses
     stage has that ground truth); returns the report."""
     poses_dir, out = Path(poses_dir), Path(out)
-    rows = read_caption_rows(poses_dir / "texts")
+    rows = read_caption_rows(poses_dir / CAPTION_TABLE)
     results, backend_of, report = split_unique([r["caption"] for r in rows], settings, cache_dir)
     table = part_table(rows, results, backend_of)
     export = annotations_export(table)

@@ -10,8 +10,10 @@ import numpy as np
 
 from motion.core.parts import FEATURE_DIM, PART_DIMS, PART_NAMES, TEXT_SLOTS
 from motion.core.sampling import SamplingConfig
+from motion.data.clipstore import CAPTION_TABLE
 from motion.eval.evaluation import TMREvaluator, read_test_captions, real_motions
 from tests.support.params import settings_of, with_overrides
+from tests.support.stores import write_caption_files, write_feature_store
 
 ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
 ACTION_PART = ("right_arm", "left_leg", "head", "torso")
@@ -21,10 +23,10 @@ WINDOW = 48
 def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
     """Features, captions and part texts of ``num_motions`` test clips (one caption each); returns params."""
     rng = np.random.default_rng(seed)
-    features, texts, poses_texts = root / "features", root / "texts", root / "poses" / "texts"
-    for d in (features / "new_joint_vecs", features / "splits", texts, poses_texts):
+    features, texts = root / "features", root / "texts"
+    for d in (features / "splits", texts):
         d.mkdir(parents=True)
-    ids, parts, all_feats = [], {}, []
+    ids, parts, all_feats, clips, captions = [], {}, [], {}, {}
     for m in range(num_motions):
         mid = f"{m:06d}"
         action = m % len(ACTIONS)
@@ -32,13 +34,15 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
         t = np.arange(frames)[:, None]
         pattern = np.random.default_rng(100 + action).normal(size=FEATURE_DIM)
         feats = (np.sin(0.2 * (action + 1) * t) * pattern + 0.1 * rng.normal(size=(frames, FEATURE_DIM)))
-        np.save(features / "new_joint_vecs" / f"{mid}.npy", feats.astype(np.float32))
+        clips[mid] = feats.astype(np.float32)
         all_feats.append(feats)
         caption = f"a person {ACTIONS[action]} take {m}"
-        (poses_texts / f"{mid}.txt").write_text(f"{caption}#a/DET person/NOUN#0.0#0.0\n")
+        captions[mid] = f"{caption}#a/DET person/NOUN#0.0#0.0\n"
         parts[f"{mid}_0"] = {p: {"action": "x", "text": ACTIONS[action]} if p == ACTION_PART[action] else
                              {"action": "idle", "text": "does nothing"} for p in PART_NAMES}
         ids.append(mid)
+    write_feature_store(features, clips)
+    write_caption_files(root / "poses", captions)
     (features / "splits" / "test.txt").write_text("\n".join(ids) + "\n")
     stacked = np.concatenate(all_feats)
     np.save(features / "Mean.npy", stacked.mean(0).astype(np.float32))
@@ -76,7 +80,7 @@ def write_dataset(root: Path, num_motions: int = 40, seed: int = 0) -> dict:
 def written_captions(params: dict, min_frames: int = 40, max_captions: int = 0, seed: int = 0) -> list:
     """The test captions of a written dataset (spans of 40..199 frames unless told), cropped to WINDOW."""
     p = params["paths"]
-    return read_test_captions(p["features"], Path(p["poses"]) / "texts",
+    return read_test_captions(p["features"], Path(p["poses"]) / CAPTION_TABLE,
                               Path(p["texts"]) / "body_part_annotations.json", WINDOW, min_frames, 200, max_captions,
                               seed)
 

@@ -10,29 +10,31 @@ from models.lgtm import LGTMConfig
 from models.text_latents import RandomTextLatents, build_text_latent_cache
 from motion.core.parts import FEATURE_DIM, PART_NAMES
 from motion.data.captions import read_part_annotations
-from motion.datasets import LGTMDataset, SpanRule, file_captions, load_normalisation, read_segments, segment_texts
+from motion.data.clipstore import CAPTION_TABLE
+from motion.datasets import LGTMDataset, SpanRule, clip_captions, load_normalisation, read_segments, segment_texts
+from tests.support.stores import write_caption_files, write_feature_store
 
 TINY = LGTMConfig(dim=16, conformer_blocks=1, attention_layers=1, heads=2, optimizer_ff=32, smoothnet_hidden=32,
                   smoothnet_res_hidden=16, smoothnet_blocks=1, dropout=0.0, window=24, text_dim=8)
 
 
 def make_corpus(root: Path, num_motions: int = 6, seed: int = 0) -> dict[str, Path]:
-    """Write features/, texts (poses/texts) and part annotations for a few smooth random motions."""
+    """Write features/, texts (poses/texts.parquet) and part annotations for a few smooth random motions."""
     rng = np.random.default_rng(seed)
-    features, texts = root / "features", root / "poses" / "texts"
-    (features / "new_joint_vecs").mkdir(parents=True)
-    (features / "splits").mkdir()
-    texts.mkdir(parents=True)
-    ids, annotations = [], {}
+    features, texts = root / "features", root / "poses" / CAPTION_TABLE
+    (features / "splits").mkdir(parents=True)
+    ids, annotations, clips, captions = [], {}, {}, {}
     for i in range(num_motions):
         mid = f"{i:06d}"
         frames = int(rng.integers(20, 40))
         t = np.linspace(0, 2 * np.pi, frames)[:, None]
         motion = np.sin(t * rng.uniform(0.5, 2, FEATURE_DIM) + rng.uniform(0, 6, FEATURE_DIM)) * rng.uniform(0.5, 2)
-        np.save(features / "new_joint_vecs" / f"{mid}.npy", motion.astype(np.float32))
-        (texts / f"{mid}.txt").write_text(f"a person does move {i}#a/DET#0.0#0.0\nsomeone moves {i}#x/NOUN#0.0#0.0\n")
+        clips[mid] = motion.astype(np.float32)
+        captions[mid] = f"a person does move {i}#a/DET#0.0#0.0\nsomeone moves {i}#x/NOUN#0.0#0.0\n"
         annotations[f"{mid}_0"] = {p: {"action": "move", "text": f"{p} moves {i}"} for p in PART_NAMES}
         ids.append(mid)
+    write_feature_store(features, clips)
+    write_caption_files(texts.parent, captions)
     np.save(features / "Mean.npy", np.zeros(FEATURE_DIM, np.float32))
     np.save(features / "Std.npy", np.ones(FEATURE_DIM, np.float32))
     (features / "splits" / "train.txt").write_text("\n".join(ids) + "\n")
@@ -46,7 +48,7 @@ def make_corpus(root: Path, num_motions: int = 6, seed: int = 0) -> dict[str, Pa
 
 def make_dataset(paths: dict[str, Path], ids: list[str], window: int, text_dim: int = 8, seed: int = 0) -> LGTMDataset:
     """LGTMDataset over ``ids`` with random text latents of ``text_dim``."""
-    segments = read_segments(paths["features"], file_captions(paths["texts"], ids), SpanRule("lgtm", 10, 200))
+    segments = read_segments(paths["features"], clip_captions(paths["texts"], ids), SpanRule("lgtm", 10, 200))
     part_texts = read_part_annotations(paths["parts"], "rerun make_corpus")
     cache = build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                     RandomTextLatents(text_dim, seed=1))

@@ -16,6 +16,7 @@ import torch
 
 from models.official.fakes import write_small_official_tmr
 from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS
+from tests.support.stores import write_caption_files, write_feature_store
 
 ACTIONS = ("waves the right hand", "kicks with the left leg", "nods the head", "bends the torso")
 ACTION_PART = ("right_arm", "left_leg", "head", "torso")
@@ -55,26 +56,27 @@ def write_glove(folder: Path, words: list[str], dim: int = 300) -> Path:
 
 
 def write_test_split(root: Path, num_motions: int, seed: int = 0) -> dict[str, Path]:
-    """Features (new_joint_vecs, Mean/Std, part_stats.npz, splits/{test,train}.txt), captions and part texts of a test
+    """Features (the clip store, Mean/Std, part_stats.npz, splits/{test,train}.txt), captions and part texts of a test
     split; returns the folders by params ``paths`` key."""
     rng = np.random.default_rng(seed)
     features, texts, poses = root / "features", root / "texts", root / "poses"
-    for d in (features / "new_joint_vecs", features / "splits", texts, poses / "texts"):
+    for d in (features / "splits", texts):
         d.mkdir(parents=True)
-    ids, parts, stacked = [], {}, []
+    ids, parts, stacked, clips, captions = [], {}, [], {}, {}
     for m in range(num_motions):
         mid, action, frames = f"{m:06d}", m % len(ACTIONS), 48 + (m % 3) * 8
         pattern = np.random.default_rng(100 + action).normal(size=FEATURE_DIM)
         feats = np.sin(0.2 * (action + 1) * np.arange(frames)[:, None]) * pattern \
             + 0.1 * rng.normal(size=(frames, FEATURE_DIM))
-        np.save(features / "new_joint_vecs" / f"{mid}.npy", feats.astype(np.float32))
+        clips[mid] = feats.astype(np.float32)
         stacked.append(feats)
         caption = f"a person {ACTIONS[action]}"
-        (poses / "texts" / f"{mid}.txt").write_text(f"{caption}#a/DET person/NOUN {ACTIONS[action].split()[0]}/VERB"
-                                                    "#0.0#0.0\n")
+        captions[mid] = f"{caption}#a/DET person/NOUN {ACTIONS[action].split()[0]}/VERB#0.0#0.0\n"
         parts[f"{mid}_0"] = {p: {"action": "x", "text": ACTIONS[action] if p == ACTION_PART[action] else "does nothing"}
                              for p in PART_NAMES}
         ids.append(mid)
+    write_feature_store(features, clips)
+    write_caption_files(poses, captions)
     (features / "splits" / "test.txt").write_text("\n".join(ids) + "\n")
     (features / "splits" / "train.txt").write_text("\n".join(ids) + "\n")  # the study's vocabulary check reads it
     flat = np.concatenate(stacked)

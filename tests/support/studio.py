@@ -33,6 +33,7 @@ from motion.data.features import extract_features
 from motion.datasets import feature_dims
 from tests.support.lgtm import TINY, make_dataset
 from tests.support.params import write_params
+from tests.support.stores import write_caption_files, write_feature_store
 from tests.support.tmr import FakeEncoder, write_tmr_folders
 
 # ----------------------------------------------------------------------------- the fake workspace
@@ -69,20 +70,20 @@ def patch_encoder(monkeypatch: Any) -> None:
 
 
 def write_dataset(root: Path, num_motions: int) -> tuple[list[str], list[str]]:
-    """features/, poses/texts/, texts/ of ``num_motions`` motions; returns the motion ids and every text."""
-    features, poses_texts, texts = root / "features", root / "poses" / "texts", root / "texts"
-    for folder in (features / "new_joint_vecs", features / "splits", poses_texts, texts):
+    """features/, poses/texts.parquet, texts/ of ``num_motions`` motions; returns the motion ids and every text."""
+    features, texts = root / "features", root / "texts"
+    for folder in (features / "splits", texts):
         folder.mkdir(parents=True, exist_ok=True)
-    rows, ids, annotations, all_texts = [], [], {}, {"does nothing"}
+    rows, ids, annotations, all_texts, clips, files = [], [], {}, {"does nothing"}, {}, {}
     stacked = []
     for m in range(num_motions):
         mid = f"{m:06d}"
         caption, part, _ = ACTIONS[m % len(ACTIONS)]
         feats = plausible_motion(m, 41 + 4 * (m % 5))
-        np.save(features / "new_joint_vecs" / f"{mid}.npy", feats)
+        clips[mid] = feats
         stacked.append(feats)
         captions = [f"a person {caption}", f"someone {caption}"]
-        (poses_texts / f"{mid}.txt").write_text("".join(f"{c}#x/NOUN#0.0#0.0\n" for c in captions))
+        files[mid] = "".join(f"{c}#x/NOUN#0.0#0.0\n" for c in captions)
         for c, text in enumerate(captions):
             row = {"seg_id": f"{mid}_{c}", "motion_id": mid, "caption_index": c, "caption": text,
                    "start": 0.0, "end": 0.0, "backend": "fake"}
@@ -97,6 +98,8 @@ def write_dataset(root: Path, num_motions: int) -> tuple[list[str], list[str]]:
             all_texts.add(text)
             rows.append(row)
         ids.append(mid)
+    write_feature_store(features, clips)
+    write_caption_files(root / "poses", files)
     pd.DataFrame(rows).to_parquet(texts / "part_texts.parquet", index=False)
     (texts / "body_part_annotations.json").write_text(json.dumps(annotations))
     cut = max(1, num_motions // 4)
@@ -120,7 +123,7 @@ def train_tiny_lgtm(root: Path, ids: list[str], window: int, steps: int) -> None
 
     from models.lgtm_train import TrainConfig, train
 
-    paths = {"features": root / "features", "texts": root / "poses" / "texts",
+    paths = {"features": root / "features", "texts": root / "poses" / "texts.parquet",
              "parts": root / "texts" / "body_part_annotations.json"}
     data = make_dataset(paths, ids, window)
     cfg = TrainConfig(batch_size=4, max_steps=steps, lr=3e-3, warmup_steps=2, val_every=steps,

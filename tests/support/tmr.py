@@ -9,6 +9,7 @@ import pandas as pd
 
 from motion.core.parts import FEATURE_DIM, PART_NAMES, TEXT_SLOTS
 from motion.datasets import feature_dims
+from tests.support.stores import write_feature_store
 
 ACTIONS = ("waves", "kicks", "jumps", "spins")
 VERBS = ("a person", "someone", "the man")
@@ -50,18 +51,17 @@ def make_motion(action: int, frames: int, rng: np.random.Generator) -> np.ndarra
 
 
 def make_fake_data(root: Path, num_motions: int = 24, captions: int = 2, seed: int = 0) -> tuple[Path, Path]:
-    """Write features (new_joint_vecs, part_stats.npz, splits) and texts (part_texts.parquet); return both folders."""
+    """Write features (the clip store, part_stats.npz, splits) and texts (part_texts.parquet); return both folders."""
     rng = np.random.default_rng(seed)
     features, texts = root / "features", root / "texts"
-    (features / "new_joint_vecs").mkdir(parents=True)
-    (features / "splits").mkdir()
+    (features / "splits").mkdir(parents=True)
     texts.mkdir()
-    rows, ids = [], []
+    rows, ids, clips = [], [], {}
     for m in range(num_motions):
         motion_id = f"{m:06d}"
         action = m % len(ACTIONS)
         frames = int(rng.integers(30, 60))
-        np.save(features / "new_joint_vecs" / f"{motion_id}.npy", make_motion(action, frames, rng))
+        clips[motion_id] = make_motion(action, frames, rng)
         ids.append(motion_id)
         for c in range(captions):
             caption = f"{VERBS[(m + c) % len(VERBS)]} {ACTIONS[action]}"
@@ -71,11 +71,12 @@ def make_fake_data(root: Path, num_motions: int = 24, captions: int = 2, seed: i
                 row[f"{p}_action"] = ACTIONS[action] if p == "right_arm" else "idle"
                 row[f"{p}_text"] = f"right arm {ACTIONS[action]}" if p == "right_arm" else "does nothing"
             rows.append(row)
+    write_feature_store(features, clips)
     pd.DataFrame(rows).to_parquet(texts / "part_texts.parquet", index=False)
     train, val, test = ids[: num_motions // 2], ids[num_motions // 2: 3 * num_motions // 4], ids[3 * num_motions // 4:]
     for split, split_ids in (("train", train), ("val", val), ("test", test), ("all", ids)):
         (features / "splits" / f"{split}.txt").write_text("".join(i + "\n" for i in split_ids))
-    stacked = np.concatenate([np.load(features / "new_joint_vecs" / f"{i}.npy") for i in train])
+    stacked = np.concatenate([clips[i] for i in train])
     stats = {}
     for name in TEXT_SLOTS:
         dims = feature_dims(name)

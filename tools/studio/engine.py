@@ -24,6 +24,7 @@ from motion.core.errors import DataError
 from motion.core.parts import PART_JOINTS, PART_NAMES, TEXT_SLOTS
 from motion.core.sampling import SAMPLERS, SamplingConfig
 from motion.core.skeleton import JOINT_NAMES, PARENTS
+from motion.data.clipstore import FEATURE_VECS, open_features
 from motion.text.embeddings import EncoderSettings
 from motion.text.split import SplitSettings
 from tools.generate import FPS
@@ -343,8 +344,8 @@ class Engine:
         for index in self._search.values():
             if seg_id in index.by_id:
                 entry = index.entries[index.by_id[seg_id]]
-                path = self.config.trained.features / "new_joint_vecs" / f"{entry['motion_id']}.npy"
-                features = np.load(path)[entry["first"]:entry["last"]].astype(np.float64)
+                store = open_features(self.config.trained.features)
+                features = store.load(entry["motion_id"], FEATURE_VECS)[entry["first"]:entry["last"]].astype(np.float64)
                 return recover_from_ric(features).astype(np.float32), entry
         raise KeyError(seg_id)
 
@@ -399,9 +400,10 @@ class SearchIndex:
                 latents.append(model.encode_motion(motion.to(device), mask.to(device)).float().cpu().numpy())
             batch.clear()
 
+        store = open_features(features)
         for seg in segments:
             last = min(seg.end, seg.start + SEARCH_MAX_FRAMES)
-            feats = np.load(features / "new_joint_vecs" / f"{seg.motion_id}.npy", mmap_mode="r")[seg.start:last]
+            feats = store.load(seg.motion_id, FEATURE_VECS)[seg.start:last]
             if dims is not None:
                 feats = feats[:, dims]
             batch.append(torch.from_numpy(((feats - mean) / std).astype(np.float32)))
