@@ -174,7 +174,8 @@ def killed_and_resumed(work: Path, params_file: Path, sources: int) -> None:
         done = sum(1 for _ in cache.rglob("*.npy")) if cache.exists() else 0
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    leftovers = [p.name for p in poses.parent.iterdir() if p.name.startswith(f".{poses.name}")]
+    leftovers = [p.name for p in poses.parent.iterdir()  # not the output's lock file, .poses.lock
+                 if p.is_dir() and p.name.startswith(f".{poses.name}.") and p.name.endswith(".tmp")]
     print(f"SIGKILL after {time.perf_counter() - start:.1f} s with {done} of {sources} sources cached; "
           f"{poses} exists: {poses.exists()}; temporary folders left: {len(leftovers)}")
     for name in leftovers:  # mkdtemp folders a SIGKILL cannot clean up; the next run writes a fresh one

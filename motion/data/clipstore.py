@@ -145,6 +145,17 @@ class ClipStore:
         offset, frames = self._lookup(clip_id)
         return self._array(array)[offset:offset + frames]
 
+    def read(self, clip_id: str, array: str) -> np.ndarray:
+        """One clip of ``array`` as a fresh copy read from the file, without mapping it: a pass over every
+        clip keeps only the clip in memory (mapped pages would count towards the process's RSS)."""
+        offset, frames = self._lookup(clip_id)
+        data = self._array(array)
+        row = data.dtype.itemsize * int(np.prod(data.shape[1:], dtype=np.int64))
+        with open(data.filename, "rb") as f:
+            f.seek(data.offset + offset * row)
+            raw = f.read(frames * row)
+        return np.frombuffer(raw, dtype=data.dtype).reshape(frames, *data.shape[1:]).copy()
+
     def _lookup(self, clip_id: str) -> tuple[int, int]:
         try:
             return self._span[clip_id]

@@ -86,7 +86,7 @@ def read_splits(folder: Path) -> dict[str, str]:
 
 def load_joints(store: ClipStore, clip_id: str) -> np.ndarray:
     """One clip's joints (T, 22, 3) float64 from the poses store, checked."""
-    joints = store.load(clip_id, POSE_JOINTS)
+    joints = store.read(clip_id, POSE_JOINTS)  # a copy, not a mapped view: the pass over all clips stays small
     if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
         raise DataError(store.folder / f"{POSE_JOINTS}.npy", f"joints have frames of shape {joints.shape[1:]}, "
                         f"expected (22, 3)", "rerun the poses stage")
