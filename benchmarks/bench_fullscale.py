@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -141,20 +142,38 @@ def _cached_poses(params_file: Path, cache: Path) -> tuple[float, dict[str, int]
     return time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def incremental_rerun(work: Path, params_file: Path, dataset_folder: str) -> None:
-    """Cached poses without one dataset folder, then again after adding it back: only its sources are new."""
+    """Cached poses and features without one dataset folder, then again after adding it back: only its
+    sources and clips are computed, and the features are the same bytes as the first run's from nothing."""
     archive = work / "standin" / "amass" / dataset_folder
     aside = work / "standin" / f"aside-{dataset_folder}"
     cache = work / "pose_cache"
+    paths = yaml.safe_load(params_file.read_text())["paths"]
+    features, feature_cache = Path(paths["features"]), Path(paths["cache"]) / "features"
+    from_nothing = {name: _digest(features / name) for name in ("new_joint_vecs.npy", "new_joints.npy", "Mean.npy")}
+    shutil.rmtree(feature_cache, ignore_errors=True)
     archive.rename(aside)
     run_stage("download", params_file)
     wall, counts = _cached_poses(params_file, cache)
-    print(f"cached poses without {dataset_folder}: {wall:6.1f} s  {counts}")
+    wall_f, _, last = run_stage("features", params_file)
+    print(f"without {dataset_folder}: poses {wall:6.1f} s {counts}; "
+          f"features {wall_f:.1f} s ({last.rsplit('; ', 1)[-1]})")
     aside.rename(archive)
     wall_dl, _, _ = run_stage("download", params_file)
     wall, counts = _cached_poses(params_file, cache)
-    print(f"after adding {dataset_folder} back: download {wall_dl:.1f} s + poses {wall:.1f} s, "
-          f"recomputed only the new folder's sources: {counts}")
+    wall_f, _, last = run_stage("features", params_file)
+    print(f"after adding {dataset_folder} back: download {wall_dl:.1f} s + poses {wall:.1f} s {counts} + "
+          f"features {wall_f:.1f} s ({last.rsplit('; ', 1)[-1]}): only the new folder's sources and clips computed")
+    same = all(_digest(features / name) == digest for name, digest in from_nothing.items())
+    print(f"features after the incremental run are the bytes of the run from nothing: {same}")
     shutil.rmtree(cache)
 
 

@@ -198,6 +198,7 @@ class Features:
     feet_threshold: PosFloat
     fix_root_wrap: bool
     batch_frames: PosInt
+    cache: bool
 
 
 @dataclass(frozen=True)

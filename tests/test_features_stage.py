@@ -1,6 +1,7 @@
 """The features stage end to end on a tiny ${paths.poses} built here (FK of smooth random rotations)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from motion.core.parts import FEATURE_GROUPS, PART_INDICES, PART_NAMES
 from motion.core.skeleton import mirror_joints
 from motion.data.clipstore import FEATURE_JOINTS, FEATURE_VECS, POSE_JOINTS, ClipWriter, open_features
+from motion.data.corpus import FeatureSettings, build_features
 from motion.data.features import extract_features, recover_from_ric
 from stages import features as stage
 from tests.support.motions import synthetic_clip
@@ -134,3 +136,29 @@ def test_stage_names_a_clip_missing_from_the_joint_store(project):
     with pytest.raises(SystemExit, match=r"poses/index\.parquet: clip M000002 is not in the store.*dvc repro poses"):
         stage.main()
     assert not (root / "features").exists()
+
+
+def test_feature_cache_computes_only_new_clips_and_keeps_the_bytes(project):
+    root, clips = project
+    settings = FeatureSettings(feet_threshold=0.002, min_frames=40, fix_root_wrap=False, batch_frames=150)
+    splits, cache = root / "annotations" / "splits", root / "cache"
+    store_files = ("new_joint_vecs.npy", "new_joints.npy", "index.parquet", "Mean.npy", "Std.npy", "report.json")
+
+    def run(name: str, cache_dir=cache, cfg=settings) -> dict:
+        return build_features(root / "poses", splits, root / name, cfg, cache_dir)
+
+    assert "feature_cache" not in run("plain", None)
+    assert run("cold", cache)["feature_cache"] == {"hits": 0, "misses": 12}  # 000006 too short, 000007 NaN
+    assert run("warm", cache)["feature_cache"] == {"hits": 12, "misses": 0}
+    for name in store_files:
+        assert (root / "cold" / name).read_bytes() == (root / "plain" / name).read_bytes()
+        assert (root / "warm" / name).read_bytes() == (root / "plain" / name).read_bytes()
+
+    changed = {**clips, "M000002": clips["M000002"] + np.float32(0.01)}  # one clip moved by 1 cm
+    write_joint_store(root / "poses", changed)
+    assert run("changed", cache)["feature_cache"] == {"hits": 11, "misses": 1}
+    run("changed_plain", None)
+    for name in store_files:  # computed alone or in a batch: the same bytes
+        assert (root / "changed" / name).read_bytes() == (root / "changed_plain" / name).read_bytes()
+    other = dataclasses.replace(settings, feet_threshold=0.003)
+    assert run("threshold", cache, other)["feature_cache"] == {"hits": 0, "misses": 12}

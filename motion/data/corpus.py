@@ -8,6 +8,7 @@ original's split); ``manifest.parquet`` and ``report.json`` describe the result.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from motion.core.conventions import SPLITS
 from motion.core.errors import DataError
-from motion.core.io import write_json, write_parquet, write_text
+from motion.core.io import save_npy, write_json, write_parquet, write_text
 from motion.core.parts import FEATURE_DIM
 from motion.core.skeleton import NUM_JOINTS
 from motion.data.clipstore import FEATURE_JOINTS, FEATURE_VECS, POSE_JOINTS, ClipStore, ClipWriter, open_poses
@@ -47,6 +48,8 @@ class Extraction:
     written: dict[str, int]
     skipped: Counter[str]
     moments: Moments
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 def id_order(clip_id: str) -> tuple[bool, str]:
@@ -105,9 +108,43 @@ def batches(frames: list[int], batch_frames: int) -> list[list[int]]:
     return groups + ([group] if group else [])
 
 
+FEATURE_CACHE_VERSION = 1  # bump when extract_features_packed's numbers change
+
+
+class FeatureCache:
+    """Each clip's features (T - 1, 263) float32 by content key, outside the stage's outputs: a rerun after
+    clips were added computes only the new ones. The key is the clip's joints and the feature settings, so
+    a changed clip, threshold or root-wrap fix misses; the clips' features are the same bytes either way
+    (each clip's features depend on its own frames only, whatever batch it is extracted in)."""
+
+    def __init__(self, folder: str | Path, settings: FeatureSettings) -> None:
+        self.folder = Path(folder)
+        self.salt = f"{FEATURE_CACHE_VERSION}|{settings.feet_threshold!r}|{settings.fix_root_wrap}|".encode()
+
+    def key(self, joints: np.ndarray) -> str:
+        """The content key of one clip's joints (T, 22, 3)."""
+        digest = hashlib.blake2b(self.salt, digest_size=16)
+        digest.update(repr(joints.shape).encode() + joints.dtype.str.encode())
+        digest.update(np.ascontiguousarray(joints).tobytes())
+        return digest.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The cached features of ``key``, or None."""
+        path = self._path(key)
+        return np.load(path) if path.is_file() else None
+
+    def save(self, key: str, vecs: np.ndarray) -> None:
+        """Store one clip's features (atomically: an interrupted write leaves no entry)."""
+        save_npy(self._path(key), vecs)
+
+
 def extract_clips(poses: ClipStore, clips: pd.DataFrame, split_of: dict[str, str], out: Path,
-                  settings: FeatureSettings) -> Extraction:
-    """Write ``new_joint_vecs`` and ``new_joints`` of every usable clip, batch by batch, into the store ``out``."""
+                  settings: FeatureSettings, cache: FeatureCache | None = None) -> Extraction:
+    """Write ``new_joint_vecs`` and ``new_joints`` of every usable clip, batch by batch, into the store ``out``
+    (features taken from ``cache`` where it holds them, and added to it where not)."""
     min_frames = max(2, settings.min_frames)
     result = Extraction({}, Counter(), Moments())
     ids = list(clips["id"])
@@ -125,17 +162,34 @@ def extract_clips(poses: ClipStore, clips: pd.DataFrame, split_of: dict[str, str
                     batch_ids.append(ids[i])
                     batch_joints.append(joints)
             if batch_ids:
-                _write_batch(batch_ids, batch_joints, split_of, store, settings, result)
+                vecs = _batch_features(batch_joints, settings, cache, result)
+                _write_batch(batch_ids, vecs, split_of, store, result)
             progress.update(len(group))
     return result
 
 
-def _write_batch(batch_ids: list[str], batch_joints: list[np.ndarray], split_of: dict[str, str], store: ClipWriter,
-                 settings: FeatureSettings, result: Extraction) -> None:
-    """Features of one batch of clips: added to the store clip by clip, train clips added to the moments."""
-    joints, lengths = pack(batch_joints)
-    packed = extract_features_packed(joints, lengths, settings.feet_threshold, fix_wrap=settings.fix_root_wrap)
-    for clip_id, vecs in zip(batch_ids, unpack(packed, lengths - 1)):
+def _batch_features(batch_joints: list[np.ndarray], settings: FeatureSettings, cache: FeatureCache | None,
+                    result: Extraction) -> list[np.ndarray]:
+    """Features of one batch of clips: the cached ones loaded, the others extracted together (and cached)."""
+    keys = [cache.key(j) for j in batch_joints] if cache else []
+    found = [cache.load(k) for k in keys] if cache else [None] * len(batch_joints)
+    todo = [i for i, v in enumerate(found) if v is None]
+    result.cache_hits += len(found) - len(todo)
+    result.cache_misses += len(todo) if cache else 0
+    if todo:
+        joints, lengths = pack([batch_joints[i] for i in todo])
+        packed = extract_features_packed(joints, lengths, settings.feet_threshold, fix_wrap=settings.fix_root_wrap)
+        for i, vecs in zip(todo, unpack(packed, lengths - 1)):
+            found[i] = vecs
+            if cache:
+                cache.save(keys[i], vecs)
+    return found
+
+
+def _write_batch(batch_ids: list[str], batch_vecs: list[np.ndarray], split_of: dict[str, str], store: ClipWriter,
+                 result: Extraction) -> None:
+    """One batch of clips' features added to the store clip by clip, train clips added to the moments."""
+    for clip_id, vecs in zip(batch_ids, batch_vecs):
         if not np.isfinite(vecs).all():  # e.g. a degenerate (zero-length) bone
             result.skipped["nan_features"] += 1
             continue
@@ -168,11 +222,16 @@ def write_manifest(clips: pd.DataFrame, written: dict[str, int], split_of: dict[
     return kept
 
 
-def build_features(poses: Path, splits_dir: Path, out: Path, settings: FeatureSettings) -> dict[str, Any]:
-    """Run the whole features stage into ``out`` (a fresh temporary folder); returns the report."""
+def build_features(poses: Path, splits_dir: Path, out: Path, settings: FeatureSettings,
+                   cache_dir: Path | None = None) -> dict[str, Any]:
+    """Run the whole features stage into ``out`` (a fresh temporary folder); returns the report.
+
+    With a ``cache_dir`` each clip's features are kept there by content (``FeatureCache``) and reused; the
+    returned report counts the hits and misses, report.json does not (it must not depend on the cache)."""
     clips = read_clips(poses / "clips.parquet")
     split_of = read_splits(splits_dir)
-    result = extract_clips(open_poses(poses), clips, split_of, out, settings)
+    cache = FeatureCache(cache_dir, settings) if cache_dir else None
+    result = extract_clips(open_poses(poses), clips, split_of, out, settings, cache)
     write_statistics(result.moments, out, splits_dir / "train.txt")
     kept = write_manifest(clips, result.written, split_of, out)
     report = {
@@ -186,4 +245,6 @@ def build_features(poses: Path, splits_dir: Path, out: Path, settings: FeatureSe
         "fix_root_wrap": settings.fix_root_wrap,
     }
     write_json(out / "report.json", report)
+    if cache:
+        report["feature_cache"] = {"hits": result.cache_hits, "misses": result.cache_misses}
     return report
