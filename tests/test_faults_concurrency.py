@@ -106,8 +106,9 @@ WATCHED = textwrap.dedent("""
     import os, sys, time
     from motion.core.process import stop_with_driver
     stop_with_driver(poll_s=0.1, grace_s=5)
-    open(sys.argv[1], "w").write(str(os.getpid()))
-    try:
+    try:  # the pid file appears inside the try: an interrupt right after it is still handled
+        open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()))
+        os.replace(sys.argv[1] + ".tmp", sys.argv[1])  # whole, never read half-written
         while True:
             time.sleep(0.05)
     except KeyboardInterrupt:
