@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import yaml
 
 from benchmarks.fullsize import REFERENCE, write_standin
+from motion.core.io import sha256_file
 from motion.core.parts import FEATURE_GROUPS
 from tests.support.params import with_overrides
 
@@ -142,14 +142,6 @@ def _cached_poses(params_file: Path, cache: Path) -> tuple[float, dict[str, int]
     return time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def incremental_rerun(work: Path, params_file: Path, dataset_folder: str) -> None:
     """Cached poses and features without one dataset folder, then again after adding it back: only its
     sources and clips are computed, and the features are the same bytes as the first run's from nothing."""
@@ -158,7 +150,7 @@ def incremental_rerun(work: Path, params_file: Path, dataset_folder: str) -> Non
     cache = work / "pose_cache"
     paths = yaml.safe_load(params_file.read_text())["paths"]
     features, feature_cache = Path(paths["features"]), Path(paths["cache"]) / "features"
-    from_nothing = {name: _digest(features / name) for name in ("new_joint_vecs.npy", "new_joints.npy", "Mean.npy")}
+    from_nothing = {name: sha256_file(features / name) for name in ("new_joint_vecs.npy", "new_joints.npy", "Mean.npy")}
     shutil.rmtree(feature_cache, ignore_errors=True)
     archive.rename(aside)
     run_stage("download", params_file)
@@ -172,7 +164,7 @@ def incremental_rerun(work: Path, params_file: Path, dataset_folder: str) -> Non
     wall_f, _, last = run_stage("features", params_file)
     print(f"after adding {dataset_folder} back: download {wall_dl:.1f} s + poses {wall:.1f} s {counts} + "
           f"features {wall_f:.1f} s ({last.rsplit('; ', 1)[-1]}): only the new folder's sources and clips computed")
-    same = all(_digest(features / name) == digest for name, digest in from_nothing.items())
+    same = all(sha256_file(features / name) == digest for name, digest in from_nothing.items())
     print(f"features after the incremental run are the bytes of the run from nothing: {same}")
     shutil.rmtree(cache)
 

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from motion.core.conventions import TARGET_FPS
 from motion.core.errors import DataError
 from motion.core.parts import FEATURE_DIM, PART_INDICES, PART_NAMES, TEXT_SLOTS, WHOLE_BODY, split_parts
-from motion.data.captions import PartAnnotations, read_caption_table
+from motion.data.captions import Caption, PartAnnotations
 from motion.data.clipstore import FEATURE_VECS, open_features
 
 PART_STATS_FILE = "part_stats.npz"  # {encoder}_mean / {encoder}_std of the TMR motion encoders' inputs
@@ -123,16 +123,11 @@ def read_split(features_dir: str | Path, split: str) -> list[str]:
 
 def table_captions(texts_parquet: str | Path, motion_ids: Iterable[str], column: str) -> list[TimedText]:
     """The ``column`` texts of the given motions in ``part_texts.parquet``, by motion then caption index (TMR)."""
-    import pandas as pd
+    from motion.core.io import read_table
 
     texts_parquet = Path(texts_parquet)
-    if not texts_parquet.is_file():
-        raise DataError(texts_parquet, "caption table is missing", "run `dvc repro split_texts`")
-    table = pd.read_parquet(texts_parquet)
-    needed = {"seg_id", "motion_id", "caption_index", "start", "end", column}
-    if not needed <= set(table.columns):
-        raise DataError(texts_parquet, f"columns {sorted(needed - set(table.columns))} are missing",
-                        "rerun `dvc repro split_texts`")
+    table = read_table(texts_parquet, "caption table", ("seg_id", "motion_id", "caption_index", "start", "end", column),
+                       "run `dvc repro split_texts`")
     table = table[table["motion_id"].isin(set(motion_ids))].sort_values(["motion_id", "caption_index"], kind="stable")
     out = []
     for row in table.itertuples(index=False):
@@ -143,15 +138,16 @@ def table_captions(texts_parquet: str | Path, motion_ids: Iterable[str], column:
     return out
 
 
-def clip_captions(caption_table: str | Path, motion_ids: Iterable[str]) -> list[TimedText]:
-    """The captions of the given motions in the poses stage's ``texts.parquet``, by motion then line (LGTM)."""
-    table = read_caption_table(caption_table)
+def clip_captions(captions: dict[str, list[Caption]], motion_ids: Iterable[str],
+                  caption_table: str | Path) -> list[TimedText]:
+    """The captions of the given motions, by motion then line (LGTM), from ``captions`` as
+    ``read_caption_table`` read them from the poses stage's ``caption_table`` (named in errors)."""
     out = []
     for motion_id in sorted(motion_ids):
-        if motion_id not in table:
+        if motion_id not in captions:
             raise DataError(caption_table, f"clip {motion_id} has no captions", "rerun `dvc repro poses`")
         out.extend(TimedText(f"{motion_id}_{i}", motion_id, cap.text, cap.start, cap.end)
-                   for i, cap in enumerate(table[motion_id]))
+                   for i, cap in enumerate(captions[motion_id]))
     return out
 
 

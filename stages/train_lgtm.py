@@ -37,7 +37,7 @@ from motion.core.io import sha256_file
 from motion.core.process import side_by_side
 from motion.core.seeding import seed_everything
 from motion.core.settings import convert
-from motion.data.captions import read_part_annotations
+from motion.data.captions import read_caption_table, read_part_annotations
 from motion.data.clipstore import CAPTION_TABLE
 from motion.datasets import (
     LGTMDataset,
@@ -128,7 +128,8 @@ def run(settings: Settings, run_name: str, progress: bool = True) -> None:
     features, texts = Path(paths.features), Path(paths.poses) / CAPTION_TABLE
     lo, hi = settings.captions.min_frames, settings.captions.max_frames
     rule = SpanRule("lgtm", lo, hi)
-    splits = {s: read_segments(features, clip_captions(texts, read_split(features, s)), rule)
+    captions = read_caption_table(texts)
+    splits = {s: read_segments(features, clip_captions(captions, read_split(features, s), texts), rule)
               for s in ("train", "val", "test")}
     if rank == 0:
         for name in RESTARTED_FILES:  # as DVC removed them before: no file of an earlier run's settings survives

@@ -21,6 +21,7 @@ from models.lgtm import LGTM, LGTMConfig, count_parameters
 from models.text_latents import RandomTextLatents, TextLatentCache, build_text_latent_cache
 from motion.core.parts import PART_DIMS, PART_NAMES, TEXT_SLOTS, merge_parts, split_parts
 from motion.core.sampling import SamplingConfig
+from motion.data.captions import read_caption_table
 from motion.datasets import SpanRule, clip_captions, crop_span, read_segments
 from tests.support.lgtm import TINY, make_corpus, make_dataset
 from tests.support.stores import feature_clip
@@ -209,7 +210,8 @@ def test_dataset_items(tmp_path) -> None:  # noqa: ANN001
     assert item["text"].shape == (7, 8)
     data.set_epoch(0)
     assert torch.equal(data[1]["parts"]["head"], data[1]["parts"]["head"])
-    segs = read_segments(paths["features"], clip_captions(paths["texts"], ids), SpanRule("lgtm", 40, 200))
+    segs = read_segments(paths["features"], clip_captions(read_caption_table(paths["texts"]), ids, paths["texts"]),
+                         SpanRule("lgtm", 40, 200))
     assert segs == []  # all motions are shorter than 40 frames
 
 

@@ -10,7 +10,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,26 @@ def write_parquet(path: str | Path, frame: pandas.DataFrame) -> None:  # noqa: F
     """Write a pandas DataFrame as Parquet atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def read_table(path: str | Path, what: str, columns: Iterable[str], fix: str) -> pandas.DataFrame:  # noqa: F821
+    """A Parquet table that must hold ``columns``; missing, unreadable or short of a column, it is a one-line
+    ``DataError`` naming the file, ``what`` it is and ``fix``."""
+    import pandas as pd
+
+    from motion.core.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"{what} is missing", fix)
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"cannot be read as parquet ({type(e).__name__})", fix) from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(path, f"columns {missing} are missing", fix)
+    return table
 
 
 class _PlainUnpickler(pickle.Unpickler):

@@ -102,18 +102,9 @@ def write_caption_table(path: str | Path, captions: dict[str, list[Caption]]) ->
 
 def read_caption_table(path: str | Path, fix: str = "run `dvc repro poses`") -> dict[str, list[Caption]]:
     """``{motion_id: [Caption, ...]}`` of a ``texts.parquet`` written by ``write_caption_table``."""
-    import pandas as pd
+    from motion.core.io import read_table
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "caption table is missing", fix)
-    try:
-        table = pd.read_parquet(path)
-    except (OSError, ValueError) as e:
-        raise DataError(path, f"cannot be read as parquet ({type(e).__name__})", fix) from None
-    missing = [c for c in CAPTION_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(path, f"columns {missing} are missing", fix)
+    table = read_table(path, "caption table", CAPTION_COLUMNS, fix)
     out: dict[str, list[Caption]] = {}
     for row in table.sort_values(["motion_id", "caption_index"], kind="stable").itertuples(index=False):
         out.setdefault(str(row.motion_id), []).append(

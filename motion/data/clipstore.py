@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from motion.core.errors import DataError
+from motion.core.io import read_table
 
 INDEX = "index.parquet"
 _HEADER_BYTES = 128  # a version 1.0 .npy header, rewritten with the final shape when the writer closes
@@ -112,16 +113,7 @@ class ClipStore:
     def __init__(self, folder: str | Path, fix: str) -> None:
         self.folder = Path(folder)
         self.fix = fix
-        path = self.folder / INDEX
-        if not path.is_file():
-            raise DataError(path, "clip index is missing", fix)
-        try:
-            index = pd.read_parquet(path)
-        except (OSError, ValueError) as e:
-            raise DataError(path, f"cannot be read as parquet ({type(e).__name__})", fix) from None
-        missing = {"id", "offset", "frames"} - set(index.columns)
-        if missing:
-            raise DataError(path, f"columns {sorted(missing)} are missing", fix)
+        index = read_table(self.folder / INDEX, "clip index", ("id", "offset", "frames"), fix)
         self._span = {str(i): (int(o), int(n)) for i, o, n in zip(index["id"], index["offset"], index["frames"])}
         self._maps: dict[str, np.ndarray] = {}
 
@@ -150,11 +142,10 @@ class ClipStore:
         clip keeps only the clip in memory (mapped pages would count towards the process's RSS)."""
         offset, frames = self._lookup(clip_id)
         data = self._array(array)
-        row = data.dtype.itemsize * int(np.prod(data.shape[1:], dtype=np.int64))
-        with open(data.filename, "rb") as f:
-            f.seek(data.offset + offset * row)
-            raw = f.read(frames * row)
-        return np.frombuffer(raw, dtype=data.dtype).reshape(frames, *data.shape[1:]).copy()
+        per_frame = int(np.prod(data.shape[1:], dtype=np.int64))
+        flat = np.fromfile(data.filename, dtype=data.dtype, count=frames * per_frame,
+                           offset=data.offset + offset * per_frame * data.dtype.itemsize)
+        return flat.reshape(frames, *data.shape[1:])
 
     def _lookup(self, clip_id: str) -> tuple[int, int]:
         try:

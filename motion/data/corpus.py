@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from motion.core.conventions import SPLITS
 from motion.core.errors import DataError
-from motion.core.io import save_npy, write_json, write_parquet, write_text
+from motion.core.io import read_table, save_npy, write_json, write_parquet, write_text
 from motion.core.parts import FEATURE_DIM
 from motion.core.skeleton import NUM_JOINTS
 from motion.data.clipstore import FEATURE_JOINTS, FEATURE_VECS, POSE_JOINTS, ClipStore, ClipWriter, open_poses
@@ -59,12 +59,7 @@ def id_order(clip_id: str) -> tuple[bool, str]:
 
 def read_clips(path: Path) -> pd.DataFrame:
     """The poses stage's clip table, sorted in HumanML3D order."""
-    if not path.is_file():
-        raise DataError(path, "clip table is missing", "run the poses stage first (dvc repro poses)")
-    clips = pd.read_parquet(path)
-    missing = [c for c in CLIP_COLUMNS if c not in clips.columns]
-    if missing:
-        raise DataError(path, f"columns {missing} are missing", "rerun the poses stage")
+    clips = read_table(path, "clip table", CLIP_COLUMNS, "run the poses stage first (dvc repro poses)")
     if clips["id"].duplicated().any():
         duplicates = sorted(clips.loc[clips["id"].duplicated(), "id"])[:5]
         raise DataError(path, f"duplicate ids {duplicates}", "rerun the poses stage")

@@ -66,7 +66,8 @@ def read_test_captions(features_dir: str | Path, caption_table: str | Path, part
     from motion.datasets import SpanRule, clip_captions, read_segments, read_split, segment_texts
     from motion.text.schema import active_parts
 
-    segments = read_segments(features_dir, clip_captions(caption_table, read_split(features_dir, split)),
+    table = read_caption_table(caption_table)
+    segments = read_segments(features_dir, clip_captions(table, read_split(features_dir, split), caption_table),
                              SpanRule("lgtm", min_frames, max_frames))
     if not segments:
         raise DataError(Path(features_dir) / "splits" / f"{split}.txt", f"no {split} caption spans "
@@ -75,7 +76,6 @@ def read_test_captions(features_dir: str | Path, caption_table: str | Path, part
         keep = np.sort(np.random.default_rng(seed).choice(len(segments), max_captions, replace=False))
         segments = [segments[i] for i in keep]
     parts = read_part_annotations(part_annotations, "run `dvc repro split_texts`")
-    table = read_caption_table(caption_table)
     tokens: dict[str, list[str]] = {}
     out = []
     for s in segments:

@@ -9,7 +9,7 @@ import numpy as np
 from models.lgtm import LGTMConfig
 from models.text_latents import RandomTextLatents, build_text_latent_cache
 from motion.core.parts import FEATURE_DIM, PART_NAMES
-from motion.data.captions import read_part_annotations
+from motion.data.captions import read_caption_table, read_part_annotations
 from motion.data.clipstore import CAPTION_TABLE
 from motion.datasets import LGTMDataset, SpanRule, clip_captions, load_normalisation, read_segments, segment_texts
 from tests.support.stores import write_caption_files, write_feature_store
@@ -48,7 +48,8 @@ def make_corpus(root: Path, num_motions: int = 6, seed: int = 0) -> dict[str, Pa
 
 def make_dataset(paths: dict[str, Path], ids: list[str], window: int, text_dim: int = 8, seed: int = 0) -> LGTMDataset:
     """LGTMDataset over ``ids`` with random text latents of ``text_dim``."""
-    segments = read_segments(paths["features"], clip_captions(paths["texts"], ids), SpanRule("lgtm", 10, 200))
+    segments = read_segments(paths["features"], clip_captions(read_caption_table(paths["texts"]), ids, paths["texts"]),
+                             SpanRule("lgtm", 10, 200))
     part_texts = read_part_annotations(paths["parts"], "rerun make_corpus")
     cache = build_text_latent_cache([s.seg_id for s in segments], [segment_texts(s, part_texts) for s in segments],
                                     RandomTextLatents(text_dim, seed=1))
