@@ -105,7 +105,8 @@ def test_a_second_writer_of_a_stage_output_is_refused_while_the_first_runs(param
 WATCHED = textwrap.dedent("""
     import os, sys, time
     from motion.core.process import stop_with_driver
-    stop_with_driver(poll_s=0.1, grace_s=5)
+    sys.stderr = open(sys.argv[1] + ".log", "w", buffering=1)  # the watcher's message, for a failing assertion
+    stop_with_driver(poll_s=0.1, grace_s=30)  # the handler's file write may wait on a busy disk
     try:  # the pid file appears inside the try: an interrupt right after it is still handled
         open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()))
         os.replace(sys.argv[1] + ".tmp", sys.argv[1])  # whole, never read half-written
@@ -179,8 +180,9 @@ def test_killing_dvc_stops_its_stage(tmp_path):
     dvc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "long"], cwd=tmp_path, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _kill_and_wait_for_the_end_of(dvc, tmp_path / "pid", 20, "the stage outlived dvc")
-        assert (tmp_path / "pid.interrupted").exists()  # stopped as by Ctrl-C: its cleanup ran
+        _kill_and_wait_for_the_end_of(dvc, tmp_path / "pid", 45, "the stage outlived dvc")
+        log = (tmp_path / "pid.log").read_text() if (tmp_path / "pid.log").exists() else "(no log)"
+        assert (tmp_path / "pid.interrupted").exists(), log  # stopped as by Ctrl-C: its cleanup ran
     finally:
         try:
             os.killpg(dvc.pid, signal.SIGKILL)  # the orphaned `sh -c` wrapper, if still there
