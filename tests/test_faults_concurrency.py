@@ -106,7 +106,7 @@ WATCHED = textwrap.dedent("""
     import os, sys, time
     from motion.core.process import stop_with_driver
     sys.stderr = open(sys.argv[1] + ".log", "w", buffering=1)  # the watcher's message, for a failing assertion
-    stop_with_driver(poll_s=0.1, grace_s=30)  # the handler's file write may wait on a busy disk
+    stop_with_driver(poll_s=0.1, grace_s=5)
     try:  # the pid file appears inside the try: an interrupt right after it is still handled
         open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()))
         os.replace(sys.argv[1] + ".tmp", sys.argv[1])  # whole, never read half-written
@@ -164,7 +164,8 @@ def test_wrapper_shells_are_skipped_when_finding_the_driver(tmp_path):
 
 @needs_proc
 def test_killing_dvc_stops_its_stage(tmp_path):
-    """SIGKILL to `dvc repro` (no chance to clean up) still ends the stage it started, through the shell."""
+    """SIGKILL to `dvc repro` (no chance to clean up) still ends the stage it started, through the shell, with
+    its cleanup, even when it was started with SIGINT ignored (a background job of a script, or a test run)."""
     (tmp_path / "watched.py").write_text(WATCHED)
     (tmp_path / "dvc.yaml").write_text(textwrap.dedent(f"""
         stages:
@@ -177,10 +178,12 @@ def test_killing_dvc_stops_its_stage(tmp_path):
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], cwd=tmp_path, check=True, env=env)
     subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=tmp_path, check=True,
                    env=env)
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `dvc repro &` in a script
     dvc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "long"], cwd=tmp_path, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           preexec_fn=ignore_sigint)
     try:
-        _kill_and_wait_for_the_end_of(dvc, tmp_path / "pid", 45, "the stage outlived dvc")
+        _kill_and_wait_for_the_end_of(dvc, tmp_path / "pid", 20, "the stage outlived dvc")
         log = (tmp_path / "pid.log").read_text() if (tmp_path / "pid.log").exists() else "(no log)"
         assert (tmp_path / "pid.interrupted").exists(), log  # stopped as by Ctrl-C: its cleanup ran
     finally:

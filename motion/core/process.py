@@ -97,6 +97,12 @@ def stop_with_driver(poll_s: float = POLL_S, grace_s: float = GRACE_S) -> thread
     if driver is None and start_ppid <= 1:
         return None
     name = Path(driver.argv[0]).name if driver and driver.argv else "parent"
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        # Started with SIGINT ignored (by a background `cmd &` of a script, which DVC passes on to its stages),
+        # the interrupt below would do nothing and the stage would end without its cleanup: the watcher's
+        # interrupt is this process's own stop request, so it must raise KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def gone() -> bool:
         if driver is not None:
