@@ -9,6 +9,7 @@ from motion.core.parts import FEATURE_GROUPS, PART_INDICES, merge_parts, split_p
 from motion.core.skeleton import FACE_JOINTS, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS, TARGET_OFFSETS
 from motion.data import features as F
 from motion.data.stats import Moments, group_average_std, humanml3d_mean_std, part_stats
+from tests.oracles import features_numpy
 from tests.oracles.humanml3d_process import process_file
 from tests.oracles.quaternion import (
     cont6d_to_matrix,
@@ -99,6 +100,17 @@ def test_extraction_agrees_with_the_published_code_in_float64():
         ours = F.extract_features(clip)
         assert np.abs(ours - process_file(clip.copy(), dtype=torch.float64)).max() <= 1e-5
         assert np.abs(ours - process_file(clip.copy())).max() <= 5e-3
+
+
+@pytest.mark.parametrize("feet_threshold, fix_wrap", [(F.FEET_THRESHOLD, False), (0.01, True)])
+def test_compiled_kernels_give_the_bytes_of_the_numpy_expressions(feet_threshold, fix_wrap):
+    rng = np.random.default_rng(12)
+    clips = [synthetic_clip(rng, int(n)) for n in rng.integers(2, 200, size=25)]
+    clips += [turning_clip(np.pi), turning_clip(-np.pi)]  # bones exactly opposite their rest direction
+    joints, lengths = F.pack(clips)
+    got = F.extract_features_packed(joints, lengths, feet_threshold=feet_threshold, fix_wrap=fix_wrap)
+    want = np.concatenate([features_numpy.extract(c, feet_threshold, fix_wrap) for c in clips])
+    assert got.tobytes() == want.tobytes()
 
 
 def test_batched_smoothing_is_bit_identical_to_filtering_clip_by_clip():

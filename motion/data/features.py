@@ -1,9 +1,10 @@
 """HumanML3D's 263-d motion features from joint positions, and back (``recover_from_ric``).
 
-Re-implements ``process_file`` of HumanML3D's ``motion_representation`` (Guo et al., CVPR 2022),
-vectorised over many clips at once. Clips of different lengths are *packed*: their frames are
-concatenated into one (N, 22, 3) array and ``lengths`` (B,) says where each clip ends. A clip of
-T frames gives T-1 feature frames (velocities need the next frame).
+Re-implements ``process_file`` of HumanML3D's ``motion_representation`` (Guo et al., CVPR 2022)
+for many clips at once: numba kernels loop over the frames, numpy computes the angles. Clips of
+different lengths are *packed*: their frames are concatenated into one (N, 22, 3) array and
+``lengths`` (B,) says where each clip ends. A clip of T frames gives T-1 feature frames
+(velocities need the next frame).
 
 Steps (all per clip): retarget to the target skeleton, put on the floor, move the first root to
 the XZ origin, turn the first frame to face +Z, detect foot contacts, estimate the per-frame root
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 from scipy.ndimage import gaussian_filter1d
 
 from motion.core.memory import keep_heap
@@ -34,9 +36,9 @@ FEET_THRESHOLD = 0.002  # squared metres per frame: below it a foot joint counts
 FACING_SMOOTH_SIGMA = 20.0  # frames: Gaussian smoothing of the facing direction for the root rotation
 LEG_BONES = (5, 8)  # right knee, right ankle: the bones whose lengths set the retargeting scale
 
-CHUNK_FRAMES = 1024  # frames per vectorised pass: work arrays of ~170 kB stay in L2 (in the heap: keep_heap)
+CHUNK_FRAMES = 1024  # frames per pass: each work array ~0.5 MB (kept in the heap: keep_heap); 512-16,384 run alike
 
-_PARENTS = np.array(PARENTS[1:])
+_PARENTS = np.array(PARENTS[1:], dtype=np.int64)  # parent of joints 1..21 (a parent comes before its children)
 
 
 def _ik_parents() -> np.ndarray:
@@ -119,89 +121,220 @@ def _forward(across: np.ndarray) -> np.ndarray:
     return np.stack([across[..., 2], np.zeros_like(across[..., 0]), -across[..., 0]], axis=-1)
 
 
-# ----------------------------------------------------------------------------- component-major layout
+# ----------------------------------------------------------------------------- compiled per-frame kernels
 #
-# The steps work on joint positions split into components: a tuple (x, y, z) of contiguous (N, J)
-# float64 arrays, so every elementwise pass streams through memory, and with chunks of CHUNK_FRAMES
-# frames every temporary stays small; ``keep_heap`` keeps freed temporaries in the process (glibc
-# would otherwise return them to the kernel and page-fault them in again on every pass). The public
-# step functions take and return the usual (N, J, 3) layout; the arithmetic (every operation and its
-# order) is the same in both layouts, so both give the same bytes.
+# The per-frame arithmetic runs in numba kernels, one loop over frames each, so every frame's 22
+# joints are read once and every feature is written straight into its row. The kernels compile
+# without fast-math (no reassociation, no fused multiply-add): each +, -, *, / and sqrt is one IEEE
+# operation in the order written, exactly as the numpy expressions they replaced, so the bytes are
+# the same as that numpy code's. The transcendental functions (cos, sin, arctan2, arcsin) stay in
+# numpy, on whole arrays. Positions are (N, 22, 3) float64, C-contiguous.
 
-Components = tuple[np.ndarray, np.ndarray, np.ndarray]
+_jit = njit(cache=True, nogil=True, error_model="numpy")  # error_model: 0/0 is NaN, as in numpy
 
-
-def _components(joints: np.ndarray) -> Components:
-    """(N, J, 3) positions -> (x, y, z), each (N, J) contiguous float64."""
-    joints = np.asarray(joints, dtype=np.float64)
-    return tuple(np.ascontiguousarray(joints[..., k]) for k in range(3))  # type: ignore[return-value]
-
-
-def _interleaved(c: Components) -> np.ndarray:
-    """(x, y, z) -> (N, J, 3) contiguous."""
-    return np.stack(c, axis=-1)
+_REST = np.ascontiguousarray(RAW_OFFSETS[1:], dtype=np.float64)  # unit rest direction of each bone
+_FEET = np.array(LEFT_FOOT + RIGHT_FOOT, dtype=np.int64)
+_FEATURE_OFFSETS = (ROOT_ROT_VEL.start, ROOT_LIN_VEL.start, ROOT_HEIGHT.start, RIC.start, ROT6D.start,
+                    LOCAL_VEL.start, FOOT_CONTACT.start)
 
 
-def _take(c: Components, index: np.ndarray, axis: int) -> Components:
-    """The same elements of every component (contiguous copies)."""
-    return tuple(np.take(a, index, axis=axis) for a in c)  # type: ignore[return-value]
+def _positions(joints: np.ndarray) -> np.ndarray:
+    """Joints (N, >=22, 3) as the kernels' (N, 22, 3) C-contiguous float64."""
+    return np.ascontiguousarray(np.asarray(joints)[:, :NUM_JOINTS], dtype=np.float64)
 
 
-def _depth_levels() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Joints grouped by depth in the kinematic tree (root excluded), each with its parents: forward
-    kinematics level by level composes every joint exactly as joint-by-joint order does."""
-    depth = [0] * NUM_JOINTS
-    for j in range(1, NUM_JOINTS):
-        depth[j] = depth[PARENTS[j]] + 1
-    levels = []
-    for d in range(1, max(depth) + 1):
-        joints = np.array([j for j in range(NUM_JOINTS) if depth[j] == d])
-        levels.append((joints, np.array([PARENTS[j] for j in joints])))
-    return levels
+@_jit
+def _retarget_kernel(joints, starts, ends, root_scale, bone_length, out, floor):
+    """Keep every bone direction, set its length; scale the root; floor[b] = lowest y of clip b."""
+    for b in range(len(starts)):
+        lowest = np.inf
+        for i in range(starts[b], ends[b]):
+            for k in range(3):
+                out[i, 0, k] = joints[i, 0, k] * root_scale[b]
+            for j in range(1, NUM_JOINTS):
+                p = _PARENTS[j - 1]
+                dx = joints[i, j, 0] - joints[i, p, 0]
+                dy = joints[i, j, 1] - joints[i, p, 1]
+                dz = joints[i, j, 2] - joints[i, p, 2]
+                norm = np.sqrt(dx * dx + dy * dy + dz * dz)
+                out[i, j, 0] = out[i, p, 0] + bone_length[j] * (dx / norm)
+                out[i, j, 1] = out[i, p, 1] + bone_length[j] * (dy / norm)
+                out[i, j, 2] = out[i, p, 2] + bone_length[j] * (dz / norm)
+            for j in range(NUM_JOINTS):
+                y = out[i, j, 1]
+                if y < lowest or y != y:  # a NaN stays the minimum, as in np.minimum
+                    lowest = y
+        floor[b] = lowest
 
 
-_LEVELS = _depth_levels()
+@_jit
+def _canonicalize_kernel(positions, starts, ends, cos, sin, floor, out):
+    """Move clip b's first root to the XZ origin, turn it by (cos[b], sin[b]) about +y, lift it by -floor[b]."""
+    for b in range(len(starts)):
+        x0, z0 = positions[starts[b], 0, 0], positions[starts[b], 0, 2]
+        for i in range(starts[b], ends[b]):
+            for j in range(NUM_JOINTS):
+                x = positions[i, j, 0] - x0
+                z = positions[i, j, 2] - z0
+                out[i, j, 0] = cos[b] * x + sin[b] * z
+                out[i, j, 1] = positions[i, j, 1] - floor[b]
+                out[i, j, 2] = cos[b] * z - sin[b] * x
 
 
-def _first_frames(c: Components, starts: np.ndarray) -> np.ndarray:
-    """Frame 0 of every clip as (B, J, 3)."""
-    return np.stack([a[starts] for a in c], axis=-1)
+@_jit
+def _forward_rows(p, out):
+    """Horizontal forward direction up x unit(across) = (across_z, 0, -across_x) / |across| of every
+    frame, as rows out[0] (z) and out[1] (x); its y row is zero."""
+    r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
+    for i in range(len(p)):
+        ax = (p[i, l_hip, 0] - p[i, r_hip, 0]) + (p[i, r_shoulder, 0] - p[i, l_shoulder, 0])
+        ay = (p[i, l_hip, 1] - p[i, r_hip, 1]) + (p[i, r_shoulder, 1] - p[i, l_shoulder, 1])
+        az = (p[i, l_hip, 2] - p[i, r_hip, 2]) + (p[i, r_shoulder, 2] - p[i, l_shoulder, 2])
+        norm = np.sqrt(ax * ax + ay * ay + az * az)
+        out[0, i] = az / norm
+        out[1, i] = -(ax / norm)
 
 
-def _retarget_c(c: Components, lengths: np.ndarray, target_offsets: np.ndarray) -> Components:
-    """``retarget`` on components."""
+@_jit
+def _pad_nearest(x, starts, ends, radius, out):
+    """Rows x (K, N) of clips laid end to end, each clip padded with ``radius`` copies of its edge
+    frames on both sides, into out (K, N + 2 radius B)."""
+    o = 0
+    for b in range(len(starts)):
+        n = ends[b] - starts[b]
+        for t in range(n + 2 * radius):
+            i = starts[b] + min(max(t - radius, 0), n - 1)
+            for k in range(x.shape[0]):
+                out[k, o] = x[k, i]
+            o += 1
+
+
+@_jit
+def _rotation_6d_row(positions, i, half_cos, half_sin, bone_q, out, m, offset):
+    """HumanML3D IK of frame i: local rotations of joints 1..21 as 6D, into out[m, offset:offset + 126].
+
+    half_cos, half_sin: cos and sin of half the root yaw; bone_q (21, 4) is scratch space."""
+    for j in range(1, NUM_JOINTS):  # global rotation of each bone: the shortest arc u -> v
+        p = _PARENTS[j - 1]
+        vx = positions[i, j, 0] - positions[i, p, 0]
+        vy = positions[i, j, 1] - positions[i, p, 1]
+        vz = positions[i, j, 2] - positions[i, p, 2]
+        norm = np.sqrt(vx * vx + vy * vy + vz * vz)
+        vx, vy, vz = vx / norm, vy / norm, vz / norm
+        ux, uy, uz = _REST[j - 1, 0], _REST[j - 1, 1], _REST[j - 1, 2]
+        gw = 1.0 + ux * vx + uy * vy + uz * vz  # (1 + u.v, u x v), normalised
+        gx, gy, gz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        norm2 = gw * gw + gx * gx + gy * gy + gz * gz
+        if norm2 < 1e-20:  # bone exactly opposite its rest direction (HumanML3D: NaN): a half turn
+            gx, gy, gz = _HALF_TURN_AXES[j - 1, 0], _HALF_TURN_AXES[j - 1, 1], _HALF_TURN_AXES[j - 1, 2]
+            norm2 = 1.0
+        inv_norm = 1.0 / np.sqrt(norm2)
+        bone_q[j - 1, 0] = gw * inv_norm
+        bone_q[j - 1, 1] = gx * inv_norm
+        bone_q[j - 1, 2] = gy * inv_norm
+        bone_q[j - 1, 3] = gz * inv_norm
+    for j in range(1, NUM_JOINTS):  # local rotation conj(parent) * bone; the root's is the yaw (cos h, 0, sin h, 0)
+        k = _IK_PARENTS[j - 1]
+        if k == 0:
+            pw, px, py, pz = half_cos, 0.0, half_sin, 0.0
+        else:
+            pw, px, py, pz = bone_q[k - 1, 0], bone_q[k - 1, 1], bone_q[k - 1, 2], bone_q[k - 1, 3]
+        gw, gx, gy, gz = bone_q[j - 1, 0], bone_q[j - 1, 1], bone_q[j - 1, 2], bone_q[j - 1, 3]
+        w = pw * gw + px * gx + py * gy + pz * gz
+        x = pw * gx - px * gw - py * gz + pz * gy
+        y = pw * gy + px * gz - py * gw - pz * gx
+        z = pw * gz - px * gy + py * gx - pz * gw
+        o = offset + 6 * (j - 1)  # the first two columns of its rotation matrix
+        out[m, o] = 1.0 - 2.0 * (y * y + z * z)
+        out[m, o + 1] = 2.0 * (x * y + z * w)
+        out[m, o + 2] = 2.0 * (x * z - y * w)
+        out[m, o + 3] = 2.0 * (x * y - z * w)
+        out[m, o + 4] = 1.0 - 2.0 * (x * x + z * z)
+        out[m, o + 5] = 2.0 * (y * z + x * w)
+
+
+@_jit
+def _rotations_6d_kernel(positions, half_cos, half_sin, out):
+    bone_q = np.empty((NUM_JOINTS - 1, 4))
+    for i in range(len(positions)):
+        _rotation_6d_row(positions, i, half_cos[i], half_sin[i], bone_q, out, i, 0)
+
+
+@_jit
+def _features_kernel(positions, starts, ends, cos, sin, half_cos, half_sin, rot_vel, feet_threshold,
+                     out):
+    """The 263 features of every frame i with a next frame in its clip, into row i - b of out.
+
+    cos, sin: of the root yaw per frame; half_cos, half_sin, rot_vel: per output row."""
+    rv, lin, height, ric, rot6d, vel, feet = _FEATURE_OFFSETS
+    bone_q = np.empty((NUM_JOINTS - 1, 4))
+    for b in range(len(starts)):
+        for i in range(starts[b], ends[b] - 1):
+            m = i - b
+            c, s = cos[i], sin[i]
+            # Root: rotation velocity, linear velocity in the next frame's root frame, height.
+            out[m, rv] = rot_vel[m]
+            dx = positions[i + 1, 0, 0] - positions[i, 0, 0]
+            dz = positions[i + 1, 0, 2] - positions[i, 0, 2]
+            out[m, lin] = cos[i + 1] * dx + sin[i + 1] * dz
+            out[m, lin + 1] = cos[i + 1] * dz - sin[i + 1] * dx
+            out[m, height] = positions[i, 0, 1]
+            # Root-invariant positions of joints 1..21: relative to the root's xz, in the root's frame.
+            for j in range(1, NUM_JOINTS):
+                lx = positions[i, j, 0] - positions[i, 0, 0] * 1.0
+                lz = positions[i, j, 2] - positions[i, 0, 2] * 1.0
+                o = ric + 3 * (j - 1)
+                out[m, o] = c * lx + s * lz
+                out[m, o + 1] = positions[i, j, 1] - positions[i, 0, 1] * 0.0
+                out[m, o + 2] = c * lz - s * lx
+            _rotation_6d_row(positions, i, half_cos[m], half_sin[m], bone_q, out, m, rot6d)
+            # Local velocities of all 22 joints in the root's frame, and foot contacts.
+            for j in range(NUM_JOINTS):
+                sx = positions[i + 1, j, 0] - positions[i, j, 0]
+                sy = positions[i + 1, j, 1] - positions[i, j, 1]
+                sz = positions[i + 1, j, 2] - positions[i, j, 2]
+                out[m, vel + 3 * j] = c * sx + s * sz
+                out[m, vel + 3 * j + 1] = sy
+                out[m, vel + 3 * j + 2] = c * sz - s * sx
+            for f in range(len(_FEET)):
+                j = _FEET[f]
+                fx = positions[i + 1, j, 0] - positions[i, j, 0]
+                fy = positions[i + 1, j, 1] - positions[i, j, 1]
+                fz = positions[i + 1, j, 2] - positions[i, j, 2]
+                out[m, feet + f] = 1.0 if fx * fx + fy * fy + fz * fz < feet_threshold else 0.0
+
+
+# ----------------------------------------------------------------------------- the steps on kernel positions
+
+
+def _bounds(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ends = np.cumsum(lengths)
+    return ends - lengths, ends
+
+
+def _retarget(positions: np.ndarray, lengths: np.ndarray, target_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``retarget`` of kernel positions, and the floor (lowest y) of every clip."""
     bone_length = np.linalg.norm(np.asarray(target_offsets, dtype=np.float64), axis=-1)
-    first = _first_frames(c, _starts(lengths))
+    starts, ends = _bounds(lengths)
+    first = positions[starts]
     legs = list(LEG_BONES)
     src_leg = np.linalg.norm(first[:, legs] - first[:, [PARENTS[j] for j in legs]], axis=-1).sum(axis=-1)
     scale = bone_length[legs].sum() / src_leg
-    dx, dy, dz = (a[:, 1:] - np.take(a, _PARENTS, axis=1) for a in c)  # bones (N, 21)
-    norm = np.sqrt(dx * dx + dy * dy + dz * dz)
-    root_scale = np.repeat(scale, lengths)
-    out = []
-    for a, d in zip(c, (dx, dy, dz)):
-        d /= norm  # unit directions
-        bones = np.ascontiguousarray((bone_length[1:] * d).T)  # (21, N): joint-major for the level loop
-        o = np.empty((NUM_JOINTS, len(a)))
-        o[0] = a[:, 0] * root_scale
-        for joints, parents in _LEVELS:
-            o[joints] = o[parents] + bones[joints - 1]
-        out.append(np.ascontiguousarray(o.T))
-    return tuple(out)  # type: ignore[return-value]
+    out, floor = np.empty_like(positions), np.empty(len(lengths))
+    _retarget_kernel(positions, starts, ends, scale, bone_length, out, floor)
+    return out, floor
 
 
-def _canonicalize_c(c: Components, lengths: np.ndarray) -> Components:
-    """``canonicalize`` on components."""
-    starts = _starts(lengths)
-    floor = np.minimum.reduceat(c[1].min(axis=1), starts)
-    first = _first_frames(c, starts)
+def _canonicalize(positions: np.ndarray, lengths: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``canonicalize`` of kernel positions whose clips' lowest y values are ``floor``."""
+    starts, ends = _bounds(lengths)
+    first = positions[starts]
     r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
     across = (first[:, r_hip] - first[:, l_hip]) + (first[:, r_shoulder] - first[:, l_shoulder])
     yaw = _facing_yaw(_forward(across))
-    cos, sin = np.repeat(np.cos(yaw), lengths)[:, None], np.repeat(np.sin(yaw), lengths)[:, None]
-    x = c[0] - np.repeat(first[:, 0, 0], lengths)[:, None]
-    z = c[2] - np.repeat(first[:, 0, 2], lengths)[:, None]
-    return cos * x + sin * z, c[1] - np.repeat(floor, lengths)[:, None], cos * z - sin * x
+    out = np.empty_like(positions)
+    _canonicalize_kernel(positions, starts, ends, np.cos(yaw), np.sin(yaw), floor, out)
+    return out
 
 
 def _smooth_per_clip(x: np.ndarray, lengths: np.ndarray, sigma: float) -> np.ndarray:
@@ -211,105 +344,33 @@ def _smooth_per_clip(x: np.ndarray, lengths: np.ndarray, sigma: float) -> np.nda
     wide as the kernel's radius: every output sums exactly the values (and in the same order) that a
     pass over that clip alone would, so the result is bit-identical to filtering clip by clip."""
     radius = int(4.0 * float(sigma) + 0.5)  # gaussian_filter1d's default truncate=4.0
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    padded = lengths + 2 * radius
-    offset = np.repeat(np.cumsum(padded) - padded, padded)
-    local = np.arange(int(padded.sum())) - offset - radius  # frame of the clip, before clipping
-    index = np.repeat(starts, padded) + np.clip(local, 0, np.repeat(lengths - 1, padded))
-    smooth = gaussian_filter1d(np.take(x, index, axis=1), sigma, axis=-1, mode="nearest")
-    keep = np.flatnonzero((local >= 0) & (local < np.repeat(lengths, padded)))
-    return np.take(smooth, keep, axis=1)
+    starts, ends = _bounds(lengths)
+    padded = np.empty((len(x), x.shape[1] + 2 * radius * len(lengths)))
+    _pad_nearest(np.ascontiguousarray(x, dtype=np.float64), starts, ends, radius, padded)
+    smooth = gaussian_filter1d(padded, sigma, axis=-1, mode="nearest")
+    inside = np.arange(x.shape[1]) + radius + 2 * radius * np.repeat(np.arange(len(lengths)), lengths)
+    return np.take(smooth, inside, axis=1)
 
 
-def _root_yaw_c(c: Components, lengths: np.ndarray, sigma: float) -> np.ndarray:
-    """``root_yaw`` on components."""
-    r_hip, l_hip, r_shoulder, l_shoulder = FACE_JOINTS
-    ax, ay, az = ((a[:, l_hip] - a[:, r_hip]) + (a[:, r_shoulder] - a[:, l_shoulder]) for a in c)
-    norm = np.sqrt(ax * ax + ay * ay + az * az)
-    # forward = up x unit(across) = (across_z, 0, -across_x); its zero y row stays zero when smoothed.
-    smooth = _smooth_per_clip(np.stack([az / norm, -(ax / norm)]), lengths, sigma)
+def _root_yaw(positions: np.ndarray, lengths: np.ndarray, sigma: float) -> np.ndarray:
+    """``root_yaw`` of kernel positions."""
+    forward = np.empty((2, len(positions)))
+    _forward_rows(positions, forward)
+    smooth = _smooth_per_clip(forward, lengths, sigma)
     yaw = np.arctan2(-smooth[0], smooth[1])
-    yaw[np.cumsum(lengths) - lengths] = 0.0
+    yaw[_bounds(lengths)[0]] = 0.0
     return yaw
 
 
-def _rotations_6d_into(p: Components, yaw: np.ndarray, out: np.ndarray) -> None:
-    """``joint_rotations_6d`` of component positions p (each (M, 22)), written into out (M, 21, 6)."""
-    vx, vy, vz = (a[:, 1:] - np.take(a, _PARENTS, axis=1) for a in p)  # bones (M, 21)
-    norm = np.sqrt(vx * vx + vy * vy + vz * vz)
-    vx /= norm
-    vy /= norm
-    vz /= norm
-    ux, uy, uz = RAW_OFFSETS[1:, 0], RAW_OFFSETS[1:, 1], RAW_OFFSETS[1:, 2]  # unit rest directions
-    # Shortest arc u -> v: (1 + u.v, u x v), normalised.
-    gw, gx, gy, gz = 1.0 + ux * vx + uy * vy + uz * vz, uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
-    norm2 = gw * gw + gx * gx + gy * gy + gz * gz
-    opposite = norm2 < 1e-20  # bone exactly opposite its rest direction: HumanML3D gives NaN here
-    if opposite.any():  # take the half turn about a fixed axis perpendicular to the rest direction
-        gx, gy, gz = (np.where(opposite, axis, g) for axis, g in zip(_HALF_TURN_AXES.T, (gx, gy, gz)))
-        norm2 = np.where(opposite, 1.0, norm2)
-    inv_norm = 1.0 / np.sqrt(norm2)
-    gw *= inv_norm
-    gx *= inv_norm
-    gy *= inv_norm
-    gz *= inv_norm
-    # Parent rotation of each joint: the root yaw quaternion (cos h, 0, sin h, 0) or a bone's.
-    half = 0.5 * yaw[:, None]
-    zero = np.zeros_like(half)
-    pw = np.take(np.concatenate([np.cos(half), gw], axis=1), _IK_PARENTS, axis=1)
-    px = np.take(np.concatenate([zero, gx], axis=1), _IK_PARENTS, axis=1)
-    py = np.take(np.concatenate([np.sin(half), gy], axis=1), _IK_PARENTS, axis=1)
-    pz = np.take(np.concatenate([zero, gz], axis=1), _IK_PARENTS, axis=1)
-    # Local rotation: conj(parent) * bone.
-    w = pw * gw + px * gx + py * gy + pz * gz
-    x = pw * gx - px * gw - py * gz + pz * gy
-    y = pw * gy + px * gz - py * gw - pz * gx
-    z = pw * gz - px * gy + py * gx - pz * gw
-    # First two columns of its rotation matrix.
-    out[..., 0] = 1.0 - 2.0 * (y * y + z * z)
-    out[..., 1] = 2.0 * (x * y + z * w)
-    out[..., 2] = 2.0 * (x * z - y * w)
-    out[..., 3] = 2.0 * (x * y - z * w)
-    out[..., 4] = 1.0 - 2.0 * (x * x + z * z)
-    out[..., 5] = 2.0 * (y * z + x * w)
-
-
-def _features_into(c: Components, lengths: np.ndarray, feet_threshold: float, fix_wrap: bool,
+def _features_into(positions: np.ndarray, lengths: np.ndarray, feet_threshold: float, fix_wrap: bool,
                    out: np.ndarray) -> None:
-    """``features_from_positions`` of component positions (each (N, 22)), written into out (N-B, 263)."""
+    """``features_from_positions`` of kernel positions, written into out (N-B, 263)."""
     src, dst = _pairs(lengths)
-    yaw = _root_yaw_c(c, lengths, FACING_SMOOTH_SIGMA)
-    cos, sin = np.cos(yaw), np.sin(yaw)
-    (px, py, pz), (qx, qy, qz) = _take(c, src, 0), _take(c, dst, 0)  # each frame and the next, (M, 22)
-    cos_src, sin_src = cos[src, None], sin[src, None]
-
-    # Root: rotation velocity (a half-angle), linear velocity in the next frame's root frame, height.
-    out[:, ROOT_ROT_VEL] = root_rotation_velocity(yaw, src, dst, fix_wrap)[:, None]
-    dx, dz = qx[:, 0] - px[:, 0], qz[:, 0] - pz[:, 0]
-    cos_dst, sin_dst = cos[dst], sin[dst]
-    out[:, ROOT_LIN_VEL.start] = cos_dst * dx + sin_dst * dz
-    out[:, ROOT_LIN_VEL.start + 1] = cos_dst * dz - sin_dst * dx
-    out[:, ROOT_HEIGHT] = py[:, 0:1]
-
-    # Root-invariant positions of joints 1..21: relative to the root's xz, in the root's frame.
-    ric = out[:, RIC].reshape(len(src), NUM_JOINTS - 1, 3)
-    lx = px[:, 1:] - px[:, :1] * 1.0
-    lz = pz[:, 1:] - pz[:, :1] * 1.0
-    ric[..., 0] = cos_src * lx + sin_src * lz
-    ric[..., 1] = py[:, 1:] - py[:, :1] * 0.0
-    ric[..., 2] = cos_src * lz - sin_src * lx
-
-    _rotations_6d_into((px, py, pz), yaw[src], out[:, ROT6D].reshape(len(src), NUM_JOINTS - 1, 6))
-
-    sx, sy, sz = qx - px, qy - py, qz - pz  # (M, 22)
-    vel = out[:, LOCAL_VEL].reshape(len(src), NUM_JOINTS, 3)
-    vel[..., 0] = cos_src * sx + sin_src * sz
-    vel[..., 1] = sy
-    vel[..., 2] = cos_src * sz - sin_src * sx
-    feet = list(LEFT_FOOT + RIGHT_FOOT)
-    fx, fy, fz = sx[:, feet], sy[:, feet], sz[:, feet]
-    out[:, FOOT_CONTACT] = fx * fx + fy * fy + fz * fz < feet_threshold
+    yaw = _root_yaw(positions, lengths, FACING_SMOOTH_SIGMA)
+    half = 0.5 * yaw[src]
+    starts, ends = _bounds(lengths)
+    _features_kernel(positions, starts, ends, np.cos(yaw), np.sin(yaw), np.cos(half), np.sin(half),
+                     root_rotation_velocity(yaw, src, dst, fix_wrap), float(feet_threshold), out)
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -321,12 +382,14 @@ def retarget(joints: np.ndarray, lengths: np.ndarray, target_offsets: np.ndarray
     The root trajectory is scaled by the ratio of lower-leg lengths (target / clip's frame 0).
     Equivalent to the published IK then FK with the target offsets (each offset is a raw unit
     direction times a bone length)."""
-    return _interleaved(_retarget_c(_components(joints), np.asarray(lengths), target_offsets))
+    return _retarget(_positions(joints), np.asarray(lengths, dtype=np.int64), target_offsets)[0]
 
 
 def canonicalize(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Floor at y=0 (lowest joint of the clip), first root at the XZ origin, first frame facing +Z."""
-    return _interleaved(_canonicalize_c(_components(positions), np.asarray(lengths)))
+    positions, lengths = _positions(positions), np.asarray(lengths, dtype=np.int64)
+    floor = np.minimum.reduceat(positions[:, :, 1].min(axis=1), _bounds(lengths)[0])
+    return _canonicalize(positions, lengths, floor)
 
 
 def foot_contacts(positions: np.ndarray, lengths: np.ndarray, threshold: float = FEET_THRESHOLD) -> np.ndarray:
@@ -344,7 +407,7 @@ def root_yaw(positions: np.ndarray, lengths: np.ndarray, sigma: float = FACING_S
     (joint 1 - joint 2) + (joint 17 - joint 16) (the hip names are swapped relative to
     process_file), the forward vectors are smoothed over time (Gaussian, ``sigma`` frames), and
     the first frame of each clip is set to the identity (the motion already faces +Z there)."""
-    return _root_yaw_c(_components(positions), np.asarray(lengths), sigma)
+    return _root_yaw(_positions(positions), np.asarray(lengths, dtype=np.int64), sigma)
 
 
 def joint_rotations_6d(positions: np.ndarray, yaw: np.ndarray) -> np.ndarray:
@@ -352,10 +415,11 @@ def joint_rotations_6d(positions: np.ndarray, yaw: np.ndarray) -> np.ndarray:
 
     Each bone's global rotation is the shortest arc from its rest direction to its direction in
     the frame; the local rotation is relative to its IK parent's global rotation (the root's is
-    the yaw rotation). Quaternion components are kept as separate arrays (no stacking) for speed."""
-    out = np.empty((len(positions), NUM_JOINTS - 1, 6))
-    _rotations_6d_into(_components(positions), np.asarray(yaw, dtype=np.float64), out)
-    return out
+    the yaw rotation)."""
+    half = 0.5 * np.asarray(yaw, dtype=np.float64)
+    out = np.empty((len(positions), (NUM_JOINTS - 1) * 6))
+    _rotations_6d_kernel(_positions(positions), np.cos(half), np.sin(half), out)
+    return out.reshape(len(positions), NUM_JOINTS - 1, 6)
 
 
 def root_rotation_velocity(yaw: np.ndarray, src: np.ndarray, dst: np.ndarray, fix_wrap: bool = False) -> np.ndarray:
@@ -376,9 +440,9 @@ def features_from_positions(
     positions: np.ndarray, lengths: np.ndarray, feet_threshold: float = FEET_THRESHOLD, fix_wrap: bool = False
 ) -> np.ndarray:
     """The 263-d features (N-B, 263) float64 of canonicalised positions (N, 22, 3) (floor, origin, +Z)."""
-    lengths = np.asarray(lengths)
+    lengths = np.asarray(lengths, dtype=np.int64)
     out = np.empty((len(positions) - len(lengths), FEATURE_DIM))
-    _features_into(_components(positions), lengths, feet_threshold, fix_wrap, out)
+    _features_into(_positions(positions), lengths, feet_threshold, fix_wrap, out)
     return out
 
 
@@ -405,9 +469,9 @@ def extract_features_packed(
 ) -> np.ndarray:
     """HumanML3D ``process_file`` on packed clips: joints (N, 22, 3) -> features (N-B, 263) float32.
 
-    Clips are processed in chunks of about ``chunk_frames`` frames so the work arrays stay in cache
-    (and, with ``keep_heap``, in the process's heap between passes); the work is float64 throughout,
-    written once into the float32 result."""
+    Clips are processed in chunks of about ``chunk_frames`` frames (the work arrays stay small and,
+    with ``keep_heap``, in the process's heap between chunks); the work is float64 throughout,
+    written once into the float32 result. The bytes do not depend on the chunking."""
     keep_heap()
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.ndim != 1 or (lengths < 2).any() or lengths.sum() != len(joints):
@@ -415,8 +479,9 @@ def extract_features_packed(
     ends = np.concatenate([[0], np.cumsum(lengths)])
     out = np.empty((len(joints) - len(lengths), FEATURE_DIM), dtype=np.float32)
     for b0, b1 in _chunks(lengths, chunk_frames):
-        chunk = _components(np.asarray(joints[ends[b0]:ends[b1], :NUM_JOINTS]))
-        positions = _canonicalize_c(_retarget_c(chunk, lengths[b0:b1], target_offsets), lengths[b0:b1])
+        chunk = _positions(joints[ends[b0]:ends[b1]])
+        positions, floor = _retarget(chunk, lengths[b0:b1], target_offsets)
+        positions = _canonicalize(positions, lengths[b0:b1], floor)
         _features_into(positions, lengths[b0:b1], feet_threshold, fix_wrap, out[ends[b0] - b0:ends[b1] - b1])
     return out
 
