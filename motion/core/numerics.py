@@ -1,4 +1,4 @@
-"""One instruction set for the numeric libraries, so a stage writes the same bytes on every x86-64 CPU.
+"""One instruction set for the numeric libraries, so stages write the same bytes on more x86-64 CPUs.
 
 numpy, OpenBLAS, PyTorch (ATen), MKL and oneDNN each pick their kernels from the running CPU when they load.
 An AVX-512 kernel sums and rounds in another order than the AVX2 one, so the same stage gave other float bits
@@ -6,6 +6,10 @@ An AVX-512 kernel sums and rounds in another order than the AVX2 one, so the sam
 them for its AVX2 (x86-64-v3) path, which every machine with AVX2 runs; it must run before numpy or torch is
 imported (``stages/__init__.py`` calls it), and a variable the user has set wins. Machines without AVX2 and
 non-x86 machines are left alone (their kernels are their own).
+
+Measured: the data stages (numpy, numba) give the same bytes on an AVX2 machine, an AVX-512 EPYC and an
+Intel Xeon with AVX-512; the torch stages did on the first two, but MiniLM's embeddings came out as other
+bytes on the Intel Xeon whatever MKL, ATen and oneDNN path was asked for there (README, "Same bytes").
 
 Thread counts matter too (a reduction split over more threads adds in another order); the stages pin those
 from ``compute.threads``.
