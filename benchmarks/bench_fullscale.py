@@ -8,7 +8,9 @@ process (``python -m stages.<name>`` with a params file pointing every path into
 built-in skeleton) and prints wall time and peak RSS per stage, the poses preflight's cost, the
 clip counts per split against the official split files, and the Mean/Std of the features next to
 HumanML3D's published ones. ``--texts`` adds split_texts (rules) and embed_texts (MiniLM) on all
-captions. WORKDIR is deleted afterwards unless ``--keep``.
+captions. ``--dvc`` times ``dvc add``/``dvc status`` on the outputs; ``--dvc-repro`` runs the data stages
+through ``dvc repro`` in a copy of the project and times a no-op ``dvc repro`` and ``dvc status`` there.
+WORKDIR is deleted afterwards unless ``--keep``.
 """
 from __future__ import annotations
 
@@ -215,6 +217,37 @@ def dvc_hashing(work: Path, outputs: list[Path], inputs: list[Path]) -> None:
             print(f"{label:24s} {time.perf_counter() - start:6.1f} s")
 
 
+def dvc_pipeline(work: Path, standin: Path) -> None:
+    """The data stages through DVC itself on the stand-in: a fresh copy of the project (``dvc.yaml``, the
+    repository's params with the download stage on the stand-in), ``dvc repro features`` from nothing (the
+    stages plus DVC's hashing and caching of their outputs, hard-linked), then a no-op ``dvc repro`` of the
+    same target and ``dvc status`` on the full-size outputs."""
+    from tests.support.workspace import make_workspace
+
+    project = make_workspace(work / "project", tiny=False, overrides={
+        "download.source": "amass_local", "download.humanml3d_dir": str(standin / "humanml3d"),
+        "download.amass_local.archive_dir": str(standin / "amass"), "download.amass_local.link": True,
+        "poses.body_model": "builtin"})
+    dvc = [sys.executable, "-m", "dvc"]
+    env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("LGTM_PARAMS", None)
+    for setting in (["core.analytics", "false"], ["cache.type", "hardlink,symlink"]):
+        subprocess.run(dvc + ["config", *setting], cwd=project, check=True, env=env)
+    for label, args in (("dvc repro features (from nothing)", ["repro", "features"]),
+                        ("dvc repro features (no-op)", ["repro", "features"]),
+                        ("dvc status features", ["status", "features"]),
+                        ("dvc status features (again)", ["status", "features"])):
+        start = time.perf_counter()
+        out = subprocess.run(dvc + args, cwd=project, capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - start
+        if out.returncode:
+            raise SystemExit(f"{' '.join(args)} failed in {project}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        tail = [line for line in out.stdout.splitlines() if line.strip()][-1:] or [""]
+        print(f"{label:36s} {wall:7.1f} s   | {tail[0][:110]}")
+    files = sum(1 for folder in ("data/poses", "data/features") for f in (project / folder).rglob("*") if f.is_file())
+    print(f"  (DVC tracks data/raw and data/poses, data/features as folders: {files} files in the last two)")
+
+
 def main() -> None:
     """Generate the stand-in, run the stages, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,6 +257,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep WORKDIR")
     parser.add_argument("--no-resume", action="store_true", help="skip the incremental and SIGKILL reruns")
     parser.add_argument("--dvc", action="store_true", help="time dvc add / dvc status on the poses and features")
+    parser.add_argument("--dvc-repro", action="store_true",
+                        help="also run the data stages through dvc repro in a copy of the project, then a no-op "
+                             "dvc repro and dvc status")
     parser.add_argument("--body-model", default="builtin", choices=("builtin", "smplh"),
                         help="smplh: smplx with generated SMPL-H model files, on the CPU")
     parser.add_argument("--poses-worker", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -266,6 +302,8 @@ def main() -> None:
     if args.dvc:
         paths = params["paths"]
         dvc_hashing(work, [Path(paths["poses"]), features], [Path(paths["amass"]), Path(paths["annotations"])])
+    if args.dvc_repro:
+        dvc_pipeline(work, work / "standin")
     if not args.no_resume:
         incremental_rerun(work, params_file, "SSM")
         killed_and_resumed(work, params_file, summary["sources"])
