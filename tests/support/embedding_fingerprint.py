@@ -12,13 +12,14 @@ Record the golden file from a default run: ``python -m tests.support.embedding_f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from motion.core.io import sha256_file, write_text
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "embed_texts_default.json"
 EXACT_FILES = ("texts.parquet", "token_offsets.npy", "meta.json")
@@ -34,10 +35,6 @@ SENTENCE_TOLERANCE = 5e-6
 TOKEN_TOLERANCE = 5e-4
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def fingerprint(folder: str | Path) -> dict[str, Any]:
     """Exact hashes of the CPU-independent files and projections of a sample of texts' features."""
     folder = Path(folder)
@@ -49,7 +46,7 @@ def fingerprint(folder: str | Path) -> dict[str, Any]:
     rows = np.linspace(0, len(sentences) - 1, min(SAMPLE_TEXTS, len(sentences))).round().astype(int)
     mean_tokens = np.stack([np.asarray(tokens[offsets[i]:offsets[i + 1]], np.float64).mean(0) for i in rows])
     return {
-        "files_md5": {name: _md5(folder / name) for name in EXACT_FILES},
+        "files_sha256": {name: sha256_file(folder / name) for name in EXACT_FILES},
         "rows": rows.tolist(),
         "sentences": (sentences[rows].astype(np.float64) @ directions).round(9).tolist(),
         "mean_tokens": (mean_tokens @ directions).round(9).tolist(),
@@ -58,8 +55,8 @@ def fingerprint(folder: str | Path) -> dict[str, Any]:
 
 def differences(fresh: dict[str, Any], golden: dict[str, Any]) -> list[str]:
     """What in ``fresh`` does not match ``golden`` (exact files, rows, projections within tolerance)."""
-    problems = [f"{name}: md5 {fresh['files_md5'].get(name)} != golden {md5}"
-                for name, md5 in golden["files_md5"].items() if fresh["files_md5"].get(name) != md5]
+    problems = [f"{name}: sha256 {fresh['files_sha256'].get(name)} != golden {digest}"
+                for name, digest in golden["files_sha256"].items() if fresh["files_sha256"].get(name) != digest]
     if fresh["rows"] != golden["rows"]:
         return [*problems, f"sampled rows differ: {len(fresh['rows'])} vs {len(golden['rows'])}"]
     for key, tolerance in (("sentences", SENTENCE_TOLERANCE), ("mean_tokens", TOKEN_TOLERANCE)):
@@ -98,9 +95,7 @@ def main() -> None:
               "command": "python -m tests.support.embedding_fingerprint data/embeddings",
               **fingerprint(args.folder)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(_dump(record), encoding="utf-8")
-    tmp.replace(args.out)
+    write_text(args.out, _dump(record))
     print(f"wrote {args.out} ({len(record['rows'])} texts)")
 
 
